@@ -1,0 +1,1 @@
+//! Fleetline AWS adapters (in progress).

@@ -1,0 +1,1 @@
+//! Fleetline domain core (in progress).
