@@ -1,1 +1,166 @@
 //! Shared helpers for the integration tests: local endpoints and clients.
+
+// --- Redshift Data API emulator (owned by the emulator's helper) ---
+
+/// The Data API endpoint: `AWS_ENDPOINT_URL_REDSHIFT_DATA`, default the local emulator.
+pub fn data_api_endpoint() -> String {
+    env_or("AWS_ENDPOINT_URL_REDSHIFT_DATA", "http://127.0.0.1:4599")
+}
+
+/// Region and static credentials for the local stack (env, default us-east-1 test/test).
+pub fn local_region_and_credentials() -> (String, aws_credential_types::Credentials) {
+    let region = env_or("AWS_REGION", "us-east-1");
+    let creds = aws_credential_types::Credentials::new(
+        env_or("AWS_ACCESS_KEY_ID", "test"),
+        env_or("AWS_SECRET_ACCESS_KEY", "test"),
+        None,
+        None,
+        "fleetline-tests",
+    );
+    (region, creds)
+}
+
+/// A Redshift Data API client against [`data_api_endpoint`]. Panics with a hint when the
+/// emulator is not reachable, so a stopped stack is reported clearly.
+pub async fn data_api_client() -> aws_sdk_redshiftdata::Client {
+    let endpoint = data_api_endpoint();
+    let probe = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
+    if tokio::net::TcpStream::connect(&probe).await.is_err() {
+        panic!("Redshift Data API emulator not reachable at {endpoint}: start it with localstack/up");
+    }
+    let shared = fleetline_aws::sdk_config().await;
+    let (region, creds) = local_region_and_credentials();
+    let conf = aws_sdk_redshiftdata::config::Builder::from(&shared)
+        .region(aws_sdk_redshiftdata::config::Region::new(region))
+        .credentials_provider(creds)
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_redshiftdata::Client::from_conf(conf)
+}
+
+/// An S3 client for LocalStack (path-style addressing).
+pub async fn local_s3_client() -> aws_sdk_s3::Client {
+    let shared = fleetline_aws::sdk_config().await;
+    let (region, creds) = local_region_and_credentials();
+    let conf = aws_sdk_s3::config::Builder::from(&shared)
+        .region(aws_sdk_s3::config::Region::new(region))
+        .credentials_provider(creds)
+        .endpoint_url(localstack_endpoint())
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+// --- Kinesis, child processes, workspace binaries (owned by the simulator's helper) ---
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default LocalStack endpoint (overridden by `AWS_ENDPOINT_URL`).
+pub const DEFAULT_LOCALSTACK_ENDPOINT: &str = "http://127.0.0.1:4566";
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// The value of an environment variable, or `default` when unset or empty.
+pub fn env_or(key: &str, default: &str) -> String {
+    match std::env::var(key) {
+        Ok(v) if !v.is_empty() => v,
+        _ => default.to_string(),
+    }
+}
+
+/// LocalStack's endpoint: `AWS_ENDPOINT_URL` or the default.
+pub fn localstack_endpoint() -> String {
+    env_or("AWS_ENDPOINT_URL", DEFAULT_LOCALSTACK_ENDPOINT)
+}
+
+/// Endpoint of one service: `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`, else
+/// LocalStack's default. `service` as in the variable name, e.g. `KINESIS`.
+pub fn service_endpoint(service: &str) -> String {
+    env_or(
+        &format!("AWS_ENDPOINT_URL_{service}"),
+        &localstack_endpoint(),
+    )
+}
+
+/// The AWS environment for a child process (a workspace binary), with the local defaults
+/// for whatever is not set: region, test credentials, LocalStack endpoint.
+pub fn local_aws_env() -> Vec<(String, String)> {
+    [
+        ("AWS_REGION", DEFAULT_REGION),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_ENDPOINT_URL", DEFAULT_LOCALSTACK_ENDPOINT),
+    ]
+    .iter()
+    .map(|(k, d)| (k.to_string(), env_or(k, d)))
+    .collect()
+}
+
+/// Panics with a clear message when nothing listens at `url`'s host and port.
+pub fn require_reachable(url: &str, what: &str, how_to_start: &str) {
+    let hostport = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let reachable = hostport
+        .to_socket_addrs()
+        .ok()
+        .into_iter()
+        .flatten()
+        .any(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
+    assert!(
+        reachable,
+        "{what} is not reachable at {url}: start it with {how_to_start}"
+    );
+}
+
+/// Panics unless LocalStack answers ("start it with localstack/up").
+pub fn require_localstack() {
+    require_reachable(&localstack_endpoint(), "LocalStack", "localstack/up");
+}
+
+/// A Kinesis client for the local stack (endpoint `AWS_ENDPOINT_URL_KINESIS`, else
+/// `AWS_ENDPOINT_URL`, else LocalStack's default).
+pub async fn kinesis_client() -> aws_sdk_kinesis::Client {
+    let shared = fleetline_aws::sdk_config().await;
+    let (region, creds) = local_region_and_credentials();
+    let conf = aws_sdk_kinesis::config::Builder::from(&shared)
+        .region(aws_sdk_kinesis::config::Region::new(region))
+        .credentials_provider(creds)
+        .endpoint_url(service_endpoint("KINESIS"))
+        .build();
+    aws_sdk_kinesis::Client::from_conf(conf)
+}
+
+/// Path of a workspace binary, next to the test executable (`target/<profile>/<name>`).
+/// `cargo test -p fleetline-tests` does not build other packages' binaries, so this panics
+/// with the command to run when it is missing.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable has no target directory");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} not found: run `cargo build -p {name}` first (cargo test -p fleetline-tests does not build it)",
+        path.display()
+    );
+    path
+}
+
+/// A name unique to this process and instant, e.g. for a throw-away stream or bucket.
+pub fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{nanos:09}", std::process::id())
+}

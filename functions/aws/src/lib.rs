@@ -1,1 +1,15 @@
-//! Fleetline AWS adapters (in progress).
+//! Fleetline adapters over AWS: the shared SDK configuration, the Redshift Data API
+//! warehouse client, CloudWatch EMF metrics and JSON logging (and, as they land, the lake
+//! sinks and the dead-letter sink).
+//!
+//! Every function builds its clients once, from [`sdk_config`], and passes them in.
+
+pub mod config;
+pub mod deadletter;
+pub mod lake;
+pub mod metrics;
+pub mod telemetry;
+pub mod warehouse;
+
+pub use config::sdk_config;
+pub use warehouse::{DataApiWarehouse, Warehouse, WarehouseConfig, WarehouseError};

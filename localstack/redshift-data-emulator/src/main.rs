@@ -1,1 +1,167 @@
-fn main() {}
+//! `redshift-data-emulator`: a local Amazon Redshift Data API over PostgreSQL.
+
+mod executor;
+mod external;
+mod formats;
+mod lake;
+mod lexer;
+mod ops;
+mod params;
+mod pool;
+mod protocol;
+mod server;
+mod sql_translate;
+mod store;
+mod values;
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Local Amazon Redshift Data API over PostgreSQL")]
+struct Args {
+    /// Address to serve the Data API on.
+    #[arg(long, env = "EMULATOR_LISTEN", default_value = "127.0.0.1:4599")]
+    listen: SocketAddr,
+    /// libpq-style connection string of the PostgreSQL server (the database is taken
+    /// from each request's `Database`).
+    #[arg(
+        long,
+        env = "EMULATOR_POSTGRES",
+        default_value = "host=127.0.0.1 port=5433 user=postgres"
+    )]
+    postgres: String,
+    /// S3 endpoint holding the external tables' data (LocalStack).
+    #[arg(
+        long,
+        env = "EMULATOR_S3_ENDPOINT",
+        default_value = "http://127.0.0.1:4566"
+    )]
+    s3_endpoint: String,
+    /// Statements that may be running at once (ActiveStatementsExceededException beyond).
+    #[arg(long, env = "EMULATOR_MAX_ACTIVE_STATEMENTS", default_value_t = 200)]
+    max_active_statements: usize,
+    /// PostgreSQL connections per database.
+    #[arg(long, env = "EMULATOR_MAX_CONNECTIONS", default_value_t = 16)]
+    max_connections: usize,
+    /// How long finished statements and their results are kept.
+    #[arg(long, env = "EMULATOR_RETENTION_SECS", default_value_t = 24 * 3600)]
+    retention_secs: i64,
+    /// Most statements kept in memory (oldest finished ones are evicted first).
+    #[arg(long, env = "EMULATOR_MAX_STATEMENTS", default_value_t = 10_000)]
+    max_statements: usize,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let pg = tokio_postgres::Config::from_str(&args.postgres)?;
+    let region = std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|_| "us-east-1".into());
+    let lake = lake::Lake::new(
+        &args.s3_endpoint,
+        &region,
+        &env_or("AWS_ACCESS_KEY_ID", "test"),
+        &env_or("AWS_SECRET_ACCESS_KEY", "test"),
+    );
+    let engine = Arc::new(executor::Engine {
+        pools: pool::Pools::new(pg, args.max_connections.max(1)),
+        lake,
+        store: store::Store::new(
+            chrono::Duration::seconds(args.retention_secs),
+            args.max_statements.max(1),
+        ),
+    });
+    let app = Arc::new(server::App {
+        engine,
+        limits: ops::Limits {
+            max_active: args.max_active_statements.max(1),
+        },
+    });
+    let listener = TcpListener::bind(args.listen).await?;
+    tracing::info!(listen = %args.listen, s3 = %args.s3_endpoint, "redshift-data-emulator listening");
+    let graceful = GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let app = app.clone();
+                let svc = service_fn(move |req| server::handle(app.clone(), req));
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc);
+                let watched = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = watched.await {
+                        tracing::debug!(%peer, error = %e, "connection error");
+                    }
+                });
+            }
+            _ = &mut shutdown => {
+                tracing::info!("shutting down");
+                break;
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(5)) => {
+            tracing::warn!("connections still open after 5 s; exiting");
+        }
+    }
+    Ok(())
+}

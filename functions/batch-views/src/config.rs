@@ -1,0 +1,101 @@
+//! Settings from the environment (the warehouse has its own: `WarehouseConfig::from_env`).
+
+use fleetline_aws::deadletter::normalize_prefix;
+use fleetline_core::{RapidAccelThreshold, THRESHOLD_ENV, ThresholdError};
+
+pub const ENV_BUCKET: &str = "LAKE_BUCKET";
+pub const ENV_PREFIX: &str = "LAKE_PREFIX";
+/// Days before the previous boundary recomputed by an incremental run (late readings).
+pub const ENV_REPROCESS_DAYS: &str = "FLEETLINE_BATCH_REPROCESS_DAYS";
+/// Speed rows are pruned for days before `boundary − margin`.
+pub const ENV_PRUNE_MARGIN_DAYS: &str = "FLEETLINE_SPEED_PRUNE_MARGIN_DAYS";
+
+pub const DEFAULT_BUCKET: &str = "fleetline-lake";
+pub const DEFAULT_PREFIX: &str = "vehicle_telematics_raw/";
+pub const DEFAULT_REPROCESS_DAYS: u32 = 2;
+pub const DEFAULT_PRUNE_MARGIN_DAYS: u32 = 2;
+/// Upper bound for day counts from configuration or payloads (ten years): beyond it is a
+/// typo, and a full rebuild is `{"full": true}`.
+pub const MAX_DAYS: u32 = 3660;
+
+/// Where the lake is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LakeLayout {
+    pub bucket: String,
+    /// Key prefix of the lake table, empty or ending with `/`.
+    pub prefix: String,
+}
+
+impl LakeLayout {
+    pub fn new(bucket: impl Into<String>, prefix: &str) -> Self {
+        Self {
+            bucket: bucket.into(),
+            prefix: normalize_prefix(prefix),
+        }
+    }
+
+    /// `s3://bucket/<key_prefix>` for a key prefix such as
+    /// `vehicle_telematics_raw/year=2025/month=03/day=14/`.
+    pub fn location(&self, key_prefix: &str) -> String {
+        format!("s3://{}/{}", self.bucket, key_prefix)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub lake: LakeLayout,
+    pub reprocess_days: u32,
+    pub prune_margin_days: u32,
+    pub threshold: RapidAccelThreshold,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            lake: LakeLayout::new(DEFAULT_BUCKET, DEFAULT_PREFIX),
+            reprocess_days: DEFAULT_REPROCESS_DAYS,
+            prune_margin_days: DEFAULT_PRUNE_MARGIN_DAYS,
+            threshold: RapidAccelThreshold::DEFAULT,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{THRESHOLD_ENV}: {0}")]
+    Threshold(#[from] ThresholdError),
+    #[error("{var}={value:?}: expected a whole number of days from 0 to {MAX_DAYS}")]
+    Days { var: &'static str, value: String },
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Empty values count as unset (SAM passes `""` for unset parameters).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let days = |var: &'static str, default: u32| match get(var) {
+            None => Ok(default),
+            Some(value) => value
+                .parse()
+                .ok()
+                .filter(|n| *n <= MAX_DAYS)
+                .ok_or(ConfigError::Days { var, value }),
+        };
+        Ok(Self {
+            lake: LakeLayout::new(
+                get(ENV_BUCKET).unwrap_or_else(|| DEFAULT_BUCKET.to_owned()),
+                &get(ENV_PREFIX).unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
+            ),
+            reprocess_days: days(ENV_REPROCESS_DAYS, DEFAULT_REPROCESS_DAYS)?,
+            prune_margin_days: days(ENV_PRUNE_MARGIN_DAYS, DEFAULT_PRUNE_MARGIN_DAYS)?,
+            threshold: RapidAccelThreshold::from_env_value(get(THRESHOLD_ENV).as_deref())?,
+        })
+    }
+}

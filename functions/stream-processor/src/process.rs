@@ -1,0 +1,353 @@
+//! One Kinesis batch: validate, dead-letter the invalid records, store the valid ones.
+//!
+//! Failure policy (DESIGN §4):
+//! * invalid record → dead letter (never retried, never lost);
+//! * transient trouble (a retryable warehouse error, any dead-letter write failure) →
+//!   `batchItemFailures` = the sequence number of the FIRST record of the batch, i.e. "retry
+//!   all of it". Everything this function does is idempotent — dead letters overwrite their
+//!   own key, the insert skips (VIN, ts) already stored — so retrying the whole batch is safe,
+//!   and it is simpler and safer than tracking which records of a half-done batch landed;
+//! * permanent warehouse failure (bad SQL, missing table, bad config) → `Err`: Lambda
+//!   retries, bisects the batch, and finally sends it to the on-failure destination.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::streams::KinesisEventResponse;
+use chrono::{DateTime, Utc};
+use fleetline_aws::Warehouse;
+use fleetline_aws::deadletter::{DeadLetter, DeadLetterSink};
+use fleetline_aws::metrics::Emf;
+use fleetline_aws::warehouse::WarehouseError;
+use fleetline_core::{
+    RapidAccelThreshold, RejectReason, Rejection, ValidationContext, parse_and_validate,
+};
+use futures::StreamExt;
+
+use crate::input::{InputRecord, records};
+use crate::sql;
+
+/// The function's logical name (dead letters' `function`, the metrics' dimension).
+pub const FUNCTION_NAME: &str = "stream-processor";
+
+/// What the processor needs besides its adapters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub threshold: RapidAccelThreshold,
+    pub dead_letter_concurrency: usize,
+}
+
+/// A permanent failure: the invocation fails (Lambda retries, bisects, then gives up to the
+/// on-failure destination).
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("permanent warehouse failure: {0}")]
+    Warehouse(#[from] WarehouseError),
+}
+
+/// How the batch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything stored / dead-lettered.
+    Done,
+    /// Transient trouble: the whole batch is handed back for retry.
+    Retry { reason: String },
+    /// Permanent failure: the invocation fails.
+    Failed { reason: String },
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// Counts for one batch. When the outcome is [`Outcome::Done`]:
+/// `records_in = stored + rejected + duplicates_in_batch + already_stored`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchReport {
+    pub records_in: u64,
+    /// Rows actually inserted into `speed.telemetry` (0 unless the outcome is `Done`).
+    pub stored: u64,
+    /// Dead-lettered records (written, or attempted when the outcome is `Retry`).
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<&'static str, u64>,
+    /// Valid readings whose (VIN, ts) appeared earlier in the same batch.
+    pub duplicates_in_batch: u64,
+    /// Valid, batch-unique readings already in `speed.telemetry` (redeliveries).
+    pub already_stored: u64,
+    pub dead_letter_failures: u64,
+    pub max_record_age: Option<Duration>,
+    pub duration: Duration,
+    pub outcome: Outcome,
+}
+
+pub struct Processor<W, S> {
+    warehouse: W,
+    sink: S,
+    settings: Settings,
+}
+
+/// A batch sorted out: VALUES rows of the valid, batch-unique readings, dead letters of
+/// the rest, and how many in-batch duplicates were dropped.
+struct Classified {
+    rows: Vec<String>,
+    letters: Vec<DeadLetter>,
+    duplicates: u64,
+}
+
+impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
+    pub fn new(warehouse: W, sink: S, settings: Settings) -> Self {
+        Self {
+            warehouse,
+            sink,
+            settings,
+        }
+    }
+
+    pub fn warehouse(&self) -> &W {
+        &self.warehouse
+    }
+
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// Lambda entry point: process, then emit the metrics and the summary log line.
+    pub async fn handle(
+        &self,
+        event: KinesisEvent,
+        now: DateTime<Utc>,
+    ) -> Result<KinesisEventResponse, ProcessError> {
+        let input = records(event);
+        let (result, report) = self.process(&input, now).await;
+        emit(&report);
+        result
+    }
+
+    /// Processes one batch (in delivery order). `now` is the reference time of validation.
+    pub async fn process(
+        &self,
+        input: &[InputRecord],
+        now: DateTime<Utc>,
+    ) -> (Result<KinesisEventResponse, ProcessError>, BatchReport) {
+        let started = Instant::now();
+        let Classified {
+            rows,
+            letters,
+            duplicates,
+        } = self.classify(input, now);
+
+        let valid_unique = rows.len() as u64;
+        let (dead_letter_failures, stored) =
+            futures::join!(self.write_dead_letters(&letters), self.store(&rows));
+
+        let mut rejected_by_reason = BTreeMap::new();
+        for l in &letters {
+            let code = RejectReason::from_code(&l.reason).map_or("other", RejectReason::code);
+            *rejected_by_reason.entry(code).or_insert(0) += 1;
+        }
+        let mut report = BatchReport {
+            records_in: input.len() as u64,
+            stored: 0,
+            rejected: letters.len() as u64,
+            rejected_by_reason,
+            duplicates_in_batch: duplicates,
+            already_stored: 0,
+            dead_letter_failures,
+            max_record_age: input
+                .iter()
+                .map(|r| r.arrival)
+                .min()
+                .and_then(|oldest| (now - oldest).to_std().ok()),
+            duration: Duration::ZERO,
+            outcome: Outcome::Done,
+        };
+
+        let mut response = KinesisEventResponse::default();
+        let result = match stored {
+            Err(e) if !e.is_transient() => {
+                report.outcome = Outcome::Failed {
+                    reason: e.to_string(),
+                };
+                Err(ProcessError::Warehouse(e))
+            }
+            Err(e) => {
+                report.outcome = Outcome::Retry {
+                    reason: e.to_string(),
+                };
+                Ok(())
+            }
+            Ok(_) if dead_letter_failures > 0 => {
+                report.outcome = Outcome::Retry {
+                    reason: format!("{dead_letter_failures} dead letter(s) could not be written"),
+                };
+                Ok(())
+            }
+            Ok(inserted) => {
+                // When the API reports no row count, count the batch-unique valid readings.
+                report.stored = inserted.unwrap_or(valid_unique);
+                report.already_stored = valid_unique.saturating_sub(report.stored);
+                Ok(())
+            }
+        };
+        if let (Outcome::Retry { .. }, Some(first)) = (&report.outcome, input.first()) {
+            response.add_failure(first.sequence_number.clone());
+        }
+        report.duration = started.elapsed();
+        (result.map(|()| response), report)
+    }
+
+    fn classify(&self, input: &[InputRecord], now: DateTime<Utc>) -> Classified {
+        let ctx = ValidationContext::new(now);
+        let mut seen = HashSet::new();
+        let mut out = Classified {
+            rows: Vec::new(),
+            letters: Vec::new(),
+            duplicates: 0,
+        };
+        for rec in input {
+            let reading = match parse_and_validate(&rec.data, &ctx) {
+                Ok(r) => r,
+                Err(rejection) => {
+                    out.letters.push(dead_letter(rec, &rejection));
+                    continue;
+                }
+            };
+            if !seen.insert(reading.dedupe_key()) {
+                out.duplicates += 1;
+                continue;
+            }
+            match sql::row_literal(
+                &reading,
+                &rec.shard_id,
+                &rec.sequence_number,
+                self.settings.threshold,
+            ) {
+                Ok(row) => out.rows.push(row),
+                // Only text with a backslash or NUL gets here (the trip id: VINs are
+                // validated, shard and sequence are cleaned on input). It would fail the
+                // whole batch forever, so it is rejected like any other bad trip id.
+                Err(e) => {
+                    seen.remove(&reading.dedupe_key());
+                    out.letters.push(DeadLetter {
+                        reason: RejectReason::BadTripId.code().to_owned(),
+                        detail: format!("trip_id cannot be stored: {e}"),
+                        ..dead_letter_base(rec)
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Writes every letter, at most `dead_letter_concurrency` at once; returns the number
+    /// that failed (each is logged).
+    async fn write_dead_letters(&self, letters: &[DeadLetter]) -> u64 {
+        let limit = self.settings.dead_letter_concurrency.max(1);
+        futures::stream::iter(letters)
+            .map(|l| self.sink.put(l))
+            .buffer_unordered(limit)
+            .fold(0u64, |failed, r| async move {
+                match r {
+                    Ok(()) => failed,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "dead letter not written");
+                        failed + 1
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Stores the rows; `Ok(Some(n))` = rows inserted as reported by the warehouse.
+    async fn store(&self, rows: &[String]) -> Result<Option<u64>, WarehouseError> {
+        let transactions = sql::plan(rows)?;
+        if transactions.is_empty() {
+            return Ok(Some(0));
+        }
+        let merge_at: Vec<usize> = transactions
+            .iter()
+            .map(|t| sql::merge_index(t.len()))
+            .collect();
+        let summaries = self
+            .warehouse
+            .execute_batches(transactions.into_iter().flatten().collect())
+            .await?;
+        if summaries.len() != merge_at.len() {
+            return Ok(None);
+        }
+        Ok(summaries
+            .iter()
+            .zip(merge_at)
+            .map(|(s, i)| s.rows_affected.get(i).copied().flatten())
+            .sum())
+    }
+}
+
+fn dead_letter_base(rec: &InputRecord) -> DeadLetter {
+    DeadLetter {
+        reason: String::new(),
+        detail: String::new(),
+        shard_id: rec.shard_id.clone(),
+        sequence_number: rec.sequence_number.clone(),
+        approximate_arrival: rec.arrival,
+        partition_key: rec.partition_key.clone(),
+        data: rec.data.clone(),
+        function: FUNCTION_NAME.to_owned(),
+    }
+}
+
+fn dead_letter(rec: &InputRecord, rejection: &Rejection) -> DeadLetter {
+    DeadLetter {
+        reason: rejection.code().to_owned(),
+        detail: rejection.detail.clone(),
+        ..dead_letter_base(rec)
+    }
+}
+
+/// EMF metrics and one JSON summary line per batch.
+fn emit(report: &BatchReport) {
+    let mut m = Emf::new(FUNCTION_NAME);
+    m.count("RecordsIn", report.records_in)
+        .count("RecordsStored", report.stored)
+        .count("RecordsRejected", report.rejected)
+        .count("DuplicatesInBatch", report.duplicates_in_batch)
+        .count("DuplicatesAlreadyStored", report.already_stored)
+        .count("DeadLetterFailures", report.dead_letter_failures)
+        .count(
+            "BatchRetries",
+            u64::from(matches!(report.outcome, Outcome::Retry { .. })),
+        )
+        .duration("BatchDurationMs", report.duration);
+    if let Some(age) = report.max_record_age {
+        m.duration("MaxRecordAgeMs", age);
+    }
+    m.property("Outcome", report.outcome.as_str());
+    m.emit();
+
+    let by_reason = serde_json::to_string(&report.rejected_by_reason).unwrap_or_default();
+    let reason = match &report.outcome {
+        Outcome::Done => "",
+        Outcome::Retry { reason } | Outcome::Failed { reason } => reason,
+    };
+    tracing::info!(
+        records_in = report.records_in,
+        records_stored = report.stored,
+        records_rejected = report.rejected,
+        rejected_by_reason = %by_reason,
+        duplicates_in_batch = report.duplicates_in_batch,
+        duplicates_already_stored = report.already_stored,
+        dead_letter_failures = report.dead_letter_failures,
+        max_record_age_ms = report.max_record_age.map(|d| d.as_millis() as u64),
+        batch_duration_ms = report.duration.as_millis() as u64,
+        outcome = report.outcome.as_str(),
+        outcome_reason = reason,
+        "batch summary"
+    );
+}

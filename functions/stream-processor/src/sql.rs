@@ -1,0 +1,251 @@
+//! The SQL that stores one batch of readings in `speed.telemetry`.
+//!
+//! Per transaction (one BatchExecuteStatement):
+//! 1. `CREATE TEMP TABLE stage_telemetry (…)` — explicit columns, no `arrived_at`;
+//! 2. `INSERT INTO stage_telemetry (…) VALUES (…),(…)` — as many ≤ 100 KB chunks as needed;
+//! 3. `INSERT INTO speed.telemetry (…) SELECT … FROM stage_telemetry s WHERE NOT EXISTS
+//!    (… same vin and ts …)` — Redshift enforces no unique keys and has no `VALUES` in
+//!    `FROM`, so this anti-join is what makes a redelivered batch change nothing. It also
+//!    matches `event_day` (a function of `ts`, so no change in meaning) because that is the
+//!    leading column of the table's sort key: Redshift can then skip blocks by day;
+//! 4. `DROP TABLE stage_telemetry` — on Redshift every Data API call is its own session
+//!   anyway; the local emulator pools PostgreSQL sessions, where a temp table would outlive
+//!   the call (a rolled-back transaction drops it too).
+//!
+//! A batch needing more than 40 statements is split into several such transactions, each
+//! with its own stage table; they run in order through `Warehouse::execute_batches`. The
+//! split is not atomic, but re-running it only inserts what is missing (step 3), so a
+//! retry after a partial commit converges to the same rows.
+//!
+//! Every value is a literal built here: numbers from the canonical integers through the
+//! fixed-point formatters, text through [`sql_quote`]. Nothing from the payload is
+//! interpolated unescaped. The same batch always yields byte-identical statements.
+
+use fleetline_aws::warehouse::{
+    MAX_BATCH_STATEMENTS, MAX_STATEMENT_BYTES, WarehouseError, chunk_values_insert, sql_quote,
+};
+use fleetline_core::{RapidAccelThreshold, Reading};
+
+/// Target table.
+pub const TABLE: &str = "speed.telemetry";
+/// Stage table (session-local).
+pub const STAGE: &str = "stage_telemetry";
+/// Columns written, in the order of the row literals (`arrived_at` takes its default).
+pub const COLUMNS: &str = "vin, trip_id, ts, event_day, vehicle_speed, acceleration, odometer, \
+rapid_acceleration, latitude, longitude, shard_id, sequence_number";
+
+const STAGE_DDL: &str = "CREATE TEMP TABLE stage_telemetry (\
+vin CHAR(17) NOT NULL, trip_id VARCHAR(64) NOT NULL, ts TIMESTAMP NOT NULL, \
+event_day DATE NOT NULL, vehicle_speed DECIMAL(12,3) NOT NULL, \
+acceleration DECIMAL(10,4) NOT NULL, odometer DECIMAL(12,3) NOT NULL, \
+rapid_acceleration SMALLINT NOT NULL, latitude DOUBLE PRECISION, longitude DOUBLE PRECISION, \
+shard_id VARCHAR(128) NOT NULL, sequence_number VARCHAR(128) NOT NULL)";
+
+/// Statements around the VALUES chunks of one transaction.
+const FIXED_STATEMENTS: usize = 3;
+
+fn stage_insert_prefix() -> String {
+    format!("INSERT INTO {STAGE} ({COLUMNS}) VALUES ")
+}
+
+fn merge_statement() -> String {
+    format!(
+        "INSERT INTO {TABLE} ({COLUMNS}) SELECT {COLUMNS} FROM {STAGE} s \
+         WHERE NOT EXISTS (SELECT 1 FROM {TABLE} t \
+         WHERE t.event_day = s.event_day AND t.vin = s.vin AND t.ts = s.ts)"
+    )
+}
+
+fn drop_statement() -> String {
+    format!("DROP TABLE {STAGE}")
+}
+
+/// One reading plus where it came from, as a VALUES row literal, e.g.
+/// `('1HGCM82633A004352','V1St…','2026-11-25 17:04:31.000000','2026-11-25',57.300,4.2109,1042.377,0,47.6105,-122.3301,'shardId-000000000000','4959…')`.
+///
+/// Fails only for text that cannot be quoted portably (a backslash or NUL, see
+/// [`sql_quote`]); validated VINs never contain one, a trip id might.
+pub fn row_literal(
+    reading: &Reading,
+    shard_id: &str,
+    sequence_number: &str,
+    threshold: RapidAccelThreshold,
+) -> Result<String, WarehouseError> {
+    let (lat, lon) = match reading.location {
+        Some(l) => (float_literal(l.latitude), float_literal(l.longitude)),
+        None => ("NULL".to_owned(), "NULL".to_owned()),
+    };
+    Ok(format!(
+        "({},{},'{}','{}',{},{},{},{},{},{},{},{})",
+        sql_quote(reading.vin.as_str())?,
+        sql_quote(&reading.trip_id)?,
+        reading.timestamp_display(),
+        reading.day().format("%Y-%m-%d"),
+        reading.speed_decimal(),
+        reading.acceleration_decimal(),
+        reading.odometer_decimal(),
+        u8::from(threshold.is_rapid(reading.acceleration_e4)),
+        lat,
+        lon,
+        sql_quote(shard_id)?,
+        sql_quote(sequence_number)?,
+    ))
+}
+
+/// Coordinates are display-only doubles. Rust's `Display` for `f64` prints the shortest
+/// text that round-trips and never uses exponent notation, so it is a valid SQL numeric
+/// literal. Validation guarantees finiteness; NULL otherwise, to be safe.
+fn float_literal(v: f64) -> String {
+    if v.is_finite() {
+        v.to_string()
+    } else {
+        "NULL".to_owned()
+    }
+}
+
+/// The transactions that store `rows` (row literals from [`row_literal`]), each at most
+/// [`MAX_BATCH_STATEMENTS`] statements, every one but the last exactly that many — so that
+/// `Warehouse::execute_batches`, which groups by that number in order, runs exactly these
+/// transactions. No rows → no transactions (no SQL at all).
+pub fn plan(rows: &[String]) -> Result<Vec<Vec<String>>, WarehouseError> {
+    plan_with_limit(rows, MAX_STATEMENT_BYTES)
+}
+
+/// [`plan`] with a custom statement size limit (tests use small ones).
+pub fn plan_with_limit(
+    rows: &[String],
+    max_statement_bytes: usize,
+) -> Result<Vec<Vec<String>>, WarehouseError> {
+    let chunks = chunk_values_insert(&stage_insert_prefix(), rows, "", max_statement_bytes)?;
+    let per_transaction = MAX_BATCH_STATEMENTS - FIXED_STATEMENTS;
+    Ok(chunks
+        .chunks(per_transaction)
+        .map(|group| {
+            let mut t = Vec::with_capacity(group.len() + FIXED_STATEMENTS);
+            t.push(STAGE_DDL.to_owned());
+            t.extend(group.iter().cloned());
+            t.push(merge_statement());
+            t.push(drop_statement());
+            t
+        })
+        .collect())
+}
+
+/// Index, within each transaction of [`plan`], of the statement whose row count is the
+/// number of readings actually inserted into `speed.telemetry`.
+pub fn merge_index(transaction_len: usize) -> usize {
+    transaction_len.saturating_sub(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use fleetline_core::{ValidationContext, parse_and_validate};
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-25T18:00:00Z")
+            .unwrap()
+            .to_utc()
+    }
+
+    fn reading(json: &str) -> Reading {
+        parse_and_validate(json.as_bytes(), &ValidationContext::new(now())).unwrap()
+    }
+
+    const SAMPLE: &str = r#"{"VIN":"1HGCM82633A004352","trip_id":"O'Brien-trip","timestamp":"2026-11-25 17:04:31.123456789","vehicleSpeed":57.3,"acceleration":-4.21085,"odometer":1042.377,"location":{"latitude":47.6105,"longitude":-122.3301}}"#;
+
+    #[test]
+    fn row_literal_uses_exact_fixed_point_and_quoting() {
+        let r = reading(SAMPLE);
+        let row = row_literal(&r, "shardId-000000000000", "42", RapidAccelThreshold::DEFAULT)
+            .unwrap();
+        assert_eq!(
+            row,
+            "('1HGCM82633A004352','O''Brien-trip','2026-11-25 17:04:31.123456','2026-11-25',\
+             57.300,-4.2109,1042.377,0,47.6105,-122.3301,'shardId-000000000000','42')"
+        );
+    }
+
+    #[test]
+    fn rapid_flag_follows_the_threshold_inclusively_and_location_may_be_null() {
+        let r = reading(
+            r#"{"VIN":"1HGCM82633A004352","trip_id":"t","timestamp":"2026-11-25T00:00:00Z","vehicleSpeed":0,"acceleration":10.0,"odometer":0}"#,
+        );
+        let row = row_literal(&r, "s", "1", RapidAccelThreshold::DEFAULT).unwrap();
+        assert!(row.ends_with(",0.000,10.0000,0.000,1,NULL,NULL,'s','1')"), "{row}");
+        let higher = RapidAccelThreshold::new(10.0001).unwrap();
+        let row = row_literal(&r, "s", "1", higher).unwrap();
+        assert!(row.contains(",0,NULL,NULL,"), "{row}");
+    }
+
+    #[test]
+    fn unquotable_trip_id_is_an_error_not_sql() {
+        let r = reading(
+            r#"{"VIN":"1HGCM82633A004352","trip_id":"a\\b","timestamp":"2026-11-25T00:00:00Z","vehicleSpeed":0,"acceleration":0,"odometer":0}"#,
+        );
+        assert!(matches!(
+            row_literal(&r, "s", "1", RapidAccelThreshold::DEFAULT),
+            Err(WarehouseError::UnquotableLiteral { .. })
+        ));
+    }
+
+    #[test]
+    fn one_transaction_wraps_the_chunks() {
+        let rows: Vec<String> = (0..5).map(|i| format!("({i})")).collect();
+        let plan = plan(&rows).unwrap();
+        assert_eq!(plan.len(), 1);
+        let t = &plan[0];
+        assert_eq!(t.len(), 4);
+        assert!(t[0].starts_with("CREATE TEMP TABLE stage_telemetry ("));
+        assert_eq!(
+            t[1],
+            format!("INSERT INTO stage_telemetry ({COLUMNS}) VALUES (0),(1),(2),(3),(4)")
+        );
+        assert_eq!(
+            t[2],
+            format!(
+                "INSERT INTO speed.telemetry ({COLUMNS}) SELECT {COLUMNS} FROM stage_telemetry s \
+                 WHERE NOT EXISTS (SELECT 1 FROM speed.telemetry t \
+                 WHERE t.event_day = s.event_day AND t.vin = s.vin AND t.ts = s.ts)"
+            )
+        );
+        assert_eq!(t[3], "DROP TABLE stage_telemetry");
+        assert_eq!(merge_index(t.len()), 2);
+        assert!(plan_with_limit(&[], 1000).unwrap().is_empty());
+    }
+
+    #[test]
+    fn many_chunks_split_into_aligned_transactions_of_forty() {
+        let prefix_len = stage_insert_prefix().len();
+        // Each row alone fills a statement: one chunk per row.
+        let rows: Vec<String> = (0..80).map(|i| format!("({i:03})")).collect();
+        let plan = plan_with_limit(&rows, prefix_len + 5).unwrap();
+        let lens: Vec<usize> = plan.iter().map(Vec::len).collect();
+        assert_eq!(lens, [40, 40, 9], "37 + 37 + 6 chunks, 3 fixed statements each");
+        for t in &plan {
+            assert!(t[0].starts_with("CREATE TEMP TABLE"));
+            assert!(t[merge_index(t.len())].starts_with("INSERT INTO speed.telemetry"));
+            assert_eq!(t.last().unwrap(), "DROP TABLE stage_telemetry");
+        }
+        // Every row exactly once, in order.
+        let back: Vec<&str> = plan
+            .iter()
+            .flat_map(|t| &t[1..t.len() - 2])
+            .map(|s| &s[prefix_len..])
+            .collect();
+        assert_eq!(back, rows.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn statements_respect_the_size_limit() {
+        let r = reading(SAMPLE);
+        let row = row_literal(&r, "shardId-000000000000", "4959", RapidAccelThreshold::DEFAULT)
+            .unwrap();
+        let rows = vec![row; 2_000];
+        let plan = plan(&rows).unwrap();
+        let chunks: Vec<&String> = plan.iter().flat_map(|t| &t[1..t.len() - 2]).collect();
+        assert!(chunks.len() > 1);
+        assert!(plan.iter().flatten().all(|s| s.len() <= MAX_STATEMENT_BYTES));
+    }
+}

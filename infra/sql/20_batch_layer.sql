@@ -1,0 +1,179 @@
+-- Batch layer: the lake as a Redshift Spectrum external schema, the batch views recomputed
+-- from it by stored procedures, and the bookkeeping batch-views needs. Valid Amazon
+-- Redshift SQL; also runs on the local Data API emulator.
+--
+-- Placeholders (substituted by localstack/apply-sql, `--var NAME=VALUE`):
+--   ${GLUE_DATABASE}      Glue Data Catalog database of the lake table (template parameter
+--                         GlueDatabaseName; local default fleetline).
+--   ${SPECTRUM_IAM_ROLE}  `default` (the namespace's default IAM role — the template makes
+--                         the Spectrum role the default) or a quoted role ARN,
+--                         e.g. --var "SPECTRUM_IAM_ROLE='arn:aws:iam::123456789012:role/x'".
+--
+-- On AWS the lake table spectrum.vehicle_telematics_raw is the Glue table the template
+-- creates (Redshift has no CREATE EXTERNAL TABLE IF NOT EXISTS); locally
+-- infra/sql/local/25_lake_table.sql creates it.
+--
+-- Redshift refuses external DDL inside a transaction block, so this file runs statement by
+-- statement (every statement is re-runnable).
+-- fleetline:no-transaction
+
+CREATE SCHEMA IF NOT EXISTS batch;
+
+CREATE EXTERNAL SCHEMA IF NOT EXISTS spectrum
+FROM DATA CATALOG
+DATABASE '${GLUE_DATABASE}'
+IAM_ROLE ${SPECTRUM_IAM_ROLE}
+CREATE EXTERNAL DATABASE IF NOT EXISTS;
+
+-- Daily aggregates per (VIN, trip, UTC day) for days before the time boundary: the unit the
+-- serving layer merges with the speed layer's aggregates over speed.telemetry. Same
+-- columns and types as speed.vehicle_daily_mv, so both layers agree to the unit.
+CREATE TABLE IF NOT EXISTS batch.vehicle_daily (
+    vin                 CHAR(17)      NOT NULL,
+    trip_id             VARCHAR(64)   NOT NULL,
+    event_day           DATE          NOT NULL,
+    readings            BIGINT        NOT NULL,
+    sum_speed           DECIMAL(18,3) NOT NULL,
+    min_odometer        DECIMAL(12,3) NOT NULL,
+    max_odometer        DECIMAL(12,3) NOT NULL,
+    rapid_accelerations BIGINT        NOT NULL,
+    computed_at         TIMESTAMP     NOT NULL
+)
+DISTSTYLE KEY
+DISTKEY (vin)
+COMPOUND SORTKEY (event_day, vin);
+
+-- Lake partitions already added to spectrum.vehicle_telematics_raw (batch-views compares
+-- the lake listing with this table and registers only the new ones).
+CREATE TABLE IF NOT EXISTS batch.registered_partitions (
+    year          INTEGER       NOT NULL,
+    month         INTEGER       NOT NULL,
+    day           INTEGER       NOT NULL,
+    location      VARCHAR(1024) NOT NULL,
+    registered_at TIMESTAMP     NOT NULL
+)
+DISTSTYLE ALL
+COMPOUND SORTKEY (year, month, day);
+
+-- The seed's batch views as native tables, rebuilt from batch.vehicle_daily.
+CREATE TABLE IF NOT EXISTS batch.batchlayer_rapid_acceleration_by_year (
+    vin                 CHAR(17) NOT NULL,
+    year                INTEGER  NOT NULL,
+    rapid_accelerations BIGINT   NOT NULL
+)
+DISTSTYLE KEY
+DISTKEY (vin)
+COMPOUND SORTKEY (year, vin);
+
+-- total_miles keeps all 9 fraction digits of (km DECIMAL(12,3) x 0.621371): exact
+-- nano-miles, the same value the speed layer computes.
+CREATE TABLE IF NOT EXISTS batch.batchlayer_total_miles_by_year (
+    year        INTEGER       NOT NULL,
+    total_miles DECIMAL(38,9) NOT NULL
+)
+DISTSTYLE ALL
+COMPOUND SORTKEY (year);
+
+-- Recomputes batch.vehicle_daily for the days [from_day, to_day) from the lake.
+-- Duplicates (same VIN and timestamp: Kinesis redelivery, producer retries) count once,
+-- the one with the lowest Kinesis sequence number kept (numeric order: shorter strings
+-- first). The year/month/day predicates let Spectrum prune partitions; the event_day
+-- predicate is the exact one. A reading is a rapid acceleration when
+-- acceleration >= threshold. Days without lake data end up with no rows (correct: their
+-- stale rows are deleted). No COMMIT: the caller's transaction swaps the rows in together
+-- with the new time boundary.
+CREATE OR REPLACE PROCEDURE batch.recompute_daily(from_day DATE, to_day DATE, threshold DECIMAL(10,4))
+AS $$
+DECLARE
+    first_year INTEGER;
+    last_year  INTEGER;
+    first_key  INTEGER;
+    end_key    INTEGER;
+BEGIN
+    IF from_day IS NULL OR to_day IS NULL OR threshold IS NULL THEN
+        RAISE EXCEPTION 'batch.recompute_daily: from_day, to_day and threshold are required';
+    END IF;
+    first_year := CAST(EXTRACT(YEAR FROM from_day) AS INTEGER);
+    last_year  := CAST(EXTRACT(YEAR FROM to_day) AS INTEGER);
+    first_key  := first_year * 10000
+                  + CAST(EXTRACT(MONTH FROM from_day) AS INTEGER) * 100
+                  + CAST(EXTRACT(DAY FROM from_day) AS INTEGER);
+    end_key    := last_year * 10000
+                  + CAST(EXTRACT(MONTH FROM to_day) AS INTEGER) * 100
+                  + CAST(EXTRACT(DAY FROM to_day) AS INTEGER);
+
+    DELETE FROM batch.vehicle_daily
+    WHERE event_day >= from_day AND event_day < to_day;
+
+    INSERT INTO batch.vehicle_daily
+        (vin, trip_id, event_day, readings, sum_speed, min_odometer, max_odometer,
+         rapid_accelerations, computed_at)
+    SELECT r.vin,
+           r.trip_id,
+           r.event_day,
+           COUNT(*),
+           SUM(r.vehicle_speed),
+           MIN(r.odometer),
+           MAX(r.odometer),
+           SUM(CASE WHEN r.acceleration >= threshold THEN 1 ELSE 0 END),
+           GETDATE()
+    FROM (
+        SELECT t.vin,
+               t.trip_id,
+               t.event_day,
+               t.vehicle_speed,
+               t.acceleration,
+               t.odometer,
+               ROW_NUMBER() OVER (
+                   PARTITION BY t.vin, t.ts
+                   ORDER BY LENGTH(t.sequence_number), t.sequence_number, t.shard_id
+               ) AS copy_no
+        FROM spectrum.vehicle_telematics_raw t
+        WHERE t.year BETWEEN first_year AND last_year
+          AND t.year * 10000 + t.month * 100 + t.day >= first_key
+          AND t.year * 10000 + t.month * 100 + t.day < end_key
+          AND t.event_day >= from_day
+          AND t.event_day < to_day
+    ) r
+    WHERE r.copy_no = 1
+    GROUP BY r.vin, r.trip_id, r.event_day;
+END;
+$$ LANGUAGE plpgsql;
+
+-- The seed's rapid_acceleration_by_year_sp: rapid accelerations per VIN and year over the
+-- batch-owned days (before serving.control.boundary; none while the boundary is NULL).
+-- DELETE, not TRUNCATE: TRUNCATE commits implicitly in Redshift.
+CREATE OR REPLACE PROCEDURE batch.rapid_acceleration_by_year_sp()
+AS $$
+DECLARE
+    b DATE;
+BEGIN
+    SELECT INTO b boundary FROM serving.control;
+    DELETE FROM batch.batchlayer_rapid_acceleration_by_year;
+    INSERT INTO batch.batchlayer_rapid_acceleration_by_year (vin, year, rapid_accelerations)
+    SELECT d.vin,
+           CAST(EXTRACT(YEAR FROM d.event_day) AS INTEGER),
+           SUM(d.rapid_accelerations)
+    FROM batch.vehicle_daily d
+    WHERE d.event_day < b
+    GROUP BY d.vin, CAST(EXTRACT(YEAR FROM d.event_day) AS INTEGER);
+END;
+$$ LANGUAGE plpgsql;
+
+-- The seed's total_miles_driven_by_year_sp: fleet miles per year, the sum of the daily
+-- per-(VIN, trip) miles (max odometer - min odometer) km x 0.621371.
+CREATE OR REPLACE PROCEDURE batch.total_miles_driven_by_year_sp()
+AS $$
+DECLARE
+    b DATE;
+BEGIN
+    SELECT INTO b boundary FROM serving.control;
+    DELETE FROM batch.batchlayer_total_miles_by_year;
+    INSERT INTO batch.batchlayer_total_miles_by_year (year, total_miles)
+    SELECT CAST(EXTRACT(YEAR FROM d.event_day) AS INTEGER),
+           SUM((d.max_odometer - d.min_odometer) * 0.621371)
+    FROM batch.vehicle_daily d
+    WHERE d.event_day < b
+    GROUP BY CAST(EXTRACT(YEAR FROM d.event_day) AS INTEGER);
+END;
+$$ LANGUAGE plpgsql;

@@ -1,0 +1,167 @@
+"""Create the LocalStack resources of the local stack when they are missing (idempotent).
+
+Kinesis stream, lake bucket, and a DirectPut Firehose delivery stream into the bucket (the
+optional lake sink) with a minimal IAM role. Run with the LocalStack venv's python.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+FIREHOSE_ROLE = "fleetline-firehose-delivery"
+
+
+def log(msg):
+    print(f"  {msg}", flush=True)
+
+
+def error_code(err):
+    return err.response.get("Error", {}).get("Code", "")
+
+
+def wait_until(what, check, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        state = check()
+        if state is True:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what} (last: {state})")
+        time.sleep(0.5)
+
+
+def ensure_stream(kinesis, name, shards):
+    try:
+        desc = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        log(f"kinesis stream {name}: exists ({desc['StreamStatus']}, {desc['OpenShardCount']} shards)")
+    except ClientError as err:
+        if error_code(err) != "ResourceNotFoundException":
+            raise
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+        log(f"kinesis stream {name}: created with {shards} shards")
+
+    def active():
+        status = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"]
+        return True if status == "ACTIVE" else status
+
+    wait_until(f"stream {name} to become ACTIVE", active)
+
+
+def ensure_bucket(s3, name, region):
+    try:
+        s3.head_bucket(Bucket=name)
+        log(f"s3 bucket {name}: exists")
+        return
+    except ClientError as err:
+        if error_code(err) not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    kwargs = {"Bucket": name}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**kwargs)
+    log(f"s3 bucket {name}: created")
+
+
+def ensure_role(iam, bucket):
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "firehose.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "s3:AbortMultipartUpload",
+                    "s3:GetBucketLocation",
+                    "s3:GetObject",
+                    "s3:ListBucket",
+                    "s3:ListBucketMultipartUploads",
+                    "s3:PutObject",
+                ],
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            }
+        ],
+    }
+    try:
+        arn = iam.get_role(RoleName=FIREHOSE_ROLE)["Role"]["Arn"]
+        log(f"iam role {FIREHOSE_ROLE}: exists")
+    except ClientError as err:
+        if error_code(err) != "NoSuchEntity":
+            raise
+        arn = iam.create_role(RoleName=FIREHOSE_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        log(f"iam role {FIREHOSE_ROLE}: created")
+    iam.put_role_policy(RoleName=FIREHOSE_ROLE, PolicyName="lake-write", PolicyDocument=json.dumps(policy))
+    return arn
+
+
+def ensure_firehose(firehose, name, bucket, role_arn):
+    try:
+        desc = firehose.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+        log(f"firehose {name}: exists ({desc['DeliveryStreamStatus']})")
+    except ClientError as err:
+        if error_code(err) != "ResourceNotFoundException":
+            raise
+        firehose.create_delivery_stream(
+            DeliveryStreamName=name,
+            DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": role_arn,
+                "BucketARN": f"arn:aws:s3:::{bucket}",
+                "Prefix": "firehose/",
+                "ErrorOutputPrefix": "firehose-errors/",
+                "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
+                "CompressionFormat": "UNCOMPRESSED",
+            },
+        )
+        log(f"firehose {name}: created (DirectPut -> s3://{bucket}/firehose/)")
+
+    def active():
+        status = firehose.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"][
+            "DeliveryStreamStatus"
+        ]
+        return True if status == "ACTIVE" else status
+
+    wait_until(f"delivery stream {name} to become ACTIVE", active)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--endpoint-url", required=True)
+    p.add_argument("--region", default="us-east-1")
+    p.add_argument("--stream", default="vehicle-telemetry")
+    p.add_argument("--shards", type=int, default=2)
+    p.add_argument("--bucket", default="fleetline-lake")
+    p.add_argument("--firehose", default="fleetline-lake-delivery")
+    args = p.parse_args(argv)
+
+    session = boto3.session.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name=args.region
+    )
+    cfg = Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"})
+
+    def client(name):
+        return session.client(name, endpoint_url=args.endpoint_url, config=cfg)
+
+    # Kinesis first: its first use installs and starts kinesis-local (npm) inside LocalStack.
+    ensure_stream(client("kinesis"), args.stream, args.shards)
+    ensure_bucket(client("s3"), args.bucket, args.region)
+    role_arn = ensure_role(client("iam"), args.bucket)
+    ensure_firehose(client("firehose"), args.firehose, args.bucket, role_arn)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+//! S3 access for external tables (LocalStack: path-style addressing).
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use bytes::Bytes;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub etag: String,
+    pub size: i64,
+}
+
+pub struct Lake {
+    client: Client,
+}
+
+impl Lake {
+    pub fn new(endpoint: &str, region: &str, access_key: &str, secret_key: &str) -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .http_client(http)
+            .region(Region::new(region.to_string()))
+            .credentials_provider(Credentials::new(
+                access_key, secret_key, None, None, "emulator",
+            ))
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .build();
+        Self {
+            client: Client::from_conf(conf),
+        }
+    }
+
+    /// Every object under `prefix` (recursively). A missing bucket reads as empty.
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, String> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let resp = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await;
+            let resp = match resp {
+                Ok(r) => r,
+                Err(e) => {
+                    let svc = e.as_service_error();
+                    if svc.is_some_and(|s| s.is_no_such_bucket()) {
+                        return Ok(Vec::new());
+                    }
+                    return Err(format!(
+                        "listing s3://{bucket}/{prefix}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    ));
+                }
+            };
+            for o in resp.contents() {
+                if let Some(key) = o.key() {
+                    out.push(ObjectInfo {
+                        key: key.to_string(),
+                        etag: o.e_tag().unwrap_or_default().to_string(),
+                        size: o.size().unwrap_or(0),
+                    });
+                }
+            }
+            match resp.next_continuation_token() {
+                Some(t) if resp.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Bytes, String> {
+        let resp = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "reading s3://{bucket}/{key}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )
+            })?;
+        let data = resp
+            .body
+            .collect()
+            .await
+            .map_err(|e| format!("reading s3://{bucket}/{key}: {e}"))?;
+        Ok(data.into_bytes())
+    }
+}
+
+/// `s3://bucket/prefix` → (bucket, prefix ending in `/` unless empty).
+pub fn parse_s3_uri(uri: &str) -> Option<(String, String)> {
+    let rest = uri
+        .strip_prefix("s3://")
+        .or_else(|| uri.strip_prefix("s3a://"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return None;
+    }
+    let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    };
+    Some((bucket.to_string(), prefix))
+}
+
+/// Hive convention: "folder" markers and any path segment (below the location)
+/// starting with `_` or `.` (e.g. `_SUCCESS`, `.tmp/`) are not data.
+pub fn is_data_object(prefix: &str, key: &str) -> bool {
+    if key.ends_with('/') {
+        return false;
+    }
+    let rel = key.strip_prefix(prefix).unwrap_or(key);
+    !rel.split('/')
+        .any(|seg| seg.starts_with('_') || seg.starts_with('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris() {
+        assert_eq!(
+            parse_s3_uri("s3://b/p/year=2026"),
+            Some(("b".into(), "p/year=2026/".into()))
+        );
+        assert_eq!(parse_s3_uri("s3://b"), Some(("b".into(), "".into())));
+        assert_eq!(parse_s3_uri("s3://b/p/"), Some(("b".into(), "p/".into())));
+        assert_eq!(parse_s3_uri("http://b/p"), None);
+    }
+
+    #[test]
+    fn hive_skips() {
+        assert!(is_data_object("p/", "p/a.parquet"));
+        assert!(!is_data_object("p/", "p/_SUCCESS"));
+        assert!(!is_data_object("p/", "p/.hidden/a.json"));
+        assert!(!is_data_object("p/", "p/dir/"));
+        assert!(is_data_object("_p/", "_p/a.json"));
+    }
+}

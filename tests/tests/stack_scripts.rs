@@ -1,0 +1,176 @@
+//! Checks that `localstack/up` left the local stack as DESIGN §7 describes: the Kinesis
+//! stream and lake bucket exist, and every infra/sql file is recorded as applied with the
+//! sha256 of its current contents. Also syntax-checks the stack scripts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use aws_sdk_redshiftdata::types::{Field, StatusString};
+use fleetline_tests::{data_api_client, kinesis_client, local_s3_client, require_localstack};
+
+const STREAM: &str = "vehicle-telemetry";
+const BUCKET: &str = "fleetline-lake";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+#[tokio::test]
+async fn up_created_the_stream_with_two_active_shards() {
+    require_localstack();
+    let kinesis = kinesis_client().await;
+    let summary = kinesis
+        .describe_stream_summary()
+        .stream_name(STREAM)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("stream {STREAM} missing (run localstack/up): {e:?}"));
+    let summary = summary.stream_description_summary().expect("summary");
+    assert_eq!(summary.stream_status().as_str(), "ACTIVE");
+    assert_eq!(summary.open_shard_count(), 2);
+}
+
+#[tokio::test]
+async fn up_created_the_lake_bucket() {
+    require_localstack();
+    let s3 = local_s3_client().await;
+    let buckets = s3.list_buckets().send().await.expect("ListBuckets");
+    let names: Vec<&str> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
+    assert!(
+        names.contains(&BUCKET),
+        "bucket {BUCKET} missing (run localstack/up); buckets: {names:?}"
+    );
+}
+
+/// sha256 of a file, computed by coreutils (independently of apply-sql's Python hashlib).
+fn sha256sum(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(out.status.success(), "sha256sum {} failed", path.display());
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .split_whitespace()
+        .next()
+        .expect("digest")
+        .to_string()
+}
+
+fn field_string(field: &Field) -> String {
+    match field {
+        Field::StringValue(s) => s.trim().to_string(),
+        other => panic!("expected a string column, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_infra_sql_file_is_recorded_with_its_current_sha256() {
+    let mut expected: Vec<(String, String)> = std::fs::read_dir(repo_root().join("infra/sql"))
+        .expect("read infra/sql")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "sql"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                sha256sum(&p),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert!(
+        expected.iter().any(|(name, _)| name == "00_schemas.sql"),
+        "infra/sql/00_schemas.sql is missing"
+    );
+
+    let client = data_api_client().await;
+    let workgroup =
+        std::env::var("FLEETLINE_REDSHIFT_WORKGROUP").unwrap_or_else(|_| "fleetline".into());
+    let database = std::env::var("FLEETLINE_REDSHIFT_DATABASE").unwrap_or_else(|_| "dev".into());
+    let id = client
+        .execute_statement()
+        .workgroup_name(workgroup)
+        .database(database)
+        .sql("SELECT file_name, sha256 FROM public.fleetline_schema_migrations ORDER BY file_name")
+        .send()
+        .await
+        .expect("ExecuteStatement")
+        .id()
+        .expect("statement id")
+        .to_string();
+    let mut status = StatusString::Submitted;
+    for _ in 0..300 {
+        let desc = client
+            .describe_statement()
+            .id(&id)
+            .send()
+            .await
+            .expect("DescribeStatement");
+        status = desc.status().cloned().unwrap_or(StatusString::Submitted);
+        match status {
+            StatusString::Finished => break,
+            StatusString::Failed | StatusString::Aborted => {
+                panic!(
+                    "query failed (has localstack/up applied infra/sql?): {:?}",
+                    desc.error()
+                )
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert_eq!(status, StatusString::Finished, "statement did not finish");
+
+    let mut recorded = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .get_statement_result()
+            .id(&id)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .expect("GetStatementResult");
+        for row in page.records() {
+            recorded.push((field_string(&row[0]), field_string(&row[1])));
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        recorded, expected,
+        "applied SQL differs from infra/sql: run localstack/up (or localstack/apply-sql)"
+    );
+}
+
+#[test]
+fn stack_scripts_pass_bash_syntax_check() {
+    let root = repo_root();
+    for script in [
+        "localstack/stack",
+        "localstack/up",
+        "localstack/down",
+        "localstack/status",
+        "localstack/apply-sql",
+        "localstack/lib/common.sh",
+        "tests/run",
+        ".ci/run",
+    ] {
+        let path = root.join(script);
+        let out = Command::new("bash")
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .expect("run bash -n");
+        assert!(
+            out.status.success(),
+            "bash -n {script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
