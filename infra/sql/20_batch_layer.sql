@@ -3,11 +3,11 @@
 -- Redshift SQL; also runs on the local Data API emulator.
 --
 -- Placeholders (substituted by localstack/apply-sql, `--var NAME=VALUE`):
---   ${GLUE_DATABASE}      Glue Data Catalog database of the lake table (template parameter
---                         GlueDatabaseName; local default fleetline).
---   ${SPECTRUM_IAM_ROLE}  `default` (the namespace's default IAM role — the template makes
---                         the Spectrum role the default) or a quoted role ARN,
---                         e.g. --var "SPECTRUM_IAM_ROLE='arn:aws:iam::123456789012:role/x'".
+--   GLUE_DATABASE      Glue Data Catalog database of the lake table (template parameter
+--                      GlueDatabaseName; local default fleetline).
+--   SPECTRUM_IAM_ROLE  `default` (the namespace's default IAM role — the template makes
+--                      the Spectrum role the default) or a quoted role ARN,
+--                      e.g. --var "SPECTRUM_IAM_ROLE='arn:aws:iam::123456789012:role/x'".
 --
 -- On AWS the lake table spectrum.vehicle_telematics_raw is the Glue table the template
 -- creates (Redshift has no CREATE EXTERNAL TABLE IF NOT EXISTS); locally

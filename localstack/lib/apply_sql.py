@@ -6,6 +6,10 @@ statements runs as one BatchExecuteStatement (one transaction), a longer one (or
 block) runs statement by statement, stopping at the first error. Applied files are recorded
 with their sha256 in public.fleetline_schema_migrations; unchanged files are skipped, changed
 ones re-applied (the SQL is written to be re-runnable: IF NOT EXISTS, CREATE OR REPLACE).
+
+`${NAME}` placeholders are replaced before anything else (`--var NAME=VALUE`, repeatable;
+local defaults in DEFAULT_VARS); an unknown placeholder is an error naming the file. The
+substituted text is what gets split, run and hashed, so changing a value re-applies the file.
 """
 
 import argparse
@@ -30,6 +34,41 @@ _NO_TXN_RE = re.compile(
 )
 _IDENT_CHAR = re.compile(r"[A-Za-z0-9_$]")
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Local-stack values of the placeholders in infra/sql; on AWS pass your own with --var.
+DEFAULT_VARS = {
+    "LAKE_BUCKET": "fleetline-lake",
+    "LAKE_PREFIX": "vehicle_telematics_raw/",
+    "GLUE_DATABASE": "fleetline",
+    "SPECTRUM_IAM_ROLE": "default",
+}
+
+
+class PlaceholderError(ValueError):
+    pass
+
+
+def substitute(text, variables, file_name):
+    """Replace every ${NAME} in text; an unknown NAME raises PlaceholderError naming the file."""
+
+    def one(match):
+        name = match.group(1)
+        if name not in variables:
+            raise PlaceholderError(f"{file_name}: unknown placeholder ${{{name}}} (pass --var {name}=VALUE)")
+        return variables[name]
+
+    return _PLACEHOLDER.sub(one, text)
+
+
+def parse_vars(pairs):
+    """DEFAULT_VARS overridden by NAME=VALUE strings."""
+    variables = dict(DEFAULT_VARS)
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise PlaceholderError(f"--var {pair!r}: expected NAME=VALUE")
+        variables[name] = value
+    return variables
 
 
 class SplitError(ValueError):
@@ -228,8 +267,9 @@ def file_sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def apply_dir(runner, sql_dir, force=False, out=print):
+def apply_dir(runner, sql_dir, force=False, out=print, variables=None):
     """Apply every *.sql file in sql_dir; returns (applied, skipped) file names."""
+    variables = DEFAULT_VARS if variables is None else variables
     files = sorted(p for p in Path(sql_dir).iterdir() if p.is_file() and p.suffix == ".sql")
     runner.execute(
         f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
@@ -238,12 +278,14 @@ def apply_dir(runner, sql_dir, force=False, out=print):
     recorded = {row[0]: row[1] for row in runner.query(f"SELECT file_name, sha256 FROM {MIGRATIONS_TABLE}")}
     applied, skipped = [], []
     for path in files:
-        data = path.read_bytes()
-        digest = file_sha256(data)
+        try:
+            text = substitute(path.read_bytes().decode("utf-8"), variables, path.name)
+        except PlaceholderError as err:
+            raise DataApiError(str(err)) from None
+        digest = file_sha256(text.encode("utf-8"))
         if not force and recorded.get(path.name) == digest:
             skipped.append(path.name)
             continue
-        text = data.decode("utf-8")
         try:
             statements = split_statements(text)
         except SplitError as err:
@@ -345,6 +387,14 @@ def parse_args(argv):
     p.add_argument("--db-user", help="database user (provisioned clusters, temporary credentials)")
     p.add_argument("--force", action="store_true", help="re-apply every file, even unchanged ones")
     p.add_argument("--dry-run", action="store_true", help="only split the files and print the statements")
+    p.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value of a ${NAME} placeholder (repeatable); local defaults: "
+        + ", ".join(f"{k}={v}" for k, v in DEFAULT_VARS.items()),
+    )
     args = p.parse_args(argv)
     if not args.workgroup_name and not args.cluster_identifier:
         args.cluster_identifier = os.environ.get("FLEETLINE_REDSHIFT_CLUSTER") or None
@@ -359,9 +409,18 @@ def main(argv=None):
     if not sql_dir.is_dir():
         print(f"apply-sql: no such directory: {sql_dir}", file=sys.stderr)
         return 2
+    try:
+        variables = parse_vars(args.var)
+    except PlaceholderError as err:
+        print(f"apply-sql: {err}", file=sys.stderr)
+        return 2
     if args.dry_run:
         for path in sorted(p for p in sql_dir.iterdir() if p.suffix == ".sql"):
-            stmts = split_statements(path.read_text(encoding="utf-8"))
+            try:
+                stmts = split_statements(substitute(path.read_bytes().decode("utf-8"), variables, path.name))
+            except PlaceholderError as err:
+                print(f"apply-sql: {err}", file=sys.stderr)
+                return 1
             print(f"-- {path.name}: {len(stmts)} statement(s)")
             for idx, stmt in enumerate(stmts, start=1):
                 print(f"-- [{idx}]\n{stmt};")
@@ -381,7 +440,7 @@ def main(argv=None):
 
     runner = Runner(build_client(args), target)
     try:
-        applied, skipped = apply_dir(runner, sql_dir, force=args.force)
+        applied, skipped = apply_dir(runner, sql_dir, force=args.force, variables=variables)
     except DataApiError as err:
         print(f"apply-sql: FAILED: {err}", file=sys.stderr)
         return 1

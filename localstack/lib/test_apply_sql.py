@@ -224,6 +224,32 @@ class ApplyDirTests(unittest.TestCase):
         self.assertEqual(self.apply(), (["04_ext.sql"], []))
         self.assertEqual([len(b) for b in self.batches()], [2])  # only the bookkeeping batch
 
+    def test_placeholders_are_substituted_and_hashed_after_substitution(self):
+        (self.dir / "20_lake.sql").write_text("CREATE TABLE t (loc VARCHAR(99) DEFAULT 's3://${LAKE_BUCKET}/${LAKE_PREFIX}');")
+        self.assertEqual(self.apply(), (["20_lake.sql"], []))
+        expected = "CREATE TABLE t (loc VARCHAR(99) DEFAULT 's3://fleetline-lake/vehicle_telematics_raw/')"
+        self.assertEqual(self.batches()[0][0], expected)
+        self.assertEqual(self.api.migrations["20_lake.sql"], apply_sql.file_sha256((expected + ";").encode()))
+        # Same values: unchanged; another value: the file is re-applied with it.
+        self.assertEqual(self.apply(), ([], ["20_lake.sql"]))
+        variables = apply_sql.parse_vars(["LAKE_PREFIX=t-1/raw/"])
+        applied = apply_sql.apply_dir(self.runner, self.dir, out=lambda _m: None, variables=variables)
+        self.assertEqual(applied, (["20_lake.sql"], []))
+        self.assertIn("s3://fleetline-lake/t-1/raw/", self.batches()[-1][0])
+
+    def test_unknown_placeholder_names_the_file_and_bad_var_is_rejected(self):
+        (self.dir / "21_x.sql").write_text("SELECT '${NOPE}';")
+        with self.assertRaises(DataApiError) as ctx:
+            self.apply()
+        self.assertIn("21_x.sql", str(ctx.exception))
+        self.assertIn("${NOPE}", str(ctx.exception))
+        self.assertEqual(self.batches(), [])
+        with self.assertRaises(apply_sql.PlaceholderError):
+            apply_sql.parse_vars(["NO_EQUALS_SIGN"])
+        self.assertEqual(apply_sql.parse_vars(["A=x=y"])["A"], "x=y")
+        # Dollar-quoted bodies ($$, $1) are not placeholders.
+        self.assertEqual(apply_sql.substitute("AS $$ SELECT $1 $$", {}, "f"), "AS $$ SELECT $1 $$")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -24,9 +24,14 @@ pub fn local_region_and_credentials() -> (String, aws_credential_types::Credenti
 /// emulator is not reachable, so a stopped stack is reported clearly.
 pub async fn data_api_client() -> aws_sdk_redshiftdata::Client {
     let endpoint = data_api_endpoint();
-    let probe = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let probe = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
     if tokio::net::TcpStream::connect(&probe).await.is_err() {
-        panic!("Redshift Data API emulator not reachable at {endpoint}: start it with localstack/up");
+        panic!(
+            "Redshift Data API emulator not reachable at {endpoint}: start it with localstack/up"
+        );
     }
     let shared = fleetline_aws::sdk_config().await;
     let (region, creds) = local_region_and_credentials();
@@ -163,4 +168,78 @@ pub fn unique_name(prefix: &str) -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("{prefix}-{}-{nanos:09}", std::process::id())
+}
+
+// --- Per-test Redshift databases (owned by the speed-layer helper) ---
+
+/// The repository root (the parent of `tests/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Creates a fresh database `<prefix>_<random>` through the Data API (connected to `dev`)
+/// and returns its name, so that a test has its own tables and can run in parallel and
+/// repeatedly. Drop it with [`drop_test_database`].
+pub async fn create_test_database(prefix: &str) -> String {
+    let client = data_api_client().await;
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+        .chars()
+        .take(40)
+        .collect::<String>();
+    let warehouse = fleetline_aws::DataApiWarehouse::new(
+        &client,
+        fleetline_aws::WarehouseConfig::workgroup("fleetline", "dev"),
+    );
+    use fleetline_aws::Warehouse as _;
+    warehouse
+        .execute(&format!("CREATE DATABASE {name}"), &[])
+        .await
+        .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+    name
+}
+
+/// Applies the given `infra/sql` files (by file name, in the order given) to `database` with
+/// `localstack/apply-sql`, copying them to a temporary directory first so that a test only
+/// depends on the SQL it exercises.
+pub fn apply_sql_files(database: &str, files: &[&str]) {
+    let root = repo_root();
+    let dir = tempfile::tempdir().expect("tempdir");
+    for f in files {
+        std::fs::copy(root.join("infra/sql").join(f), dir.path().join(f))
+            .unwrap_or_else(|e| panic!("copy infra/sql/{f}: {e}"));
+    }
+    let out = std::process::Command::new(root.join("localstack/apply-sql"))
+        .arg("--database")
+        .arg(database)
+        .arg("--dir")
+        .arg(dir.path())
+        .env("AWS_ENDPOINT_URL_REDSHIFT_DATA", data_api_endpoint())
+        .output()
+        .expect("run localstack/apply-sql");
+    assert!(
+        out.status.success(),
+        "apply-sql --database {database} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Best-effort `DROP DATABASE … WITH (FORCE)` on the emulator's PostgreSQL (the Data API
+/// emulator keeps pooled sessions open, which a plain DROP DATABASE would wait for).
+/// `FLEETLINE_TEST_POSTGRES` overrides the connection string (without `dbname`).
+pub async fn drop_test_database(name: &str) {
+    let base = env_or(
+        "FLEETLINE_TEST_POSTGRES",
+        "host=127.0.0.1 port=5433 user=postgres",
+    );
+    let conn = format!("{base} dbname=postgres");
+    if let Ok((client, connection)) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
+        tokio::spawn(connection);
+        let _ = client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
 }

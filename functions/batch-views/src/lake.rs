@@ -50,11 +50,14 @@ pub struct LakeError {
 /// The partitions present in the lake.
 pub trait LakeCatalog: Send + Sync {
     /// Every event-day partition that holds at least one object, sorted by day.
-    fn list_partitions(&self) -> impl Future<Output = Result<Vec<LakePartition>, LakeError>> + Send;
+    fn list_partitions(&self)
+    -> impl Future<Output = Result<Vec<LakePartition>, LakeError>> + Send;
 }
 
 impl<C: LakeCatalog> LakeCatalog for &C {
-    fn list_partitions(&self) -> impl Future<Output = Result<Vec<LakePartition>, LakeError>> + Send {
+    fn list_partitions(
+        &self,
+    ) -> impl Future<Output = Result<Vec<LakePartition>, LakeError>> + Send {
         (**self).list_partitions()
     }
 }
@@ -150,10 +153,7 @@ impl S3LakeCatalog {
             let page = match page {
                 Ok(p) => p,
                 // A bucket that does not exist yet holds no partitions (fresh local stack).
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_no_such_bucket()) =>
-                {
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_bucket()) => {
                     tracing::warn!(bucket = %self.bucket, "lake bucket does not exist; no partitions");
                     return Ok(out);
                 }
@@ -193,7 +193,8 @@ impl LakeCatalog for S3LakeCatalog {
                     continue;
                 };
                 for day_dir in self.subdirectories(&month_dir).await? {
-                    let Some(day) = segment_value(&day_dir, &month_dir, "day").and_then(parse_number)
+                    let Some(day) =
+                        segment_value(&day_dir, &month_dir, "day").and_then(parse_number)
                     else {
                         continue;
                     };

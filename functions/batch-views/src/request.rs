@@ -24,7 +24,8 @@ pub struct RequestError(pub String);
 const KEYS: [&str; 3] = ["boundary", "full", "reprocess_days"];
 
 fn is_scheduled_event(obj: &serde_json::Map<String, Value>) -> bool {
-    obj.contains_key("detail-type") || obj.get("source").and_then(Value::as_str) == Some("aws.events")
+    obj.contains_key("detail-type")
+        || obj.get("source").and_then(Value::as_str) == Some("aws.events")
 }
 
 impl Request {
@@ -69,7 +70,9 @@ impl Request {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
-                return Err(RequestError(format!("full must be true or false, got {other}")));
+                return Err(RequestError(format!(
+                    "full must be true or false, got {other}"
+                )));
             }
         };
         let reprocess_days = match obj.get("reprocess_days") {

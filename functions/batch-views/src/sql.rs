@@ -2,8 +2,8 @@
 //! (BatchExecuteStatement); every literal is a date, a number or quoted with `sql_quote`.
 
 use chrono::NaiveDate;
-use fleetline_aws::warehouse::{MAX_STATEMENT_BYTES, chunk_values_insert, sql_quote};
 use fleetline_aws::WarehouseError;
+use fleetline_aws::warehouse::{MAX_STATEMENT_BYTES, chunk_values_insert, sql_quote};
 use fleetline_core::{DayRange, RapidAccelThreshold};
 
 use crate::config::LakeLayout;

@@ -4,7 +4,7 @@
 //! The AWS call sits behind [`RecordPutter`] so the batching and retry logic is tested
 //! with a fake.
 
-use aws_sdk_kinesis::error::{DisplayErrorContext, SdkError};
+use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::operation::put_records::PutRecordsError;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
@@ -126,7 +126,16 @@ impl RecordPutter for KinesisPutter {
                     SdkError::ConstructionFailure(_) => true,
                     _ => false,
                 };
-                let msg = format!("stream {}: {}", self.stream, DisplayErrorContext(&err));
+                // Service errors: code and message only (the full context is a page long).
+                let detail = match &err {
+                    SdkError::ServiceError(se) => format!(
+                        "{}: {}",
+                        se.err().code().unwrap_or("ServiceError"),
+                        se.err().message().unwrap_or("")
+                    ),
+                    _ => DisplayErrorContext(&err).to_string(),
+                };
+                let msg = format!("stream {}: {detail}", self.stream);
                 Err(if fatal {
                     PutCallError::Fatal(msg)
                 } else {

@@ -140,6 +140,19 @@ pub fn init_tracing() {
         .init();
 }
 
+/// The Lambda error: a stable type per kind of failure, and the message.
+fn diagnostic(e: &RunError) -> lambda_runtime::Diagnostic {
+    let error_type = match e {
+        RunError::Config(_) => "InvalidEvent",
+        RunError::Io(_) => "IoError",
+        RunError::Send(_) => "KinesisSendError",
+    };
+    lambda_runtime::Diagnostic {
+        error_type: error_type.to_string(),
+        error_message: e.to_string(),
+    }
+}
+
 /// Serves invocations until the runtime stops.
 pub async fn serve(client: aws_sdk_kinesis::Client) -> Result<(), lambda_runtime::Error> {
     let stream = std::env::var("STREAM_NAME").unwrap_or_else(|_| DEFAULT_STREAM.to_string());
@@ -148,10 +161,12 @@ pub async fn serve(client: aws_sdk_kinesis::Client) -> Result<(), lambda_runtime
             let client = client.clone();
             let stream = stream.clone();
             async move {
-                handle(ev.payload, client, stream).await.map_err(|e| {
-                    tracing::error!(error = %e, "simulation failed");
-                    lambda_runtime::Error::from(e)
-                })
+                Box::pin(handle(ev.payload, client, stream))
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "simulation failed");
+                        diagnostic(&e)
+                    })
             }
         },
     ))

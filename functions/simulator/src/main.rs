@@ -3,8 +3,8 @@
 use clap::Parser;
 use std::process::ExitCode;
 
-// The SDK and lambda_runtime futures are deep; boxing them keeps main's future small.
-
+// The SDK and lambda_runtime futures are deep: they are boxed so that main's own future
+// stays small (otherwise rustc's layout computation hits its recursion limit).
 #[tokio::main]
 async fn main() -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {

@@ -1,6 +1,10 @@
 //! Lambda entry point: build the clients once, then hand every Kinesis batch to the
 //! processor.
 
+// The runtime's service future wraps the SDK's deeply nested async state machines; the
+// default limit (128) is not enough to compute their layout.
+#![recursion_limit = "256"]
+
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use fleetline_aws::deadletter::{S3DeadLetterSink, s3_client};
 use fleetline_aws::telemetry::init_tracing;
@@ -24,8 +28,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         },
     );
     let processor = &processor;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| async move {
-        processor.handle(event.payload, chrono::Utc::now()).await
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<KinesisEvent>| async move {
+            processor.handle(event.payload, chrono::Utc::now()).await
+        },
+    ))
     .await
 }

@@ -46,6 +46,16 @@ pub enum ProcessError {
     Warehouse(#[from] WarehouseError),
 }
 
+/// What Lambda reports (`errorType`, `errorMessage`) for a failed invocation.
+impl From<ProcessError> for lambda_runtime::Diagnostic {
+    fn from(e: ProcessError) -> Self {
+        Self {
+            error_type: "PermanentWarehouseFailure".to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 /// How the batch ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

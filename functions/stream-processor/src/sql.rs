@@ -9,8 +9,8 @@
 //!    matches `event_day` (a function of `ts`, so no change in meaning) because that is the
 //!    leading column of the table's sort key: Redshift can then skip blocks by day;
 //! 4. `DROP TABLE stage_telemetry` — on Redshift every Data API call is its own session
-//!   anyway; the local emulator pools PostgreSQL sessions, where a temp table would outlive
-//!   the call (a rolled-back transaction drops it too).
+//!    anyway; the local emulator pools PostgreSQL sessions, where a temp table would outlive
+//!    the call (a rolled-back transaction drops it too).
 //!
 //! A batch needing more than 40 statements is split into several such transactions, each
 //! with its own stage table; they run in order through `Warehouse::execute_batches`. The
@@ -158,8 +158,13 @@ mod tests {
     #[test]
     fn row_literal_uses_exact_fixed_point_and_quoting() {
         let r = reading(SAMPLE);
-        let row = row_literal(&r, "shardId-000000000000", "42", RapidAccelThreshold::DEFAULT)
-            .unwrap();
+        let row = row_literal(
+            &r,
+            "shardId-000000000000",
+            "42",
+            RapidAccelThreshold::DEFAULT,
+        )
+        .unwrap();
         assert_eq!(
             row,
             "('1HGCM82633A004352','O''Brien-trip','2026-11-25 17:04:31.123456','2026-11-25',\
@@ -173,7 +178,10 @@ mod tests {
             r#"{"VIN":"1HGCM82633A004352","trip_id":"t","timestamp":"2026-11-25T00:00:00Z","vehicleSpeed":0,"acceleration":10.0,"odometer":0}"#,
         );
         let row = row_literal(&r, "s", "1", RapidAccelThreshold::DEFAULT).unwrap();
-        assert!(row.ends_with(",0.000,10.0000,0.000,1,NULL,NULL,'s','1')"), "{row}");
+        assert!(
+            row.ends_with(",0.000,10.0000,0.000,1,NULL,NULL,'s','1')"),
+            "{row}"
+        );
         let higher = RapidAccelThreshold::new(10.0001).unwrap();
         let row = row_literal(&r, "s", "1", higher).unwrap();
         assert!(row.contains(",0,NULL,NULL,"), "{row}");
@@ -222,7 +230,11 @@ mod tests {
         let rows: Vec<String> = (0..80).map(|i| format!("({i:03})")).collect();
         let plan = plan_with_limit(&rows, prefix_len + 5).unwrap();
         let lens: Vec<usize> = plan.iter().map(Vec::len).collect();
-        assert_eq!(lens, [40, 40, 9], "37 + 37 + 6 chunks, 3 fixed statements each");
+        assert_eq!(
+            lens,
+            [40, 40, 9],
+            "37 + 37 + 6 chunks, 3 fixed statements each"
+        );
         for t in &plan {
             assert!(t[0].starts_with("CREATE TEMP TABLE"));
             assert!(t[merge_index(t.len())].starts_with("INSERT INTO speed.telemetry"));
@@ -240,12 +252,21 @@ mod tests {
     #[test]
     fn statements_respect_the_size_limit() {
         let r = reading(SAMPLE);
-        let row = row_literal(&r, "shardId-000000000000", "4959", RapidAccelThreshold::DEFAULT)
-            .unwrap();
+        let row = row_literal(
+            &r,
+            "shardId-000000000000",
+            "4959",
+            RapidAccelThreshold::DEFAULT,
+        )
+        .unwrap();
         let rows = vec![row; 2_000];
         let plan = plan(&rows).unwrap();
         let chunks: Vec<&String> = plan.iter().flat_map(|t| &t[1..t.len() - 2]).collect();
         assert!(chunks.len() > 1);
-        assert!(plan.iter().flatten().all(|s| s.len() <= MAX_STATEMENT_BYTES));
+        assert!(
+            plan.iter()
+                .flatten()
+                .all(|s| s.len() <= MAX_STATEMENT_BYTES)
+        );
     }
 }

@@ -9,9 +9,7 @@ use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use fleetline_aws::Warehouse;
 use fleetline_aws::deadletter::{DeadLetter, DeadLetterSink, SinkError};
-use fleetline_aws::warehouse::{
-    ExecSummary, FailedStatus, ResultSet, SqlParam, WarehouseError,
-};
+use fleetline_aws::warehouse::{ExecSummary, FailedStatus, ResultSet, SqlParam, WarehouseError};
 use fleetline_core::RapidAccelThreshold;
 
 use crate::input::InputRecord;
@@ -207,7 +205,10 @@ async fn valid_invalid_and_duplicate_records_are_routed_and_counted() {
         report.rejected_by_reason,
         BTreeMap::from([("bad_vin", 1), ("not_json", 1)])
     );
-    assert_eq!(report.max_record_age, Some(std::time::Duration::from_millis(29_999)));
+    assert_eq!(
+        report.max_record_age,
+        Some(std::time::Duration::from_millis(29_999))
+    );
 
     // One transaction: stage, one VALUES chunk with the 3 unique readings, merge, drop.
     let txs = p_warehouse(&p).transactions();
@@ -365,7 +366,10 @@ async fn unquotable_trip_id_is_dead_lettered_not_fatal() {
     ];
     let (result, report) = p.process(&batch, now()).await;
     assert!(result.unwrap().batch_item_failures.is_empty());
-    assert_eq!(report.rejected_by_reason, BTreeMap::from([("bad_trip_id", 1)]));
+    assert_eq!(
+        report.rejected_by_reason,
+        BTreeMap::from([("bad_trip_id", 1)])
+    );
     assert_eq!(report.stored, 1);
     assert!(!p_warehouse(&p).transactions()[0][1].contains("a\\b"));
 }
@@ -411,7 +415,10 @@ async fn handle_decodes_a_lambda_event_and_answers_in_the_lambda_shape() {
     );
     let letters = p_sink(&p).letters.lock().unwrap().clone();
     let l = &letters["rejected/shardId-000000000003/101.json"];
-    assert_eq!((l.reason.as_str(), l.data.as_slice()), ("not_json", &b"\xff"[..]));
+    assert_eq!(
+        (l.reason.as_str(), l.data.as_slice()),
+        ("not_json", &b"\xff"[..])
+    );
     let sql = &p_warehouse(&p).transactions()[0][1];
     assert!(sql.contains("'shardId-000000000003','100')"), "{sql}");
 }

@@ -120,6 +120,16 @@ impl Summary {
 #[error("view refresh failed: {0}")]
 pub struct RefreshError(String);
 
+/// What Lambda reports (`errorType`, `errorMessage`) for a failed invocation.
+impl From<RefreshError> for lambda_runtime::Diagnostic {
+    fn from(e: RefreshError) -> Self {
+        Self {
+            error_type: "ViewRefreshFailed".to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -55,9 +55,18 @@ fn names(v: &[ViewName]) -> Vec<&str> {
 
 #[test]
 fn view_names_are_validated_before_they_reach_sql() {
-    assert_eq!(names(&parse_views(None).unwrap()), ["speed.vehicle_daily_mv"]);
-    assert_eq!(names(&parse_views(Some("  ")).unwrap()), ["speed.vehicle_daily_mv"]);
-    assert_eq!(names(&parse_views(Some(" , ")).unwrap()), ["speed.vehicle_daily_mv"]);
+    assert_eq!(
+        names(&parse_views(None).unwrap()),
+        ["speed.vehicle_daily_mv"]
+    );
+    assert_eq!(
+        names(&parse_views(Some("  ")).unwrap()),
+        ["speed.vehicle_daily_mv"]
+    );
+    assert_eq!(
+        names(&parse_views(Some(" , ")).unwrap()),
+        ["speed.vehicle_daily_mv"]
+    );
     assert_eq!(
         names(&parse_views(Some("speed.a_mv, _x._y1,speed.a_mv,")).unwrap()),
         ["speed.a_mv", "_x._y1"]

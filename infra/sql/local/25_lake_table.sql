@@ -1,7 +1,7 @@
 -- LOCAL STACK ONLY (applied by localstack/up after infra/sql): the lake table that the
 -- template's AWS::Glue::Table `vehicle_telematics_raw` provides on AWS. Same columns as
 -- that Glue table and the Parquet objects lake-writer writes (CONTRACTS.md "Lake").
--- Placeholders: ${LAKE_BUCKET}, ${LAKE_PREFIX} (with a trailing slash).
+-- Placeholders (localstack/apply-sql --var): LAKE_BUCKET, LAKE_PREFIX (ends with /).
 -- fleetline:no-transaction
 
 CREATE EXTERNAL TABLE IF NOT EXISTS spectrum.vehicle_telematics_raw (

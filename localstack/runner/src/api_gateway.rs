@@ -59,13 +59,15 @@ impl Router {
     pub fn add(&mut self, function: &str, resource: &str, method: &str) {
         let segments = split_path(resource)
             .into_iter()
-            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) => match name.strip_suffix('+') {
-                    Some(greedy) => Segment::Greedy(greedy.to_owned()),
-                    None => Segment::Param(name.to_owned()),
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => match name.strip_suffix('+') {
+                        Some(greedy) => Segment::Greedy(greedy.to_owned()),
+                        None => Segment::Param(name.to_owned()),
+                    },
+                    None => Segment::Literal(s.to_owned()),
                 },
-                None => Segment::Literal(s.to_owned()),
-            })
+            )
             .collect();
         self.routes.push(Route {
             function: function.to_owned(),
@@ -99,7 +101,7 @@ impl Router {
     /// beat greedy ones; an exact method beats ANY), with its decoded path parameters.
     pub fn find(&self, method: &str, path: &str) -> Option<(&Route, BTreeMap<String, String>)> {
         let parts = split_path(path);
-        let mut best: Option<((bool, usize, bool), &Route, BTreeMap<String, String>)> = None;
+        let mut best: Option<(RouteScore, &Route, BTreeMap<String, String>)> = None;
         for route in &self.routes {
             if route.method != "ANY" && route.method != method {
                 continue;
@@ -112,7 +114,10 @@ impl Router {
                 .iter()
                 .filter(|s| matches!(s, Segment::Literal(_)))
                 .count();
-            let greedy = route.segments.iter().any(|s| matches!(s, Segment::Greedy(_)));
+            let greedy = route
+                .segments
+                .iter()
+                .any(|s| matches!(s, Segment::Greedy(_)));
             let score = (!greedy, literals, route.method != "ANY");
             if best.as_ref().is_none_or(|(b, _, _)| score > *b) {
                 best = Some((score, route, params));
@@ -121,6 +126,9 @@ impl Router {
         best.map(|(_, route, params)| (route, params))
     }
 }
+
+/// (no greedy segment, literal segments, exact method): higher is more specific.
+type RouteScore = (bool, usize, bool);
 
 fn match_segments(segments: &[Segment], parts: &[&str]) -> Option<BTreeMap<String, String>> {
     let mut params = BTreeMap::new();
@@ -196,7 +204,13 @@ pub fn proxy_event(
             }
         }
     }
-    let or_null = |m: Map<String, Value>| if m.is_empty() { Value::Null } else { Value::Object(m) };
+    let or_null = |m: Map<String, Value>| {
+        if m.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(m)
+        }
+    };
     let path_parameters = if params.is_empty() {
         Value::Null
     } else {
@@ -277,7 +291,10 @@ pub fn proxy_response(body: &[u8]) -> Result<Response<Body>, String> {
     let object = value.as_object().ok_or("not a JSON object")?;
     let status = object
         .get("statusCode")
-        .and_then(|s| s.as_u64().or_else(|| s.as_str().and_then(|s| s.parse().ok())))
+        .and_then(|s| {
+            s.as_u64()
+                .or_else(|| s.as_str().and_then(|s| s.parse().ok()))
+        })
         .ok_or("statusCode is missing or not a number")?;
     let status = u16::try_from(status)
         .ok()
@@ -376,17 +393,31 @@ impl<I: Invoker> Gateway<I> {
         response
     }
 
-    async fn respond(&self, req: Request<Incoming>, peer: SocketAddr, request_id: &str) -> Response<Body> {
+    async fn respond(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        request_id: &str,
+    ) -> Response<Body> {
         let method = req.method().as_str().to_owned();
         let path = req.uri().path().to_owned();
         let query = req.uri().query().map(str::to_owned);
         let headers: Vec<(String, String)> = req
             .headers()
             .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let Some((route, params)) = self.router.find(&method, &path) else {
-            return message(StatusCode::FORBIDDEN, "Missing Authentication Token", request_id);
+            return message(
+                StatusCode::FORBIDDEN,
+                "Missing Authentication Token",
+                request_id,
+            );
         };
         if let Some(expected) = &self.config.api_key {
             let given = headers
@@ -400,7 +431,11 @@ impl<I: Invoker> Gateway<I> {
         let body = match read_body(req.into_body(), MAX_BODY).await {
             Ok(Some(body)) => body,
             Ok(None) => {
-                return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Too Long", request_id);
+                return message(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request Too Long",
+                    request_id,
+                );
             }
             Err(err) => {
                 tracing::debug!(error = %err, "cannot read the request body");
@@ -416,7 +451,14 @@ impl<I: Invoker> Gateway<I> {
             source_ip: peer.ip().to_string(),
         };
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let event = proxy_event(route, &params, &request, &self.config.stage, request_id, now_ms);
+        let event = proxy_event(
+            route,
+            &params,
+            &request,
+            &self.config.stage,
+            request_id,
+            now_ms,
+        );
         let mut response = match self
             .invoker
             .invoke(&route.function, Bytes::from(event.to_string()))
@@ -442,9 +484,11 @@ impl<I: Invoker> Gateway<I> {
                 tracing::warn!(function = %route.function, reason = %why, "cannot invoke the function");
                 message(StatusCode::BAD_GATEWAY, "Internal server error", request_id)
             }
-            Invocation::ShuttingDown => {
-                message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", request_id)
-            }
+            Invocation::ShuttingDown => message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                request_id,
+            ),
         };
         if let Ok(value) = HeaderValue::from_str(request_id) {
             response.headers_mut().insert("x-amzn-requestid", value);

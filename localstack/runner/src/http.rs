@@ -100,7 +100,13 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Option<Bytes>, St
     use http_body_util::{BodyExt, Limited};
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(Some(collected.to_bytes())),
-        Err(err) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Ok(None),
+        Err(err)
+            if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Ok(None)
+        }
         Err(err) => Err(err.to_string()),
     }
 }

@@ -131,7 +131,8 @@ impl Context {
                     }
                     _ => return Err(Unresolved(format!("GetAtt {arg:?}"))),
                 };
-                self.get_att(&id, &attr, depth).map(|s| Some(Value::String(s)))
+                self.get_att(&id, &attr, depth)
+                    .map(|s| Some(Value::String(s)))
             }
             "Fn::If" => {
                 let parts = arg
@@ -242,7 +243,9 @@ impl Context {
             }
             ("AWS::Logs::LogGroup", "Arn") => {
                 let name = self.ref_string(id, depth)?;
-                Ok(format!("arn:aws:logs:{region}:{account}:log-group:{name}:*"))
+                Ok(format!(
+                    "arn:aws:logs:{region}:{account}:log-group:{name}:*"
+                ))
             }
             _ => Err(unresolved()),
         }

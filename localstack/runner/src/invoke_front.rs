@@ -77,10 +77,6 @@ async fn forward(req: Request<Incoming>, inner: SocketAddr) -> Result<Response<B
         .await
         .map_err(|e| e.to_string())?;
     let (parts, body) = response.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok(Response::from_parts(parts, Full::new(bytes)))
 }

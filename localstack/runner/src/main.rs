@@ -12,13 +12,13 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use lambda_host::{EnvFile, FunctionRegistry, FunctionSpec, HostedFunction, invoke_api};
 use local_runner::api_gateway::{self, ApiConfig, Router};
+use local_runner::invoke_front;
 use local_runner::invoker::RegistryInvoker;
 use local_runner::kinesis::aws::KinesisSource;
 use local_runner::kinesis::{CheckpointStore, Deps, FailureLog, Mapping, MappingConfig};
 use local_runner::schedule::{Schedule, ScheduleTask, run_schedule};
 use local_runner::status::StatusBoard;
 use local_runner::template::{EventSource, FunctionDef, Template, TemplateOptions};
-use local_runner::invoke_front;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -157,10 +157,8 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
         .map_err(|err| format!("cannot listen on {addr} ({what}): {err}"))
 }
 
-fn stopped(mut rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send {
-    async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    }
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 async fn host_functions(
@@ -220,7 +218,9 @@ async fn run(args: Args) -> Result<(), String> {
     }
     for wanted in &args.functions {
         if template.function(wanted).is_none() {
-            return Err(format!("--functions: {wanted} is not a function in the template"));
+            return Err(format!(
+                "--functions: {wanted} is not a function in the template"
+            ));
         }
     }
     let selected: Vec<&FunctionDef> = template
@@ -238,7 +238,9 @@ async fn run(args: Args) -> Result<(), String> {
     let overrides: BTreeMap<String, String> = args.schedule_override.iter().cloned().collect();
     for name in overrides.keys() {
         if template.function(name).is_none() {
-            return Err(format!("--schedule-override: {name} is not a function in the template"));
+            return Err(format!(
+                "--schedule-override: {name} is not a function in the template"
+            ));
         }
     }
 
@@ -253,7 +255,8 @@ async fn run(args: Args) -> Result<(), String> {
     std::fs::create_dir_all(&args.state_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.state_dir.display()))?;
     let checkpoints = Arc::new(
-        CheckpointStore::open(args.state_dir.join("checkpoints.json")).map_err(|e| e.to_string())?,
+        CheckpointStore::open(args.state_dir.join("checkpoints.json"))
+            .map_err(|e| e.to_string())?,
     );
     let failures = Arc::new(FailureLog::new(args.state_dir.join("on-failure")));
     let status = Arc::new(StatusBoard::new());
@@ -277,7 +280,8 @@ async fn run(args: Args) -> Result<(), String> {
                 } else if !available(&function.name) {
                     tracing::warn!(function = %function.name, "Kinesis mapping skipped: function unavailable");
                 } else {
-                    let mut config = MappingConfig::from_event(&function.name, kinesis, &args.region);
+                    let mut config =
+                        MappingConfig::from_event(&function.name, kinesis, &args.region);
                     config.poll_interval = args.poll_interval;
                     mappings.push(config);
                 }
@@ -391,8 +395,14 @@ async fn run(args: Args) -> Result<(), String> {
         .collect();
     status.set_info("api", json!(format!("http://{}", args.api_listen)));
     status.set_info("invoke", json!(format!("http://{}", args.invoke_listen)));
-    status.set_info("checkpoints", json!(checkpoints.path().display().to_string()));
-    status.set_info("on_failure_dir", json!(failures.dir().display().to_string()));
+    status.set_info(
+        "checkpoints",
+        json!(checkpoints.path().display().to_string()),
+    );
+    status.set_info(
+        "on_failure_dir",
+        json!(failures.dir().display().to_string()),
+    );
     status.set_info("functions", serde_json::Value::Object(functions_info));
     tracing::info!(api = %args.api_listen, invoke = %args.invoke_listen,
         state_dir = %args.state_dir.display(), "local-runner ready");
@@ -401,8 +411,14 @@ async fn run(args: Args) -> Result<(), String> {
     tracing::info!("shutting down: finishing in-flight invocations");
     let _ = stop_tx.send(true);
     // Consumers finish their in-flight invocation and persist their checkpoint first.
+    // Wait as long as the slowest event-driven function may take for its last invocation.
     let longest = selected
         .iter()
+        .filter(|f| {
+            f.events
+                .iter()
+                .any(|e| matches!(e.source, EventSource::Kinesis(_) | EventSource::Schedule(_)))
+        })
         .map(|f| f.timeout)
         .max()
         .unwrap_or_default()

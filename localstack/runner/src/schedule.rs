@@ -108,16 +108,25 @@ impl Cron {
                 "AWS cron has six fields: minutes hours day-of-month month day-of-week year".into(),
             ));
         }
-        for (field, special) in fields.iter().flat_map(|f| ["L", "W", "#"].map(|s| (f, s))) {
-            if field.contains(special) {
-                return Err(CronError::Unsupported(format!("'{special}' in {field:?}")));
-            }
+        // L, W and # only mean something in the day fields (JUL and WED are names).
+        let (dom, dow) = (fields[2], fields[4].to_ascii_uppercase());
+        if dom.contains(['L', 'W', 'l', 'w']) {
+            return Err(CronError::Unsupported(format!(
+                "L/W in day-of-month {dom:?}"
+            )));
+        }
+        if dow.contains('#') || dow.ends_with('L') {
+            return Err(CronError::Unsupported(format!(
+                "L/# in day-of-week {dow:?}"
+            )));
         }
         let minutes = field_bits(fields[0], 0, 59, &[])?;
         let hours = field_bits(fields[1], 0, 23, &[])? as u32;
         let days_of_month = optional(fields[2], |f| field_bits(f, 1, 31, &[]).map(|b| b as u32))?;
         let months = field_bits(fields[3], 1, 12, &MONTHS)? as u16;
-        let days_of_week = optional(fields[4], |f| field_bits(f, 1, 7, &WEEKDAYS).map(|b| b as u8))?;
+        let days_of_week = optional(fields[4], |f| {
+            field_bits(f, 1, 7, &WEEKDAYS).map(|b| b as u8)
+        })?;
         let years = if fields[5] == "*" {
             None
         } else {
@@ -164,7 +173,14 @@ impl Cron {
                     for minute in first_minute..60 {
                         if self.minutes & (1 << minute) != 0 {
                             return Utc
-                                .with_ymd_and_hms(date.year(), date.month(), date.day(), hour, minute, 0)
+                                .with_ymd_and_hms(
+                                    date.year(),
+                                    date.month(),
+                                    date.day(),
+                                    hour,
+                                    minute,
+                                    0,
+                                )
                                 .single();
                         }
                     }
@@ -187,7 +203,10 @@ fn year_list(field: &str) -> Result<Vec<i32>, CronError> {
             None => (part, 1),
         };
         let (lo, hi) = match range.split_once('-') {
-            Some((a, b)) => (a.parse().map_err(|_| bad(field))?, b.parse().map_err(|_| bad(field))?),
+            Some((a, b)) => (
+                a.parse().map_err(|_| bad(field))?,
+                b.parse().map_err(|_| bad(field))?,
+            ),
             None => {
                 let y: i32 = range.parse().map_err(|_| bad(field))?;
                 (y, if step > 1 { 2199 } else { y })
@@ -205,7 +224,10 @@ fn bad(field: &str) -> CronError {
     CronError::Invalid(format!("bad field {field:?}"))
 }
 
-fn optional<T>(field: &str, parse: impl Fn(&str) -> Result<T, CronError>) -> Result<Option<T>, CronError> {
+fn optional<T>(
+    field: &str,
+    parse: impl Fn(&str) -> Result<T, CronError>,
+) -> Result<Option<T>, CronError> {
     if field == "?" || field == "*" {
         Ok(None)
     } else {
@@ -230,7 +252,13 @@ fn field_bits(field: &str, min: u32, max: u32, names: &[&str]) -> Result<u64, Cr
     let mut bits = 0u64;
     for part in field.split(',') {
         let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, s.parse::<u32>().ok().filter(|s| *s > 0).ok_or_else(|| bad(field))?),
+            Some((r, s)) => (
+                r,
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| bad(field))?,
+            ),
             None => (part, 1),
         };
         let (lo, hi) = if range == "*" || range == "?" {
@@ -355,29 +383,31 @@ pub async fn run_schedule<I: crate::invoker::Invoker>(
             tracing::warn!(function = %task.function, rule = %task.rule_name, attempt = attempt + 1,
                 error = %last_error, "scheduled invocation failed");
         }
-        let outcome = if succeeded { "ok".to_owned() } else { format!("failed: {last_error}") };
+        let outcome = if succeeded {
+            "ok".to_owned()
+        } else {
+            format!("failed: {last_error}")
+        };
         status.schedule(&key, |s| {
             s.fires += 1;
             s.failures += u64::from(!succeeded);
             s.last_fire = Some(next.to_rfc3339());
             s.last_outcome = Some(outcome);
         });
-        if !succeeded {
-            if let Some(dlq) = &task.dead_letter {
-                // What Lambda puts in an async dead-letter queue: the event, plus attributes.
-                let message = serde_json::json!({
-                    "body": payload,
-                    "messageAttributes": {
-                        "RequestID": uuid::Uuid::new_v4().to_string(),
-                        "ErrorCode": "200",
-                        "ErrorMessage": last_error,
-                    },
-                    "function": task.function,
-                    "timestamp": crate::status::now_rfc3339(),
-                });
-                if let Err(err) = failures.append(Some(dlq), &message) {
-                    tracing::error!(error = %err, "cannot write the dead-letter record");
-                }
+        if !succeeded && let Some(dlq) = &task.dead_letter {
+            // What Lambda puts in an async dead-letter queue: the event, plus attributes.
+            let message = serde_json::json!({
+                "body": payload,
+                "messageAttributes": {
+                    "RequestID": uuid::Uuid::new_v4().to_string(),
+                    "ErrorCode": "200",
+                    "ErrorMessage": last_error,
+                },
+                "function": task.function,
+                "timestamp": crate::status::now_rfc3339(),
+            });
+            if let Err(err) = failures.append(Some(dlq), &message) {
+                tracing::error!(error = %err, "cannot write the dead-letter record");
             }
         }
     }

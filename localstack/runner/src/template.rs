@@ -36,6 +36,8 @@ fn local_resource_refs(stream: &str) -> BTreeMap<String, String> {
     [
         ("TelemetryStream", stream),
         ("LakeBucket", "fleetline-lake"),
+        // localstack/lib/resources.py's DirectPut delivery stream.
+        ("LakeDeliveryStream", "fleetline-lake-delivery"),
         ("ServingAdminSecret", ""),
     ]
     .into_iter()
@@ -121,7 +123,7 @@ pub enum EventSource {
     Other(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StartingPosition {
     TrimHorizon,
     Latest,
@@ -213,9 +215,8 @@ impl Template {
             let Some(id) = id.as_str() else { continue };
             match resource.get("Type").and_then(Value::as_str) {
                 Some("AWS::Serverless::Function") => {
-                    let function =
-                        FunctionReader::new(&ctx, &globals, &stream, &mut warnings)
-                            .read(id, resource)?;
+                    let function = FunctionReader::new(&ctx, &globals, &stream, &mut warnings)
+                        .read(id, resource)?;
                     if let Some(function) = function {
                         functions.push(function);
                     }
@@ -414,7 +415,8 @@ impl<'a> FunctionReader<'a> {
                     .and_then(|v| self.string(function, &what("Stream"), v));
                 // Locally every Kinesis event reads the one local stream; the ARN only
                 // tells which stream the template meant.
-                let stream_name = match stream_arn.as_deref().and_then(|a| a.split_once(":stream/")) {
+                let stream_name = match stream_arn.as_deref().and_then(|a| a.split_once(":stream/"))
+                {
                     Some((_, name)) if !name.is_empty() => name.to_owned(),
                     _ => self.stream.to_owned(),
                 };
@@ -443,7 +445,12 @@ impl<'a> FunctionReader<'a> {
                         usize::try_from(n.clamp(1, 10_000)).unwrap_or(DEFAULT_KINESIS_BATCH_SIZE)
                     });
                 let window = self
-                    .opt_number(function, props, "MaximumBatchingWindowInSeconds", event_name)?
+                    .opt_number(
+                        function,
+                        props,
+                        "MaximumBatchingWindowInSeconds",
+                        event_name,
+                    )?
                     .unwrap_or(0);
                 let max_retry_attempts = self
                     .opt_number(function, props, "MaximumRetryAttempts", event_name)?
@@ -497,7 +504,8 @@ impl<'a> FunctionReader<'a> {
                     .get("State")
                     .and_then(|v| self.ctx.resolve_string(v).ok().flatten())
                     .map(|s| s.eq_ignore_ascii_case("ENABLED"));
-                let enabled = state_enabled.unwrap_or_else(|| self.opt_bool(props, "Enabled", true));
+                let enabled =
+                    state_enabled.unwrap_or_else(|| self.opt_bool(props, "Enabled", true));
                 let input = props
                     .get("Input")
                     .and_then(|v| self.string(function, &what("Input"), v));

@@ -1,7 +1,7 @@
 //! Lake-sink failures and how AWS SDK errors are classified.
 
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 /// Whether retrying the same batch later can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

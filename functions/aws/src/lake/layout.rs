@@ -131,7 +131,9 @@ pub fn parse_object_key(key: &str) -> Option<ObjectKey> {
     }
     // The partition must be the object's own directory.
     let partition = partition_path(day);
-    let prefix = format!("{dir}/").strip_suffix(partition.as_str())?.to_owned();
+    let prefix = format!("{dir}/")
+        .strip_suffix(partition.as_str())?
+        .to_owned();
     Some(ObjectKey {
         prefix,
         day,
@@ -174,7 +176,13 @@ mod tests {
         );
         // Prefix normalisation and hostile segments.
         assert_eq!(
-            object_key("/t-1/vehicle_telematics_raw", d(2025, 12, 31), "../x", "", "9"),
+            object_key(
+                "/t-1/vehicle_telematics_raw",
+                d(2025, 12, 31),
+                "../x",
+                "",
+                "9"
+            ),
             "t-1/vehicle_telematics_raw/year=2025/month=12/day=31/.._x-unknown-9.parquet"
         );
     }
@@ -239,7 +247,10 @@ mod tests {
             "s3://fleetline-lake/vehicle_telematics_raw/year=2025/month=03/day=14/"
         );
         assert_eq!(parse_partition(&loc), Some(day));
-        assert_eq!(parse_partition("year=2025/month=3/day=7"), Some(d(2025, 3, 7)));
+        assert_eq!(
+            parse_partition("year=2025/month=3/day=7"),
+            Some(d(2025, 3, 7))
+        );
         assert_eq!(parse_partition("x/year=2025/month=13/day=01/"), None);
         assert_eq!(parse_partition("year=2025/day=01/month=01/"), None);
         assert_eq!(parse_partition("year=+2025/month=01/day=01/"), None);

@@ -73,8 +73,10 @@ pub struct WriteReport {
 /// Where lake-writer puts accepted readings.
 pub trait LakeSink: Send + Sync {
     /// Stores every row of the batch. An empty batch writes nothing.
-    fn write(&self, batch: &LakeBatch)
-    -> impl Future<Output = Result<WriteReport, LakeError>> + Send;
+    fn write(
+        &self,
+        batch: &LakeBatch,
+    ) -> impl Future<Output = Result<WriteReport, LakeError>> + Send;
 }
 
 impl<S: LakeSink> LakeSink for &S {
@@ -140,14 +142,16 @@ pub(crate) mod test_support {
                 brake_pedal_status: None,
                 ignition_status: None,
                 transmission_gear_position: None,
-                location: (seq % 3 != 0).then_some(Location {
+                location: (!seq.is_multiple_of(3)).then_some(Location {
                     latitude: 47.6105 + seq as f64 / 1e4,
                     longitude: -122.3301,
                 }),
                 raw,
             },
             shard_id: "shardId-000000000000".into(),
-            sequence_number: format!("4959033827149025660855969253836157109592157598913658{seq:04}"),
+            sequence_number: format!(
+                "4959033827149025660855969253836157109592157598913658{seq:04}"
+            ),
         }
     }
 }

@@ -8,6 +8,9 @@
 //! - data `crash-once:…`: the first batch containing it exits the process (a crash).
 //! - data `partial-once:…`: the first batch containing it reports it in batchItemFailures.
 //! - data `poison:…`: every batch containing it fails.
+//!
+//! API Gateway proxy events get a 200 proxy response echoing resource, path, path and query
+//! parameters and stage; scheduled events are recorded as `{"scheduled": event}`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,10 +25,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 fn record(line: &Value) {
-    if let Ok(path) = std::env::var("RECORDER_FILE") {
-        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-            let _ = writeln!(file, "{line}");
-        }
+    let Ok(path) = std::env::var("RECORDER_FILE") else {
+        return;
+    };
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(file, "{line}");
     }
 }
 
@@ -42,13 +50,38 @@ fn first_time(name: &str) -> bool {
 
 async fn handler(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let (payload, _) = event.into_parts();
+    // API Gateway proxy events: echo what the gateway sent as a proxy response.
+    if let Some(method) = payload.get("httpMethod") {
+        record(&json!({"api": {"method": method, "path": payload["path"]}}));
+        let body = json!({
+            "resource": payload["resource"],
+            "path": payload["path"],
+            "pathParameters": payload["pathParameters"],
+            "query": payload["queryStringParameters"],
+            "stage": payload["requestContext"]["stage"],
+        });
+        return Ok(json!({
+            "statusCode": 200,
+            "headers": {"content-type": "application/json", "x-test-fn": "yes"},
+            "body": body.to_string(),
+            "isBase64Encoded": false,
+        }));
+    }
+    // EventBridge scheduled events.
+    if payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
+        record(&json!({"scheduled": payload}));
+        return Ok(json!({"ok": true}));
+    }
     let records: Vec<(String, String)> = payload
         .get("Records")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .map(|r| {
-            let seq = r["kinesis"]["sequenceNumber"].as_str().unwrap_or("").to_owned();
+            let seq = r["kinesis"]["sequenceNumber"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
             let data = r["kinesis"]["data"].as_str().unwrap_or("");
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(data)
@@ -64,7 +97,8 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
             error_message: format!("{outcome} requested"),
         })
     };
-    if std::env::var("RECORDER_FAIL_FIRST").as_deref() == Ok("1") && first_time("first-invocation") {
+    if std::env::var("RECORDER_FAIL_FIRST").as_deref() == Ok("1") && first_time("first-invocation")
+    {
         return fail("error");
     }
     if records.iter().any(|(_, d)| d.starts_with("poison:")) {

@@ -6,8 +6,8 @@ use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::ShardIteratorType;
 
 use super::source::{
-    IteratorPosition, RecordsPage, ShardDescription, SourceError, StreamDescription,
-    StreamRecord, StreamSource,
+    IteratorPosition, RecordsPage, ShardDescription, SourceError, StreamDescription, StreamRecord,
+    StreamSource,
 };
 
 #[derive(Clone)]
@@ -34,9 +34,9 @@ where
     match code.as_str() {
         "ResourceNotFoundException" => SourceError::StreamNotFound(stream.to_owned()),
         "ExpiredIteratorException" => SourceError::ExpiredIterator,
-        "ProvisionedThroughputExceededException" | "LimitExceededException" | "ThrottlingException" => {
-            SourceError::Throttled(message)
-        }
+        "ProvisionedThroughputExceededException"
+        | "LimitExceededException"
+        | "ThrottlingException" => SourceError::Throttled(message),
         "InvalidArgumentException" => SourceError::InvalidArgument(message),
         "" => SourceError::Other(message),
         _ => SourceError::Other(format!("{code}: {message}")),
@@ -130,7 +130,7 @@ impl StreamSource for KinesisSource {
             .iter()
             .map(|r| StreamRecord {
                 sequence_number: r.sequence_number().to_owned(),
-                partition_key: r.partition_key().to_owned(),
+                partition_key: r.partition_key().unwrap_or_default().to_owned(),
                 data: r.data().as_ref().to_vec(),
                 approximate_arrival: r
                     .approximate_arrival_timestamp()

@@ -55,10 +55,12 @@ impl CheckpointStore {
             source,
         };
         let entries = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| CheckpointError::Corrupt {
-                path: path.display().to_string(),
-                source,
-            })?,
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| CheckpointError::Corrupt {
+                    path: path.display().to_string(),
+                    source,
+                })?
+            }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(err) => return Err(io(err)),
         };

@@ -179,13 +179,21 @@ impl<S: StreamSource, I: Invoker> ShardConsumer<S, I> {
     /// Sleeps `duration` unless shutdown comes first.
     async fn pause(&mut self, duration: Duration) -> Result<(), Stopped> {
         if duration.is_zero() {
-            return if self.stopping() { Err(Stopped) } else { Ok(()) };
+            return if self.stopping() {
+                Err(Stopped)
+            } else {
+                Ok(())
+            };
         }
         tokio::select! {
             () = tokio::time::sleep(duration) => {}
             _ = self.shutdown.wait_for(|stop| *stop) => {}
         }
-        if self.stopping() { Err(Stopped) } else { Ok(()) }
+        if self.stopping() {
+            Err(Stopped)
+        } else {
+            Ok(())
+        }
     }
 
     fn status(&self, update: impl FnOnce(&mut crate::status::ShardStatus)) {
@@ -400,7 +408,12 @@ impl<S: StreamSource, I: Invoker> ShardConsumer<S, I> {
             };
             let age = records.first().map(record_age_ms);
             self.status(|s| {
-                s.state = if item.retries > 0 { "retrying" } else { "invoking" }.to_owned();
+                s.state = if item.retries > 0 {
+                    "retrying"
+                } else {
+                    "invoking"
+                }
+                .to_owned();
                 s.lag_ms = age;
             });
             let identity = format!(
@@ -434,10 +447,15 @@ impl<S: StreamSource, I: Invoker> ShardConsumer<S, I> {
                         BatchResponse::FailedFrom(index) => {
                             let mut records = records;
                             let remaining = records.split_off(index);
-                            self.note_batch(&first, &last, remaining.len() + records.len(), "partial-failure");
+                            self.note_batch(
+                                &first,
+                                &last,
+                                remaining.len() + records.len(),
+                                "partial-failure",
+                            );
                             self.status(|s| s.partial_failures += 1);
                             if !records.is_empty() {
-                                self.acknowledge(&records).await?;
+                                self.acknowledge(&records, true).await?;
                             }
                             let seq = &remaining[0].sequence_number;
                             tracing::info!(function = %self.config.function, shard = %self.shard_id,
@@ -484,7 +502,7 @@ impl<S: StreamSource, I: Invoker> ShardConsumer<S, I> {
             let (reason, mut remaining, whole_batch) = match outcome {
                 Outcome::Processed(records) => {
                     self.note_batch(&first, &last, records.len(), "ok");
-                    self.acknowledge(&records).await?;
+                    self.acknowledge(&records, true).await?;
                     backoff = self.config.retry_backoff;
                     continue;
                 }
@@ -522,7 +540,7 @@ impl<S: StreamSource, I: Invoker> ShardConsumer<S, I> {
             if limit >= 0 && i64::from(item.retries) >= limit {
                 self.give_up(&remaining, item.retries + 1, &reason, whole_batch)
                     .await?;
-                self.acknowledge(&remaining).await?;
+                self.acknowledge(&remaining, false).await?;
                 continue;
             }
             tracing::warn!(function = %self.config.function, shard = %self.shard_id,
@@ -550,8 +568,13 @@ impl<S: StreamSource, I: Invoker> ShardConsumer<S, I> {
         self.status(|s| s.last_batch = Some(batch));
     }
 
-    /// Moves the checkpoint past `records` (persisted before returning).
-    async fn acknowledge(&mut self, records: &[StreamRecord]) -> Result<(), Stopped> {
+    /// Moves the checkpoint past `records` (persisted before returning); `processed`: the
+    /// function handled them (rather than the on-failure destination).
+    async fn acknowledge(
+        &mut self,
+        records: &[StreamRecord],
+        processed: bool,
+    ) -> Result<(), Stopped> {
         let Some(last) = records.last() else {
             return Ok(());
         };
@@ -563,7 +586,8 @@ impl<S: StreamSource, I: Invoker> ShardConsumer<S, I> {
         };
         self.persist(checkpoint).await?;
         self.acked = Some(last.sequence_number.clone());
-        let (seq, count) = (last.sequence_number.clone(), records.len() as u64);
+        let seq = last.sequence_number.clone();
+        let count = if processed { records.len() as u64 } else { 0 };
         self.status(|s| {
             s.checkpoint = Some(seq);
             s.records_acknowledged += count;

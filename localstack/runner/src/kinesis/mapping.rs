@@ -56,7 +56,16 @@ impl<S: StreamSource, I: Invoker> Mapping<S, I> {
             if *shutdown.borrow() {
                 break;
             }
-            let wait = match self.discover(&mut consumers, &mut running, &mut finished, &mut stream_created, &shutdown).await {
+            let wait = match self
+                .discover(
+                    &mut consumers,
+                    &mut running,
+                    &mut finished,
+                    &mut stream_created,
+                    &shutdown,
+                )
+                .await
+            {
                 Ok(()) => {
                     last_wait_log = None;
                     SHARD_REFRESH
@@ -154,7 +163,11 @@ impl<S: StreamSource, I: Invoker> Mapping<S, I> {
             tracing::info!(function = %self.config.function, stream = %self.config.stream,
                 shards = running.len(), "polling shards");
         }
-        let detail = format!("{} shard(s) polled, {} finished", running.len(), finished.len());
+        let detail = format!(
+            "{} shard(s) polled, {} finished",
+            running.len(),
+            finished.len()
+        );
         self.deps.status.mapping(&self.key(), |m| {
             m.state = "running".to_owned();
             m.detail = Some(detail);

@@ -13,6 +13,6 @@ pub use consumer::{Deps, MappingConfig, ShardConsumer, ShardExit};
 pub use mapping::Mapping;
 pub use on_failure::FailureLog;
 pub use source::{
-    IteratorPosition, RecordsPage, ShardDescription, SourceError, StreamDescription,
-    StreamRecord, StreamSource,
+    IteratorPosition, RecordsPage, ShardDescription, SourceError, StreamDescription, StreamRecord,
+    StreamSource,
 };

@@ -29,7 +29,13 @@ impl FailureLog {
             .filter(|n| !n.is_empty())
             .map(|n| {
                 n.chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
                     .collect::<String>()
             })
             .unwrap_or_else(|| "discarded".to_owned());

@@ -1,0 +1,33 @@
+//! Lambda entry point: build the clients once, run a batch per invocation.
+
+use batch_views::{S3LakeCatalog, Settings};
+use fleetline_aws::deadletter::s3_client;
+use fleetline_aws::telemetry::init_tracing;
+use fleetline_aws::{DataApiWarehouse, WarehouseConfig, sdk_config};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let settings = Settings::from_env()?;
+    let sdk = sdk_config().await;
+    let warehouse = DataApiWarehouse::from_sdk_config(&sdk, WarehouseConfig::from_env()?);
+    let lake = S3LakeCatalog::new(
+        s3_client(&sdk),
+        settings.lake.bucket.clone(),
+        &settings.lake.prefix,
+    );
+    let (warehouse, lake, settings) = (&warehouse, &lake, &settings);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        batch_views::handle(
+            warehouse,
+            lake,
+            settings,
+            &event.payload,
+            chrono::Utc::now(),
+        )
+        .await
+    }))
+    .await
+}

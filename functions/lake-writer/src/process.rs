@@ -1,0 +1,268 @@
+//! One Kinesis batch: validate, count the invalid records, de-duplicate, write the lake.
+//!
+//! Failure policy (DESIGN §4):
+//! * invalid record → counted (`RecordsRejected`) and skipped; stream-processor dead-letters
+//!   the same record, so nothing is lost;
+//! * transient sink trouble (S3 5xx/throttling/timeouts, Firehose entries still failing) →
+//!   `batchItemFailures` = the FIRST record's sequence number: the whole batch is retried.
+//!   With the S3 sink that is idempotent (same batch → same keys → same bytes, overwritten);
+//!   with Firehose the lake may get a row twice, which the batch layer de-duplicates on
+//!   (VIN, ts) like every other duplicate;
+//! * permanent sink failure (missing bucket/stream, access denied, unencodable value) →
+//!   `Err`: Lambda retries, bisects, and finally sends the batch to the on-failure destination.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::streams::KinesisEventResponse;
+use chrono::{DateTime, Utc};
+use fleetline_aws::lake::{LakeBatch, LakeError, LakeRow, LakeSink, WriteReport};
+use fleetline_aws::metrics::Emf;
+use fleetline_core::{ValidationContext, parse_and_validate};
+
+use crate::input::{InputRecord, records};
+
+/// The function's logical name (the metrics' dimension).
+pub const FUNCTION_NAME: &str = "lake-writer";
+
+/// A permanent failure: the invocation fails.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("permanent lake failure: {0}")]
+    Lake(#[from] LakeError),
+}
+
+/// What Lambda reports (`errorType`, `errorMessage`) for a failed invocation.
+impl From<ProcessError> for lambda_runtime::Diagnostic {
+    fn from(e: ProcessError) -> Self {
+        Self {
+            error_type: "PermanentLakeFailure".to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// How the batch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Transient trouble: the whole batch is handed back for retry.
+    Retry {
+        reason: String,
+    },
+    /// Permanent failure: the invocation fails.
+    Failed {
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// Counts for one batch. When the outcome is [`Outcome::Done`]:
+/// `records_in = written + rejected + duplicates_in_batch`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchReport {
+    pub records_in: u64,
+    /// Rows stored (0 unless the outcome is `Done`).
+    pub written: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<&'static str, u64>,
+    /// Valid readings whose (VIN, ts) appeared earlier in the same batch.
+    pub duplicates_in_batch: u64,
+    /// What the sink wrote (objects/bytes/calls of the shards that completed).
+    pub sink: WriteReport,
+    pub duration: Duration,
+    pub outcome: Outcome,
+}
+
+/// The batch sorted out: one [`LakeBatch`] per shard (in order of first appearance).
+struct Classified {
+    batches: Vec<LakeBatch>,
+    rejected_by_reason: BTreeMap<&'static str, u64>,
+    duplicates: u64,
+}
+
+pub struct Processor<S> {
+    sink: S,
+    sink_name: &'static str,
+}
+
+impl<S: LakeSink> Processor<S> {
+    /// `sink_name` (`s3`/`firehose`) only labels logs and metrics.
+    pub fn new(sink: S, sink_name: &'static str) -> Self {
+        Self { sink, sink_name }
+    }
+
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// Lambda entry point: process, then emit the metrics and the summary log line.
+    pub async fn handle(
+        &self,
+        event: KinesisEvent,
+        now: DateTime<Utc>,
+    ) -> Result<KinesisEventResponse, ProcessError> {
+        let input = records(event);
+        let (result, report) = self.process(&input, now).await;
+        emit(&report, self.sink_name);
+        result
+    }
+
+    /// Processes one batch (in delivery order). `now` is the reference time of validation
+    /// (the invocation time).
+    pub async fn process(
+        &self,
+        input: &[InputRecord],
+        now: DateTime<Utc>,
+    ) -> (Result<KinesisEventResponse, ProcessError>, BatchReport) {
+        let started = Instant::now();
+        let Classified {
+            batches,
+            rejected_by_reason,
+            duplicates,
+        } = classify(input, now);
+        let mut report = BatchReport {
+            records_in: input.len() as u64,
+            written: 0,
+            rejected: rejected_by_reason.values().sum(),
+            rejected_by_reason,
+            duplicates_in_batch: duplicates,
+            sink: WriteReport::default(),
+            duration: Duration::ZERO,
+            outcome: Outcome::Done,
+        };
+        let mut failure: Option<LakeError> = None;
+        for batch in batches.iter().filter(|b| !b.rows.is_empty()) {
+            match self.sink.write(batch).await {
+                Ok(w) => {
+                    report.sink.rows += w.rows;
+                    report.sink.objects += w.objects;
+                    report.sink.bytes += w.bytes;
+                    report.sink.calls += w.calls;
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut response = KinesisEventResponse::default();
+        let result = match failure {
+            None => {
+                report.written = report.sink.rows;
+                Ok(response)
+            }
+            Some(e) if e.is_transient() => {
+                report.outcome = Outcome::Retry {
+                    reason: e.to_string(),
+                };
+                if let Some(first) = input.first() {
+                    response.add_failure(first.sequence_number.clone());
+                }
+                Ok(response)
+            }
+            Some(e) => {
+                report.outcome = Outcome::Failed {
+                    reason: e.to_string(),
+                };
+                Err(ProcessError::Lake(e))
+            }
+        };
+        report.duration = started.elapsed();
+        (result, report)
+    }
+}
+
+/// Validates every record, keeps the first reading of each (VIN, ts), and groups the rows
+/// by shard with the shard's first/last *delivered* sequence numbers.
+fn classify(input: &[InputRecord], now: DateTime<Utc>) -> Classified {
+    let ctx = ValidationContext::new(now);
+    let mut seen = HashSet::new();
+    let mut out = Classified {
+        batches: Vec::new(),
+        rejected_by_reason: BTreeMap::new(),
+        duplicates: 0,
+    };
+    for rec in input {
+        let i = match out.batches.iter().position(|b| b.shard_id == rec.shard_id) {
+            Some(i) => i,
+            None => {
+                out.batches.push(LakeBatch {
+                    shard_id: rec.shard_id.clone(),
+                    first_sequence: rec.sequence_number.clone(),
+                    last_sequence: rec.sequence_number.clone(),
+                    rows: Vec::new(),
+                });
+                out.batches.len() - 1
+            }
+        };
+        let batch = &mut out.batches[i];
+        batch.last_sequence.clone_from(&rec.sequence_number);
+        match parse_and_validate(&rec.data, &ctx) {
+            Err(rejection) => {
+                *out.rejected_by_reason.entry(rejection.code()).or_insert(0) += 1;
+            }
+            Ok(reading) if !seen.insert(reading.dedupe_key()) => out.duplicates += 1,
+            Ok(reading) => batch.rows.push(LakeRow {
+                reading,
+                shard_id: rec.shard_id.clone(),
+                sequence_number: rec.sequence_number.clone(),
+            }),
+        }
+    }
+    out
+}
+
+/// EMF metrics and one JSON summary line per batch.
+fn emit(report: &BatchReport, sink: &str) {
+    let mut m = Emf::new(FUNCTION_NAME);
+    m.count("RecordsIn", report.records_in)
+        .count("RecordsWritten", report.written)
+        .count("RecordsRejected", report.rejected)
+        .count("DuplicatesInBatch", report.duplicates_in_batch)
+        .count("ObjectsWritten", report.sink.objects)
+        .count(
+            "BatchRetries",
+            u64::from(matches!(report.outcome, Outcome::Retry { .. })),
+        );
+    m.metric(
+        "BytesWritten",
+        fleetline_aws::metrics::Unit::Bytes,
+        report.sink.bytes as f64,
+    );
+    m.duration("BatchDurationMs", report.duration);
+    m.property("Outcome", report.outcome.as_str())
+        .property("Sink", sink);
+    m.emit();
+
+    let by_reason = serde_json::to_string(&report.rejected_by_reason).unwrap_or_default();
+    let reason = match &report.outcome {
+        Outcome::Done => "",
+        Outcome::Retry { reason } | Outcome::Failed { reason } => reason,
+    };
+    tracing::info!(
+        sink,
+        records_in = report.records_in,
+        records_written = report.written,
+        records_rejected = report.rejected,
+        rejected_by_reason = %by_reason,
+        duplicates_in_batch = report.duplicates_in_batch,
+        objects_written = report.sink.objects,
+        bytes_written = report.sink.bytes,
+        sink_calls = report.sink.calls,
+        batch_duration_ms = report.duration.as_millis() as u64,
+        outcome = report.outcome.as_str(),
+        outcome_reason = reason,
+        "batch summary"
+    );
+}

@@ -1,0 +1,281 @@
+//! Reading the real template.yaml: functions, settings, environment, events.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use local_runner::template::{
+    ApiEvent, EventSource, FunctionDef, KinesisEvent, StartingPosition, Template, TemplateOptions,
+};
+
+fn template_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
+}
+
+fn load(options: &TemplateOptions) -> Template {
+    Template::load(&template_path(), options).expect("template.yaml parses")
+}
+
+fn function<'a>(t: &'a Template, name: &str) -> &'a FunctionDef {
+    t.function(name)
+        .unwrap_or_else(|| panic!("function {name}"))
+}
+
+fn kinesis(f: &FunctionDef) -> &KinesisEvent {
+    f.events
+        .iter()
+        .find_map(|e| match &e.source {
+            EventSource::Kinesis(k) => Some(k),
+            _ => None,
+        })
+        .expect("a Kinesis event")
+}
+
+fn schedule(f: &FunctionDef) -> String {
+    f.events
+        .iter()
+        .find_map(|e| match &e.source {
+            EventSource::Schedule(s) => Some(s.expression.clone()),
+            _ => None,
+        })
+        .expect("a schedule")
+}
+
+fn env<'a>(f: &'a FunctionDef, key: &str) -> Option<&'a str> {
+    f.env.get(key).map(String::as_str)
+}
+
+#[test]
+fn every_function_is_found_by_its_code_uri_name() {
+    let t = load(&TemplateOptions::default());
+    let mut names: Vec<&str> = t.functions.iter().map(|f| f.name.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "batch-views",
+            "lake-writer",
+            "query-api",
+            "simulator",
+            "stream-processor",
+            "view-refresher"
+        ]
+    );
+    assert_eq!(t.api_stage, "api");
+}
+
+#[test]
+fn timeouts_and_memory_come_from_the_function_or_globals() {
+    let t = load(&TemplateOptions::default());
+    let expect = [
+        ("stream-processor", 60, 256),
+        ("lake-writer", 60, 512),
+        ("batch-views", 900, 256),
+        ("view-refresher", 60, 256),
+        ("query-api", 29, 256),
+        ("simulator", 900, 256),
+    ];
+    for (name, timeout, memory) in expect {
+        let f = function(&t, name);
+        assert_eq!(f.timeout, Duration::from_secs(timeout), "{name} timeout");
+        assert_eq!(f.memory_mb, memory, "{name} memory");
+    }
+}
+
+#[test]
+fn kinesis_events_carry_the_event_source_mapping_settings() {
+    let t = load(&TemplateOptions::default());
+    for name in ["stream-processor", "lake-writer"] {
+        let k = kinesis(function(&t, name));
+        assert_eq!(
+            k,
+            &KinesisEvent {
+                stream_name: "vehicle-telemetry".to_owned(),
+                starting_position: StartingPosition::TrimHorizon,
+                batch_size: 500,
+                batching_window: Duration::from_secs(5),
+                max_retry_attempts: 10,
+                max_record_age_secs: -1,
+                bisect_on_error: true,
+                report_batch_item_failures: true,
+                on_failure: Some(
+                    "arn:aws:sqs:us-east-1:000000000000:fleetline-on-failure".to_owned()
+                ),
+                enabled: true,
+            },
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn schedules_and_api_routes_are_read() {
+    let t = load(&TemplateOptions::default());
+    assert_eq!(schedule(function(&t, "view-refresher")), "rate(1 minute)");
+    assert_eq!(schedule(function(&t, "batch-views")), "cron(30 0 * * ? *)");
+    assert_eq!(
+        function(&t, "batch-views").dead_letter_target.as_deref(),
+        Some("arn:aws:sqs:us-east-1:000000000000:fleetline-on-failure")
+    );
+    let mut routes: Vec<ApiEvent> = function(&t, "query-api")
+        .events
+        .iter()
+        .filter_map(|e| match &e.source {
+            EventSource::Api(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect();
+    routes.sort_by(|a, b| a.path.cmp(&b.path));
+    let route = |path: &str| ApiEvent {
+        path: path.to_owned(),
+        method: "GET".to_owned(),
+    };
+    assert_eq!(
+        routes,
+        vec![route("/"), route("/dashboard"), route("/v1/{proxy+}")]
+    );
+    assert!(function(&t, "simulator").events.is_empty());
+}
+
+#[test]
+fn environment_is_resolved_with_local_values() {
+    let t = load(&TemplateOptions::default());
+    let sp = function(&t, "stream-processor");
+    assert_eq!(env(sp, "STREAM_NAME"), Some("vehicle-telemetry"));
+    assert_eq!(env(sp, "LAKE_BUCKET"), Some("fleetline-lake"));
+    assert_eq!(env(sp, "LAKE_PREFIX"), Some("vehicle_telematics_raw/"));
+    assert_eq!(env(sp, "REJECTED_PREFIX"), Some("rejected/"));
+    assert_eq!(env(sp, "RUST_LOG"), Some("info"));
+    assert_eq!(env(sp, "FLEETLINE_RAPID_ACCEL_KMH_PER_S"), Some("10.0"));
+    assert_eq!(env(sp, "FLEETLINE_REDSHIFT_WORKGROUP"), Some("fleetline"));
+    assert_eq!(env(sp, "FLEETLINE_REDSHIFT_CLUSTER"), Some(""));
+    assert_eq!(env(sp, "FLEETLINE_REDSHIFT_DATABASE"), Some("dev"));
+    assert_eq!(env(sp, "FLEETLINE_REDSHIFT_SECRET_ARN"), Some(""));
+    assert_eq!(env(sp, "FLEETLINE_REDSHIFT_DB_USER"), Some(""));
+    let lw = function(&t, "lake-writer");
+    assert_eq!(env(lw, "LAKE_SINK"), Some("s3"));
+    assert_eq!(env(lw, "FIREHOSE_STREAM"), Some(""));
+    assert_eq!(
+        env(lw, "FLEETLINE_REDSHIFT_WORKGROUP"),
+        None,
+        "lake-writer has no warehouse"
+    );
+    let qa = function(&t, "query-api");
+    assert_eq!(env(qa, "FLEETLINE_REDSHIFT_TIMEOUT_SECS"), Some("25"));
+    assert_eq!(env(qa, "FLEETLINE_REDSHIFT_WORKGROUP"), Some("fleetline"));
+    assert!(
+        t.warnings.is_empty(),
+        "unexpected warnings: {:?}",
+        t.warnings
+    );
+}
+
+#[test]
+fn parameter_overrides_flow_through_conditions() {
+    let mut options = TemplateOptions::default();
+    for (k, v) in [
+        ("KinesisBatchSize", "100"),
+        ("EnableSpeedCluster", "true"),
+        ("LakeSink", "firehose"),
+        ("ViewRefreshSchedule", "rate(5 minutes)"),
+    ] {
+        options
+            .parameter_overrides
+            .insert(k.to_owned(), v.to_owned());
+    }
+    let t = load(&options);
+    let sp = function(&t, "stream-processor");
+    assert_eq!(kinesis(sp).batch_size, 100);
+    // !If [CreateSpeedCluster, '', ...] and !If [CreateSpeedCluster, !Ref MasterUserName, ...]
+    assert_eq!(env(sp, "FLEETLINE_REDSHIFT_WORKGROUP"), Some(""));
+    assert_eq!(env(sp, "FLEETLINE_REDSHIFT_DB_USER"), Some("speedadmin"));
+    let lw = function(&t, "lake-writer");
+    assert_eq!(env(lw, "LAKE_SINK"), Some("firehose"));
+    // !Ref LakeDeliveryStream → the local delivery stream (localstack/lib/resources.py)
+    assert_eq!(env(lw, "FIREHOSE_STREAM"), Some("fleetline-lake-delivery"));
+    assert_eq!(schedule(function(&t, "view-refresher")), "rate(5 minutes)");
+}
+
+#[test]
+fn a_stream_override_renames_the_stream_everywhere() {
+    let options = TemplateOptions {
+        stream_override: Some("test-stream-42".to_owned()),
+        ..TemplateOptions::default()
+    };
+    let t = load(&options);
+    let sp = function(&t, "stream-processor");
+    assert_eq!(kinesis(sp).stream_name, "test-stream-42");
+    assert_eq!(env(sp, "STREAM_NAME"), Some("test-stream-42"));
+    assert_eq!(
+        env(function(&t, "simulator"), "STREAM_NAME"),
+        Some("test-stream-42")
+    );
+}
+
+#[test]
+fn long_form_intrinsics_and_missing_values() {
+    let yaml = r#"
+Parameters:
+  Name: {Type: String, Default: abc}
+Conditions:
+  IsAbc: {"Fn::Equals": [{"Ref": Name}, abc]}
+Globals:
+  Function:
+    Timeout: 7
+Resources:
+  Q:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: {"Fn::Sub": "${Name}-q"}}
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/thing/
+      Environment:
+        Variables:
+          A: {"Fn::If": [IsAbc, yes, no]}
+          B: {"Fn::GetAtt": [Q, Arn]}
+          C: !Sub '${!Literal}-${AWS::Region}'
+          D: !GetAtt Unknown.Arn
+          E: !Join ['-', [x, !Ref Name]]
+          F: !If [IsAbc, !Ref AWS::NoValue, kept]
+      Events:
+        Later:
+          Type: ScheduleV2
+          Properties: {ScheduleExpression: rate(2 hours), State: DISABLED}
+        Sqs:
+          Type: SQS
+          Properties: {Queue: !GetAtt Q.Arn}
+"#;
+    let t = Template::parse(yaml, &TemplateOptions::default()).unwrap();
+    let f = function(&t, "thing");
+    assert_eq!(f.timeout, Duration::from_secs(7));
+    assert_eq!(f.memory_mb, 128, "Lambda's default");
+    assert_eq!(env(f, "A"), Some("yes"));
+    assert_eq!(
+        env(f, "B"),
+        Some("arn:aws:sqs:us-east-1:000000000000:abc-q")
+    );
+    assert_eq!(env(f, "C"), Some("${Literal}-us-east-1"));
+    assert_eq!(
+        env(f, "D"),
+        None,
+        "unresolvable and no local fallback: left unset"
+    );
+    assert_eq!(env(f, "E"), Some("x-abc"));
+    assert_eq!(env(f, "F"), None, "AWS::NoValue removes the variable");
+    assert!(
+        t.warnings.iter().any(|w| w.contains("D left unset")),
+        "{:?}",
+        t.warnings
+    );
+    assert!(
+        t.warnings.iter().any(|w| w.contains("SQS")),
+        "{:?}",
+        t.warnings
+    );
+    let EventSource::Schedule(s) = &f.events[0].source else {
+        panic!("a schedule")
+    };
+    assert_eq!(s.expression, "rate(2 hours)");
+    assert!(!s.enabled);
+    assert_eq!(s.rule_name, "FLater");
+}

@@ -1,0 +1,1028 @@
+//! The serving layer end to end: every endpoint of query-api equals the simulator's ground
+//! truth exactly, with data on both sides of the time boundary and the same readings in
+//! both layers (so any double counting or gap would show).
+//!
+//! Setup per test (isolated, parallel-safe):
+//! - a fresh database (`CREATE DATABASE qa_<random>` through the Data API) with infra/sql
+//!   00, 05 and 10 applied by `localstack/apply-sql`, plus `batch.vehicle_daily` taken from
+//!   infra/sql/20_batch_layer.sql (the rest of that file needs the lake's placeholders);
+//! - the real `simulator` writes 6 days of readings around New Year (two years, trips across
+//!   midnight, 3 % duplicates) and its ground truth;
+//! - ALL readings go through the real `stream-processor` binary (hosted by lambda-host, fed
+//!   Kinesis events) into speed.telemetry; the truth's daily aggregates for days < B go into
+//!   batch.vehicle_daily (that table's producer, batch-views, is tested elsewhere);
+//! - the real `query-api` binary runs under lambda-host behind the local runner's API
+//!   Gateway (routes and stage from template.yaml) on 127.0.0.1:<ephemeral>; the tests speak
+//!   HTTP to it.
+//!
+//! Needs the local stack (`localstack/up`) and
+//! `cargo build -p simulator -p stream-processor -p query-api`.
+//! The schemathesis and Chromium tests also need PyPI / apt on their first run.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use chrono::{Datelike, NaiveDate};
+use fleetline_aws::warehouse::{MAX_STATEMENT_BYTES, chunk_values_insert};
+use fleetline_aws::{DataApiWarehouse, Warehouse, WarehouseConfig};
+use fleetline_tests::{
+    apply_sql_files, create_test_database, data_api_client, data_api_endpoint, drop_test_database,
+    local_aws_env, repo_root, workspace_bin,
+};
+use lambda_host::{FunctionSpec, HostedFunction, InvokeOutcome};
+use local_runner::api_gateway::{self, ApiConfig, Router};
+use local_runner::invoker::{Invocation, Invoker};
+use local_runner::template::{Template, TemplateOptions};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The boundary: days before it come from batch.vehicle_daily, the rest from speed.telemetry.
+const BOUNDARY: &str = "2026-01-02";
+/// A VIN that only the trap rows use (see `set_boundary_and_traps`).
+const TRAP_VIN: &str = "ZZZZZZZZZZZZZZZZZ";
+
+// ------------------------------------------------------------------------------------
+// The API Gateway in front of the hosted query-api
+
+/// The runner's `Invoker` over one hosted function.
+struct HostInvoker(Arc<HostedFunction>);
+
+impl Invoker for HostInvoker {
+    async fn invoke(&self, _function: &str, payload: Bytes) -> Invocation {
+        match self.0.invoke(payload).await {
+            Ok(InvokeOutcome::Ok(body)) => Invocation::Response(body),
+            Ok(InvokeOutcome::FunctionError {
+                error_type,
+                error_message,
+            }) => Invocation::FunctionError {
+                error_type,
+                error_message,
+            },
+            Err(e) => Invocation::NotInvoked(e.to_string()),
+        }
+    }
+    fn function_arn(&self, function: &str) -> String {
+        format!("arn:aws:lambda:us-east-1:000000000000:function:{function}")
+    }
+}
+
+struct Api {
+    addr: SocketAddr,
+    function: Arc<HostedFunction>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Api {
+    async fn start(database: &str, log: PathBuf) -> Self {
+        let mut spec = FunctionSpec::new("query-api", workspace_bin("query-api"))
+            .with_timeout(Duration::from_secs(29))
+            .with_log_file(log)
+            .with_forward_output(false)
+            .with_env("FLEETLINE_REDSHIFT_DATABASE", database)
+            .with_env("FLEETLINE_REDSHIFT_WORKGROUP", "fleetline")
+            .with_env("FLEETLINE_REDSHIFT_TIMEOUT_SECS", "25")
+            .with_env("AWS_ENDPOINT_URL_REDSHIFT_DATA", data_api_endpoint());
+        for (k, v) in local_aws_env() {
+            spec = spec.with_env(k, v);
+        }
+        let function = Arc::new(HostedFunction::start(spec).await.expect("start query-api"));
+        let template = Template::load(
+            &repo_root().join("template.yaml"),
+            &TemplateOptions::default(),
+        )
+        .expect("template.yaml");
+        let router = Router::from_template(&template, Some(&["query-api".to_owned()]));
+        assert!(
+            !router.routes().is_empty(),
+            "template.yaml has no Api events for query-api"
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(api_gateway::serve(
+            listener,
+            Arc::new(router),
+            Arc::new(HostInvoker(function.clone())),
+            ApiConfig {
+                stage: template.api_stage.clone(),
+                api_key: None,
+            },
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Self {
+            addr,
+            function,
+            stop: Some(tx),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// GET → (status, headers (lower-case names), body).
+    async fn get_raw(&self, path_and_query: &str) -> (u16, Vec<(String, String)>, String) {
+        http_request(self.addr, "GET", path_and_query).await
+    }
+
+    /// GET, expecting JSON.
+    async fn get(&self, path_and_query: &str) -> (u16, Value) {
+        let (status, headers, body) = self.get_raw(path_and_query).await;
+        let ct = header(&headers, "content-type").unwrap_or_default();
+        assert!(
+            ct.starts_with("application/json"),
+            "{path_and_query}: content-type {ct:?}: {body}"
+        );
+        let v =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path_and_query}: {e}: {body}"));
+        (status, v)
+    }
+
+    /// GET expecting 200 JSON.
+    async fn ok(&self, path_and_query: &str) -> Value {
+        let (status, body) = self.get(path_and_query).await;
+        assert_eq!(status, 200, "{path_and_query}: {body}");
+        body
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.function.shutdown(Duration::from_secs(2)).await;
+    }
+}
+
+fn header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// A minimal HTTP/1.1 client (the gateway answers with Content-Length bodies).
+async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the API");
+    let req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8(raw).expect("utf-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("response head");
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+// ------------------------------------------------------------------------------------
+// Data: simulator → stream-processor → speed.telemetry; truth → batch.vehicle_daily
+
+struct Fixture {
+    db: String,
+    work: tempfile::TempDir,
+    warehouse: DataApiWarehouse,
+    truth: Value,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let _ = data_api_client().await; // panics with "start it with localstack/up" when down
+        let db = create_test_database("qa").await;
+        apply_sql_files(
+            &db,
+            &["00_schemas.sql", "05_control.sql", "10_speed_layer.sql"],
+        );
+        let client = data_api_client().await;
+        let warehouse =
+            DataApiWarehouse::new(&client, WarehouseConfig::workgroup("fleetline", &db));
+        warehouse
+            .execute(&batch_table_ddl(), &[])
+            .await
+            .expect("create batch.vehicle_daily");
+        let work = tempfile::Builder::new()
+            .prefix("fleetline-qa-")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let mut fx = Self {
+            db,
+            work,
+            warehouse,
+            truth: Value::Null,
+        };
+        let lines = fx.simulate();
+        fx.ingest_speed(&lines).await;
+        fx.fill_batch().await;
+        fx
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// 4 vehicles, 6 nights 22:00–01:00 UTC from 2025-12-29: days 2025-12-29 … 2026-01-04.
+    fn simulate(&mut self) -> Vec<String> {
+        let out = std::process::Command::new(workspace_bin("simulator"))
+            .args([
+                "--vehicles",
+                "4",
+                "--interval",
+                "60s",
+                "--duration",
+                "10800s",
+                "--days",
+                "6",
+                "--trips-per-day",
+                "2",
+                "--start",
+                "2025-12-29T22:00:00Z",
+                "--seed",
+                "7",
+                "--duplicate-rate",
+                "0.03",
+                "--rapid-threshold",
+                "10.0",
+                "--quiet",
+            ])
+            .arg("--out")
+            .arg(self.path("readings.jsonl"))
+            .arg("--truth")
+            .arg(self.path("truth.json"))
+            .output()
+            .expect("run simulator");
+        assert!(
+            out.status.success(),
+            "simulator: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.truth =
+            serde_json::from_slice(&std::fs::read(self.path("truth.json")).expect("truth"))
+                .expect("truth json");
+        assert!(self.truth["counts"]["duplicates_sent"].as_u64().unwrap() > 0);
+        std::fs::read_to_string(self.path("readings.jsonl"))
+            .expect("readings")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Every line through the real stream-processor, in batches as Kinesis would deliver.
+    async fn ingest_speed(&self, lines: &[String]) {
+        let mut spec = FunctionSpec::new("stream-processor", workspace_bin("stream-processor"))
+            .with_timeout(Duration::from_secs(120))
+            .with_log_file(self.path("stream-processor.log"))
+            .with_forward_output(false)
+            .with_env("FLEETLINE_REDSHIFT_DATABASE", &self.db)
+            .with_env("FLEETLINE_REDSHIFT_WORKGROUP", "fleetline")
+            .with_env("FLEETLINE_RAPID_ACCEL_KMH_PER_S", "10.0")
+            .with_env("AWS_ENDPOINT_URL_REDSHIFT_DATA", data_api_endpoint());
+        for (k, v) in local_aws_env() {
+            spec = spec.with_env(k, v);
+        }
+        let sp = HostedFunction::start(spec)
+            .await
+            .expect("start stream-processor");
+        let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/vehicle-telemetry";
+        for (batch_no, chunk) in lines.chunks(500).enumerate() {
+            let records: Vec<Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, line)| {
+                    let seq = format!("{:056}", batch_no * 500 + i + 1);
+                    let vin = serde_json::from_str::<Value>(line).ok().and_then(|v| v["VIN"].as_str().map(str::to_owned)).unwrap_or_default();
+                    json!({
+                        "kinesis": {
+                            "kinesisSchemaVersion": "1.0",
+                            "partitionKey": vin,
+                            "sequenceNumber": seq,
+                            "data": base64::engine::general_purpose::STANDARD.encode(line),
+                            "approximateArrivalTimestamp": 1_767_225_600.0 + (batch_no * 500 + i) as f64,
+                        },
+                        "eventSource": "aws:kinesis",
+                        "eventVersion": "1.0",
+                        "eventID": format!("shardId-000000000000:{seq}"),
+                        "eventName": "aws:kinesis:record",
+                        "invokeIdentityArn": "arn:aws:iam::000000000000:role/stream-processor",
+                        "awsRegion": "us-east-1",
+                        "eventSourceARN": arn,
+                    })
+                })
+                .collect();
+            match sp
+                .invoke_json(&json!({ "Records": records }))
+                .await
+                .expect("invoke")
+            {
+                InvokeOutcome::Ok(body) => {
+                    let v: Value = serde_json::from_slice(&body).expect("response json");
+                    assert_eq!(v["batchItemFailures"], json!([]), "batch {batch_no}: {v}");
+                }
+                other => panic!("stream-processor failed: {other:?}"),
+            }
+        }
+        sp.shutdown(Duration::from_secs(2)).await;
+        let rs = self
+            .warehouse
+            .query("SELECT COUNT(*) AS n FROM speed.telemetry", &[])
+            .await
+            .expect("count");
+        let n = rs.iter().next().unwrap().get_i64("n").unwrap();
+        assert_eq!(
+            n,
+            self.truth["counts"]["valid_readings"].as_i64().unwrap(),
+            "readings stored once each"
+        );
+    }
+
+    /// The truth's daily aggregates of days before the boundary (what batch-views would write).
+    async fn fill_batch(&self) {
+        let b = day(BOUNDARY);
+        let rows: Vec<String> = self.truth["daily"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| day(d["date"].as_str().unwrap()) < b)
+            .map(|d| {
+                daily_row(
+                    d["vin"].as_str().unwrap(),
+                    d["trip_id"].as_str().unwrap(),
+                    d["date"].as_str().unwrap(),
+                    d["readings"].as_i64().unwrap(),
+                    d["sum_speed_milli"].as_i64().unwrap(),
+                    d["min_odometer_m"].as_i64().unwrap(),
+                    d["max_odometer_m"].as_i64().unwrap(),
+                    d["rapid_accelerations"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert!(!rows.is_empty());
+        self.insert_batch_rows(&rows).await;
+    }
+
+    async fn insert_batch_rows(&self, rows: &[String]) {
+        let stmts = chunk_values_insert(
+            "INSERT INTO batch.vehicle_daily (vin, trip_id, event_day, readings, sum_speed, min_odometer, max_odometer, rapid_accelerations, computed_at) VALUES ",
+            rows,
+            "",
+            MAX_STATEMENT_BYTES,
+        )
+        .unwrap();
+        self.warehouse
+            .execute_batches(stmts)
+            .await
+            .expect("insert batch rows");
+    }
+
+    async fn exec(&self, sql: &str) {
+        self.warehouse
+            .execute(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Sets B and adds rows each layer must NOT serve: a speed reading for a day < B that
+    /// the batch layer has not seen yet (a late reading), and a stale batch row for a day
+    /// >= B. Both belong to a VIN the truth does not know.
+    async fn set_boundary_and_traps(&self) {
+        self.exec(&format!(
+            "UPDATE serving.control SET boundary = DATE '{BOUNDARY}', last_batch_run_at = TIMESTAMP '2026-01-02 03:00:00', \
+             last_batch_summary = '{{\"boundary\":\"{BOUNDARY}\"}}'"
+        ))
+        .await;
+        self.exec(&format!(
+            "INSERT INTO speed.telemetry (vin, trip_id, ts, event_day, vehicle_speed, acceleration, odometer, rapid_acceleration, shard_id, sequence_number) \
+             VALUES ('{TRAP_VIN}', 'trap-a', '2026-01-01 12:00:00', '2026-01-01', 50.000, 20.0000, 10.000, 1, 'shardId-000000000000', '1'), \
+                    ('{TRAP_VIN}', 'trap-a', '2026-01-01 12:00:01', '2026-01-01', 50.000, 20.0000, 99.000, 1, 'shardId-000000000000', '2')"
+        ))
+        .await;
+        self.insert_batch_rows(&[daily_row(
+            TRAP_VIN,
+            "trap-b",
+            "2026-01-03",
+            5,
+            100_000,
+            0,
+            50_000,
+            4,
+        )])
+        .await;
+    }
+
+    async fn drop(self) {
+        drop_test_database(&self.db).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn daily_row(
+    vin: &str,
+    trip: &str,
+    date: &str,
+    readings: i64,
+    sum_speed_milli: i64,
+    min_m: i64,
+    max_m: i64,
+    rapid: i64,
+) -> String {
+    let milli = |v: i64| format!("{}.{:03}", v / 1000, v % 1000);
+    format!(
+        "('{vin}','{trip}','{date}',{readings},{},{},{},{rapid},TIMESTAMP '2026-01-02 03:00:00')",
+        milli(sum_speed_milli),
+        milli(min_m),
+        milli(max_m)
+    )
+}
+
+/// `CREATE TABLE IF NOT EXISTS batch.vehicle_daily (…)` exactly as infra/sql/20 has it.
+fn batch_table_ddl() -> String {
+    let text = std::fs::read_to_string(repo_root().join("infra/sql/20_batch_layer.sql"))
+        .expect("20_batch_layer.sql");
+    let start = text
+        .find("CREATE TABLE IF NOT EXISTS batch.vehicle_daily")
+        .expect("batch.vehicle_daily in 20_batch_layer.sql");
+    let end = start + text[start..].find(';').expect("end of statement");
+    text[start..end].to_owned()
+}
+
+fn day(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn exact(nano: i64) -> String {
+    format!("{}.{:09}", nano / 1_000_000_000, nano % 1_000_000_000)
+}
+
+fn miles(nano: i64) -> f64 {
+    (nano + 500).div_euclid(1_000) as f64 / 1e6
+}
+
+// ------------------------------------------------------------------------------------
+// Expected answers, from the truth only
+
+struct Daily {
+    vin: String,
+    trip: String,
+    date: String,
+    readings: i64,
+    sum_speed: i64,
+    nano: i64,
+    rapid: i64,
+}
+
+fn daily(truth: &Value) -> Vec<Daily> {
+    truth["daily"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| Daily {
+            vin: d["vin"].as_str().unwrap().to_owned(),
+            trip: d["trip_id"].as_str().unwrap().to_owned(),
+            date: d["date"].as_str().unwrap().to_owned(),
+            readings: d["readings"].as_i64().unwrap(),
+            sum_speed: d["sum_speed_milli"].as_i64().unwrap(),
+            nano: (d["max_odometer_m"].as_i64().unwrap() - d["min_odometer_m"].as_i64().unwrap())
+                * 621_371,
+            rapid: d["rapid_accelerations"].as_i64().unwrap(),
+        })
+        .collect()
+}
+
+fn avg_kmh(sum_milli: i64, readings: i64) -> f64 {
+    // Half away from zero (speeds are never negative).
+    ((2 * sum_milli + readings) / (2 * readings)) as f64 / 1e3
+}
+
+fn expected_fleet_miles(truth: &Value, year: Option<i64>) -> Value {
+    let rows: Vec<Value> = truth["total_miles_by_year"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| year.is_none_or(|y| r["year"] == y))
+        .map(|r| {
+            let nano = r["total_miles_nano"].as_i64().unwrap();
+            json!({"year": r["year"], "total_miles": miles(nano), "total_miles_exact": exact(nano)})
+        })
+        .collect();
+    Value::Array(rows)
+}
+
+// ------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_equals_the_ground_truth_across_the_boundary() {
+    let fx = Fixture::new().await;
+    let api = Api::start(&fx.db, fx.path("query-api.log")).await;
+    let truth = fx.truth.clone();
+    let years: Vec<i64> = truth["total_miles_by_year"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["year"].as_i64().unwrap())
+        .collect();
+    assert_eq!(years, [2025, 2026], "the data spans New Year");
+
+    // 1. Before the first batch run (boundary NULL): everything from the speed layer, the
+    //    batch rows already present are ignored.
+    let body = api.ok("/v1/fleet/miles").await;
+    assert_eq!(body["boundary"], Value::Null);
+    assert_eq!(body["data"], expected_fleet_miles(&truth, None));
+    let status = api.ok("/v1/status").await;
+    assert_eq!(status["boundary"], Value::Null);
+    assert_eq!(status["last_batch_run_at"], Value::Null);
+    assert_eq!(status["speed_layer"]["oldest_day"], "2025-12-29");
+    assert_eq!(status["speed_layer"]["newest_day"], "2026-01-04");
+    assert_eq!(status["batch_layer"]["newest_day"], "2026-01-01");
+    assert!(status["speed_layer"]["lag_seconds"].as_f64().unwrap() >= 0.0);
+
+    // 2. Boundary B = 2026-01-02: batch serves 2025-12-29 … 2026-01-01, speed the rest.
+    fx.set_boundary_and_traps().await;
+    let status = api.ok("/v1/status").await;
+    assert_eq!(status["boundary"], BOUNDARY);
+    assert_eq!(status["last_batch_run_at"], "2026-01-02T03:00:00.000000Z");
+    assert_eq!(status["last_batch_summary"], json!({"boundary": BOUNDARY}));
+    assert_eq!(status["newest_day"], "2026-01-04");
+
+    // Total miles per year (2026 mixes both layers).
+    let body = api.ok("/v1/fleet/miles").await;
+    assert_eq!(body["boundary"], BOUNDARY);
+    assert_eq!(body["data"], expected_fleet_miles(&truth, None));
+    for y in [2025, 2026] {
+        let body = api.ok(&format!("/v1/fleet/miles?year={y}")).await;
+        assert_eq!(
+            body["data"],
+            expected_fleet_miles(&truth, Some(y)),
+            "year {y}"
+        );
+    }
+    let body = api.ok("/v1/fleet/miles?year=2030").await;
+    assert_eq!(body, json!({"boundary": BOUNDARY, "data": []}));
+
+    // Rapid accelerations per (VIN, year): page through with a small page size.
+    let want: Vec<Value> = truth["rapid_accelerations_by_vin_year"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(want.len() > 3);
+    assert!(
+        want.iter()
+            .any(|r| r["rapid_accelerations"].as_i64().unwrap() > 0)
+    );
+    let mut got = Vec::new();
+    let mut next: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let q = match &next {
+            Some(t) => format!("/v1/vehicles/rapid-accelerations?limit=3&next_token={t}"),
+            None => "/v1/vehicles/rapid-accelerations?limit=3".to_owned(),
+        };
+        let body = api.ok(&q).await;
+        assert_eq!(body["boundary"], BOUNDARY);
+        let data = body["data"].as_array().unwrap();
+        assert!(data.len() <= 3);
+        got.extend(data.iter().cloned());
+        pages += 1;
+        match body["next_token"].as_str() {
+            Some(t) => next = Some(t.to_owned()),
+            None => break,
+        }
+        assert!(pages < 100, "pagination does not end");
+    }
+    assert_eq!(
+        got, want,
+        "all pages, in (vin, year) order, equal the truth"
+    );
+    assert_eq!(pages, want.len().div_ceil(3));
+    let vin0 = want[0]["vin"].as_str().unwrap();
+    let body = api
+        .ok(&format!(
+            "/v1/vehicles/rapid-accelerations?vin={vin0}&year=2026"
+        ))
+        .await;
+    let want_one: Vec<Value> = want
+        .iter()
+        .filter(|r| r["vin"] == vin0 && r["year"] == 2026)
+        .cloned()
+        .collect();
+    assert_eq!(body["data"], Value::Array(want_one));
+    assert_eq!(body["next_token"], Value::Null);
+
+    // Miles per vehicle and year.
+    let vins: Vec<String> = {
+        let mut v: Vec<String> = want
+            .iter()
+            .map(|r| r["vin"].as_str().unwrap().to_owned())
+            .collect();
+        v.dedup();
+        v
+    };
+    assert_eq!(vins.len(), 4);
+    for vin in &vins {
+        let body = api.ok(&format!("/v1/vehicles/{vin}/miles")).await;
+        let expected: Vec<Value> = truth["miles_by_vin_year"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["vin"] == vin.as_str())
+            .map(|r| {
+                let nano = r["miles_nano"].as_i64().unwrap();
+                json!({"vin": vin, "year": r["year"], "miles": miles(nano), "miles_exact": exact(nano)})
+            })
+            .collect();
+        assert_eq!(body["data"], Value::Array(expected), "{vin}");
+    }
+    let body = api.ok(&format!("/v1/vehicles/{TRAP_VIN}/miles")).await;
+    assert_eq!(body["data"], json!([]), "neither trap row is served");
+
+    // Trips of one vehicle per day, on both sides of the boundary.
+    let all = daily(&truth);
+    for vin in &vins {
+        for date in ["2025-12-31", "2026-01-01", "2026-01-02", "2026-01-04"] {
+            let body = api
+                .ok(&format!("/v1/vehicles/{vin}/trips?date={date}"))
+                .await;
+            let mut got: BTreeMap<String, Value> = BTreeMap::new();
+            for t in body["data"].as_array().unwrap() {
+                got.insert(t["trip_id"].as_str().unwrap().to_owned(), t.clone());
+            }
+            let want: BTreeMap<String, Value> = all
+                .iter()
+                .filter(|d| &d.vin == vin && d.date == date)
+                .map(|d| {
+                    (d.trip.clone(), json!({
+                        "trip_id": d.trip, "date": d.date, "readings": d.readings,
+                        "avg_speed_kmh": avg_kmh(d.sum_speed, d.readings),
+                        "miles": miles(d.nano), "miles_exact": exact(d.nano), "rapid_accelerations": d.rapid,
+                    }))
+                })
+                .collect();
+            assert!(!want.is_empty(), "{vin} drove on {date}");
+            assert_eq!(got, want, "{vin} {date}");
+        }
+    }
+
+    // Fleet totals per day over the whole data set.
+    let body = api
+        .ok("/v1/fleet/daily?from=2025-12-01&to=2026-01-31")
+        .await;
+    assert_eq!(
+        (body["from"].as_str(), body["to"].as_str()),
+        (Some("2025-12-01"), Some("2026-01-31"))
+    );
+    /// (VINs, trips, readings, sum_speed_milli, nano-miles, rapid accelerations) per day.
+    type DayTotals = (std::collections::BTreeSet<String>, i64, i64, i64, i64, i64);
+    let mut per_day: BTreeMap<String, DayTotals> = BTreeMap::new();
+    for d in &all {
+        let e = per_day.entry(d.date.clone()).or_default();
+        e.0.insert(d.vin.clone());
+        e.1 += 1;
+        e.2 += d.readings;
+        e.3 += d.sum_speed;
+        e.4 += d.nano;
+        e.5 += d.rapid;
+    }
+    let want: Vec<Value> = per_day
+        .iter()
+        .map(|(date, (v, trips, readings, sum, nano, rapid))| {
+            json!({"date": date, "vehicles": v.len(), "trips": trips, "readings": readings,
+                   "avg_speed_kmh": avg_kmh(*sum, *readings), "miles": miles(*nano),
+                   "miles_exact": exact(*nano), "rapid_accelerations": rapid})
+        })
+        .collect();
+    assert_eq!(want.len(), 7);
+    assert_eq!(body["data"], Value::Array(want));
+    let first_day = day("2025-12-29");
+    assert_eq!(first_day.year(), 2025);
+
+    api.stop().await;
+    fx.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_have_the_documented_status_and_shape() {
+    let _ = data_api_client().await;
+    // An empty database: no serving/batch/speed tables, so every merged query fails inside
+    // the warehouse (a 500), while validation answers before any query (400).
+    let db = create_test_database("qa").await;
+    let work = tempfile::tempdir_in("/tmp").expect("tempdir");
+    let api = Api::start(&db, work.path().join("query-api.log")).await;
+
+    let cases: &[(&str, &str, &str)] = &[
+        ("/v1/fleet/miles?year=20x6", "invalid_year", "'year'"),
+        ("/v1/fleet/miles?year=2101", "invalid_year", "'year'"),
+        (
+            "/v1/fleet/miles?year=2026&year=2025",
+            "duplicate_parameter",
+            "'year'",
+        ),
+        ("/v1/fleet/miles?yaer=2026", "unknown_parameter", "\"yaer\""),
+        (
+            "/v1/vehicles/1hgcm82633a004352/miles",
+            "invalid_vin",
+            "'vin'",
+        ),
+        (
+            "/v1/vehicles/1HGCM82633A00435/trips?date=2026-01-01",
+            "invalid_vin",
+            "'vin'",
+        ),
+        (
+            "/v1/vehicles/1HGCM82633A004352/trips",
+            "missing_parameter",
+            "'date'",
+        ),
+        (
+            "/v1/vehicles/1HGCM82633A004352/trips?date=2026-13-01",
+            "invalid_date",
+            "'date'",
+        ),
+        (
+            "/v1/vehicles/rapid-accelerations?limit=1001",
+            "invalid_limit",
+            "'limit'",
+        ),
+        (
+            "/v1/vehicles/rapid-accelerations?limit=abc",
+            "invalid_limit",
+            "'limit'",
+        ),
+        (
+            "/v1/vehicles/rapid-accelerations?next_token=not-a-token",
+            "invalid_next_token",
+            "'next_token'",
+        ),
+        (
+            "/v1/vehicles/rapid-accelerations?vin=X%27%20OR%201%3D1--",
+            "invalid_vin",
+            "'vin'",
+        ),
+        (
+            "/v1/fleet/daily?from=2026-02-01&to=2026-01-01",
+            "invalid_range",
+            "'from'",
+        ),
+        (
+            "/v1/fleet/daily?from=2025-01-01&to=2026-01-02",
+            "range_too_long",
+            "367 days",
+        ),
+        (
+            "/v1/fleet/daily?from=2025-01-01",
+            "missing_parameter",
+            "'to'",
+        ),
+        ("/v1/status?verbose=1", "unknown_parameter", "\"verbose\""),
+    ];
+    for (target, code, mentions) in cases {
+        let (status, body) = api.get(target).await;
+        assert_eq!(status, 400, "{target}: {body}");
+        assert_eq!(body["error"]["code"], *code, "{target}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(mentions), "{target}: {message}");
+        assert_eq!(
+            body["error"].as_object().unwrap().len(),
+            2,
+            "only code and message: {body}"
+        );
+    }
+
+    let (status, body) = api.get("/v1/nope").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+
+    let (status, body) = api.get("/v1/fleet/miles").await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "internal");
+    let rid = body["error"]["request_id"].as_str().unwrap();
+    assert_eq!(rid.len(), 36, "a Lambda request id (UUID): {rid}");
+    assert!(
+        !body.to_string().contains("serving.control"),
+        "details only in the logs: {body}"
+    );
+    // …where they are, under that request id.
+    let log = std::fs::read_to_string(work.path().join("query-api.log")).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(rid) && l.contains("request failed")),
+        "log:\n{log}"
+    );
+
+    // A method other than GET reaches the function only through a route that allows it
+    // (API Gateway itself answers 403 for undeclared methods): send the proxy event directly.
+    let event = json!({
+        "resource": "/v1/{proxy+}", "path": "/v1/status", "httpMethod": "DELETE",
+        "headers": {}, "multiValueHeaders": {}, "queryStringParameters": null,
+        "multiValueQueryStringParameters": null, "pathParameters": {"proxy": "status"},
+        "stageVariables": null, "body": null, "isBase64Encoded": false,
+        "requestContext": {"accountId": "000000000000", "apiId": "localapi01", "stage": "api",
+            "resourcePath": "/v1/{proxy+}", "httpMethod": "DELETE", "requestId": "r-1",
+            "path": "/api/v1/status", "identity": {"sourceIp": "127.0.0.1"}, "protocol": "HTTP/1.1"},
+    });
+    match api.function.invoke_json(&event).await.expect("invoke") {
+        InvokeOutcome::Ok(body) => {
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["statusCode"], 405, "{v}");
+            let inner: Value = serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
+            assert_eq!(inner["error"]["code"], "method_not_allowed");
+            let allow = v["headers"]["allow"]
+                .as_str()
+                .or_else(|| v["multiValueHeaders"]["allow"][0].as_str());
+            assert_eq!(allow, Some("GET"), "{v}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Through the gateway, an undeclared method never reaches the function.
+    let (status, _, _) = http_request(api.addr, "POST", "/v1/status").await;
+    assert_eq!(status, 403);
+
+    api.stop().await;
+    drop_test_database(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_spec_holds_against_the_running_api_schemathesis() {
+    let fx = Fixture::new().await;
+    fx.set_boundary_and_traps().await;
+    let api = Api::start(&fx.db, fx.path("query-api.log")).await;
+    // The spec the API serves is the one in the repository.
+    let (status, _, body) = api.get_raw("/v1/openapi.yaml").await;
+    assert_eq!(status, 200);
+    let spec =
+        std::fs::read_to_string(repo_root().join("functions/query-api/openapi.yaml")).unwrap();
+    assert_eq!(body, spec);
+
+    let out = tokio::process::Command::new(repo_root().join("tests/python/run-schemathesis"))
+        .arg("--url")
+        .arg(api.url())
+        .arg("--report")
+        .arg("junit")
+        .arg("--report-dir")
+        .arg(fx.path("schemathesis"))
+        .output()
+        .await
+        .expect("run tests/python/run-schemathesis");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // It really exercised every operation of the spec (one JUnit test case per operation).
+    let junit: String = std::fs::read_dir(fx.path("schemathesis"))
+        .expect("schemathesis report dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "xml"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    for op in [
+        "/v1/fleet/miles",
+        "/v1/vehicles/rapid-accelerations",
+        "/v1/vehicles/{vin}/miles",
+        "/v1/vehicles/{vin}/trips",
+        "/v1/fleet/daily",
+        "/v1/status",
+    ] {
+        assert!(
+            junit.contains(&format!("GET {op}\"")),
+            "{op} not tested:\n{junit}\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("No issues found"), "{stdout}");
+    api.stop().await;
+    fx.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_renders_the_api_data_in_headless_chromium() {
+    let fx = Fixture::new().await;
+    fx.set_boundary_and_traps().await;
+    let api = Api::start(&fx.db, fx.path("query-api.log")).await;
+    let (status, headers, html) = api.get_raw("/dashboard").await;
+    assert_eq!(status, 200);
+    assert!(
+        header(&headers, "content-type")
+            .unwrap_or_default()
+            .starts_with("text/html")
+    );
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "no external resources"
+    );
+
+    let out_dir = std::env::var("FLEETLINE_DASHBOARD_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| fx.path("dashboard"));
+    let out = tokio::process::Command::new(repo_root().join("tests/dashboard/run-chromium"))
+        .arg(format!("{}/dashboard", api.url()))
+        .arg(&out_dir)
+        .output()
+        .await
+        .expect("run tests/dashboard/run-chromium");
+    assert!(
+        out.status.success(),
+        "run-chromium: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = std::fs::read_to_string(out_dir.join("dom.html")).expect("dom.html");
+    let png = std::fs::read(out_dir.join("dashboard.png")).expect("dashboard.png");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+
+    assert!(
+        dom.contains("data-state=\"ready\""),
+        "the page finished without errors:\n{dom}"
+    );
+    assert!(
+        dom.contains(&format!("id=\"status-boundary\">{BOUNDARY}<")),
+        "boundary shown"
+    );
+    assert!(dom.contains("id=\"status-newest-day\">2026-01-04<"));
+
+    // Miles per year: one bar per year with the API's (= truth's) value.
+    let truth = &fx.truth;
+    let miles_svg = svg(&dom, "chart-miles");
+    for r in truth["total_miles_by_year"].as_array().unwrap() {
+        let nano = r["total_miles_nano"].as_i64().unwrap();
+        let bar = format!(
+            "data-label=\"{}\" data-value=\"{}\"",
+            r["year"],
+            miles(nano)
+        );
+        assert!(miles_svg.contains(&bar), "{bar} in {miles_svg}");
+    }
+    assert_eq!(miles_svg.matches("class=\"bar\"").count(), 2);
+
+    // Rapid accelerations: top VINs of the newest year (2026), and the fleet per year.
+    let rapid_svg = svg(&dom, "chart-rapid");
+    let rapid2026: Vec<&Value> = truth["rapid_accelerations_by_vin_year"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["year"] == 2026)
+        .collect();
+    assert_eq!(rapid_svg.matches("<rect").count(), rapid2026.len());
+    for r in &rapid2026 {
+        let bar = format!(
+            "data-label=\"{}\" data-value=\"{}\"",
+            r["vin"].as_str().unwrap(),
+            r["rapid_accelerations"]
+        );
+        assert!(rapid_svg.contains(&bar), "{bar}");
+    }
+    let years_svg = svg(&dom, "chart-rapid-years");
+    for y in [2025, 2026] {
+        let total: i64 = truth["rapid_accelerations_by_vin_year"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["year"] == y)
+            .map(|r| r["rapid_accelerations"].as_i64().unwrap())
+            .sum();
+        assert!(
+            years_svg.contains(&format!("data-label=\"{y}\" data-value=\"{total}\"")),
+            "{y}: {total}"
+        );
+    }
+
+    // Daily trend: the last 30 days up to the newest day → all 7 days with data.
+    let daily_svg = svg(&dom, "chart-daily");
+    assert_eq!(daily_svg.matches("class=\"point\"").count(), 7);
+    assert!(daily_svg.contains("data-label=\"2025-12-29\""));
+    assert!(daily_svg.contains("data-label=\"2026-01-04\""));
+    assert!(dom.contains("Fleet daily miles, 2025-12-06 to 2026-01-04"));
+
+    api.stop().await;
+    fx.drop().await;
+}
+
+/// The `<svg id="…">…</svg>` element of the dumped DOM.
+fn svg<'a>(dom: &'a str, id: &str) -> &'a str {
+    let start = dom
+        .find(&format!("<svg id=\"{id}\""))
+        .unwrap_or_else(|| panic!("svg {id} missing"));
+    let end = start + dom[start..].find("</svg>").expect("</svg>");
+    &dom[start..end]
+}
