@@ -46,12 +46,35 @@ async fn up_created_the_lake_bucket() {
     );
 }
 
-/// sha256 of a file, computed by coreutils (independently of apply-sql's Python hashlib).
+/// The local defaults `localstack/up` substitutes for `${NAME}` placeholders (the
+/// migrations table records the digest of the substituted text).
+const LOCAL_SQL_VARS: [(&str, &str); 4] = [
+    ("LAKE_BUCKET", "fleetline-lake"),
+    ("LAKE_PREFIX", "vehicle_telematics_raw/"),
+    ("GLUE_DATABASE", "fleetline"),
+    ("SPECTRUM_IAM_ROLE", "default"),
+];
+
+/// sha256 of a SQL file as applied locally, computed by coreutils (independently of
+/// apply-sql's Python hashlib).
 fn sha256sum(path: &Path) -> String {
-    let out = Command::new("sha256sum")
-        .arg(path)
-        .output()
+    use std::io::Write as _;
+    let mut text = std::fs::read_to_string(path).expect("read SQL file");
+    for (name, value) in LOCAL_SQL_VARS {
+        text = text.replace(&format!("${{{name}}}"), value);
+    }
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .expect("run sha256sum");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to sha256sum");
+    let out = child.wait_with_output().expect("sha256sum output");
     assert!(out.status.success(), "sha256sum {} failed", path.display());
     String::from_utf8(out.stdout)
         .expect("utf-8")
@@ -70,8 +93,10 @@ fn field_string(field: &Field) -> String {
 
 #[tokio::test]
 async fn every_infra_sql_file_is_recorded_with_its_current_sha256() {
-    let mut expected: Vec<(String, String)> = std::fs::read_dir(repo_root().join("infra/sql"))
-        .expect("read infra/sql")
+    // `up` applies infra/sql and then infra/sql/local (local-only DDL) into `dev`.
+    let mut expected: Vec<(String, String)> = ["infra/sql", "infra/sql/local"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(repo_root().join(dir)).expect("read SQL dir"))
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "sql"))
         .map(|p| {
