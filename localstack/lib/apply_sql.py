@@ -357,6 +357,48 @@ def build_client(args):
     return session.client("redshift-data", endpoint_url=endpoint, config=cfg)
 
 
+# Stack output -> what it fills in (see template.yaml Outputs).
+STACK_OUTPUT_VARS = {
+    "LakeBucketName": "LAKE_BUCKET",
+    "GlueDatabase": "GLUE_DATABASE",
+    "SpectrumRoleArn": "SPECTRUM_IAM_ROLE",
+}
+
+
+def apply_stack_outputs(args, variables, outputs):
+    """Fill what the command line left open from a deployed stack's outputs.
+
+    Explicit flags and --var values win; `outputs` is {OutputKey: OutputValue}.
+    Returns an error message when the target is still unknown (for example a stack deployed
+    with ServingTarget=existing-cluster, which has no RedshiftWorkgroup output).
+    """
+    explicit = {pair.partition("=")[0] for pair in args.var or []}
+    for key, name in STACK_OUTPUT_VARS.items():
+        if key in outputs and name not in explicit:
+            variables[name] = outputs[key]
+    if not args.workgroup_name and not args.cluster_identifier:
+        args.workgroup_name = outputs.get("RedshiftWorkgroup")
+        if not args.workgroup_name:
+            return (
+                f"stack {args.stack} has no RedshiftWorkgroup output (existing workgroup or cluster): "
+                "pass --workgroup-name or --cluster-identifier, and --secret-arn or --db-user"
+            )
+    if not args.secret_arn and not args.db_user:
+        args.secret_arn = outputs.get("RedshiftSecretArn")
+    return None
+
+
+def read_stack_outputs(stack, region):
+    import boto3
+    from botocore.config import Config
+
+    cfn = boto3.session.Session(region_name=region).client(
+        "cloudformation", config=Config(ignore_configured_endpoint_urls=True)
+    )
+    stacks = cfn.describe_stacks(StackName=stack)["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
 def parse_args(argv):
     here = Path(__file__).resolve().parent
     p = argparse.ArgumentParser(
@@ -369,6 +411,12 @@ def parse_args(argv):
         help=f"Data API endpoint (default: $AWS_ENDPOINT_URL_REDSHIFT_DATA, else {DEFAULT_LOCAL_ENDPOINT})",
     )
     p.add_argument("--aws", action="store_true", help="use the real AWS endpoint and credential chain")
+    p.add_argument(
+        "--stack",
+        metavar="STACK_NAME",
+        help="a deployed Fleetline CloudFormation stack: implies --aws and takes the workgroup, the "
+        "secret and the lake/Glue/Spectrum placeholders from its outputs (flags still win)",
+    )
     p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     target = p.add_mutually_exclusive_group()
     target.add_argument(
@@ -396,7 +444,9 @@ def parse_args(argv):
         + ", ".join(f"{k}={v}" for k, v in DEFAULT_VARS.items()),
     )
     args = p.parse_args(argv)
-    if not args.workgroup_name and not args.cluster_identifier:
+    if args.stack:
+        args.aws = True
+    if not args.workgroup_name and not args.cluster_identifier and not args.stack:
         args.cluster_identifier = os.environ.get("FLEETLINE_REDSHIFT_CLUSTER") or None
         if not args.cluster_identifier:
             args.workgroup_name = os.environ.get("FLEETLINE_REDSHIFT_WORKGROUP") or "fleetline"
@@ -414,6 +464,22 @@ def main(argv=None):
     except PlaceholderError as err:
         print(f"apply-sql: {err}", file=sys.stderr)
         return 2
+    if args.stack:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            outputs = read_stack_outputs(args.stack, args.region)
+        except (ClientError, BotoCoreError) as err:
+            print(f"apply-sql: cannot read the outputs of stack {args.stack}: {err}", file=sys.stderr)
+            return 1
+        problem = apply_stack_outputs(args, variables, outputs)
+        if problem:
+            print(f"apply-sql: {problem}", file=sys.stderr)
+            return 2
+        print(
+            f"  apply-sql: stack {args.stack}: workgroup={args.workgroup_name or '-'} "
+            f"cluster={args.cluster_identifier or '-'} lake=s3://{variables['LAKE_BUCKET']}/"
+        )
     if args.dry_run:
         for path in sorted(p for p in sql_dir.iterdir() if p.suffix == ".sql"):
             try:

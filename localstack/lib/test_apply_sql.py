@@ -251,5 +251,44 @@ class ApplyDirTests(unittest.TestCase):
         self.assertEqual(apply_sql.substitute("AS $$ SELECT $1 $$", {}, "f"), "AS $$ SELECT $1 $$")
 
 
+class StackOutputsTests(unittest.TestCase):
+    OUTPUTS = {
+        "LakeBucketName": "fleetline-lakebucket-abc",
+        "GlueDatabase": "fleetline_prod",
+        "SpectrumRoleArn": "arn:aws:iam::123456789012:role/fleetline-spectrum",
+        "RedshiftWorkgroup": "fleetline-wg",
+        "RedshiftSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:adm",
+    }
+
+    def test_outputs_fill_target_secret_and_placeholders(self):
+        args = apply_sql.parse_args(["--stack", "fleetline"])
+        variables = apply_sql.parse_vars(args.var)
+        self.assertIsNone(apply_sql.apply_stack_outputs(args, variables, self.OUTPUTS))
+        self.assertTrue(args.aws)
+        self.assertEqual(args.workgroup_name, "fleetline-wg")
+        self.assertEqual(args.secret_arn, self.OUTPUTS["RedshiftSecretArn"])
+        self.assertEqual(variables["LAKE_BUCKET"], "fleetline-lakebucket-abc")
+        self.assertEqual(variables["GLUE_DATABASE"], "fleetline_prod")
+        self.assertEqual(variables["SPECTRUM_IAM_ROLE"], self.OUTPUTS["SpectrumRoleArn"])
+        self.assertEqual(variables["LAKE_PREFIX"], "vehicle_telematics_raw/")
+
+    def test_flags_win_over_outputs(self):
+        args = apply_sql.parse_args(
+            ["--stack", "s", "--cluster-identifier", "c1", "--db-user", "admin", "--var", "LAKE_BUCKET=mine"]
+        )
+        variables = apply_sql.parse_vars(args.var)
+        self.assertIsNone(apply_sql.apply_stack_outputs(args, variables, self.OUTPUTS))
+        self.assertIsNone(args.workgroup_name)
+        self.assertEqual(args.cluster_identifier, "c1")
+        self.assertIsNone(args.secret_arn)
+        self.assertEqual(variables["LAKE_BUCKET"], "mine")
+
+    def test_stack_without_workgroup_needs_a_target(self):
+        args = apply_sql.parse_args(["--stack", "s"])
+        outputs = {k: v for k, v in self.OUTPUTS.items() if k != "RedshiftWorkgroup"}
+        problem = apply_sql.apply_stack_outputs(args, apply_sql.parse_vars([]), outputs)
+        self.assertIn("--workgroup-name or --cluster-identifier", problem)
+
+
 if __name__ == "__main__":
     unittest.main()
