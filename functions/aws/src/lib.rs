@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod deadletter;
+pub mod kinesis;
 pub mod lake;
 pub mod metrics;
 pub mod telemetry;

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 use chrono::{DateTime, Utc};
+pub use fleetline_aws::kinesis::Outcome;
+use fleetline_aws::kinesis::retry_whole_batch;
 use fleetline_aws::lake::{LakeBatch, LakeError, LakeRow, LakeSink, WriteReport};
 use fleetline_aws::metrics::Emf;
 use fleetline_core::{ValidationContext, parse_and_validate};
@@ -39,30 +41,6 @@ impl From<ProcessError> for lambda_runtime::Diagnostic {
         Self {
             error_type: "PermanentLakeFailure".to_owned(),
             error_message: e.to_string(),
-        }
-    }
-}
-
-/// How the batch ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Done,
-    /// Transient trouble: the whole batch is handed back for retry.
-    Retry {
-        reason: String,
-    },
-    /// Permanent failure: the invocation fails.
-    Failed {
-        reason: String,
-    },
-}
-
-impl Outcome {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::Done => "done",
-            Outcome::Retry { .. } => "retry",
-            Outcome::Failed { .. } => "failed",
         }
     }
 }
@@ -156,20 +134,16 @@ impl<S: LakeSink> Processor<S> {
                 }
             }
         }
-        let mut response = KinesisEventResponse::default();
         let result = match failure {
             None => {
                 report.written = report.sink.rows;
-                Ok(response)
+                Ok(KinesisEventResponse::default())
             }
             Some(e) if e.is_transient() => {
                 report.outcome = Outcome::Retry {
                     reason: e.to_string(),
                 };
-                if let Some(first) = input.first() {
-                    response.add_failure(first.sequence_number.clone());
-                }
-                Ok(response)
+                Ok(retry_whole_batch(input))
             }
             Some(e) => {
                 report.outcome = Outcome::Failed {
@@ -246,10 +220,7 @@ fn emit(report: &BatchReport, sink: &str) {
     m.emit();
 
     let by_reason = serde_json::to_string(&report.rejected_by_reason).unwrap_or_default();
-    let reason = match &report.outcome {
-        Outcome::Done => "",
-        Outcome::Retry { reason } | Outcome::Failed { reason } => reason,
-    };
+    let reason = report.outcome.reason();
     tracing::info!(
         sink,
         records_in = report.records_in,

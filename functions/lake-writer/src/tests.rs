@@ -46,6 +46,8 @@ fn rec(seq: u64, data: Vec<u8>) -> InputRecord {
     InputRecord {
         shard_id: "shardId-000000000000".into(),
         sequence_number: format!("{seq:056}"),
+        partition_key: "pk".into(),
+        arrival: DateTime::UNIX_EPOCH,
         data,
     }
 }

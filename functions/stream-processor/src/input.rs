@@ -1,42 +1,21 @@
 //! Kinesis event records → the plain values the processor works on (no Lambda types
-//! beyond this module).
+//! beyond this module and `fleetline_aws::kinesis`).
 
-use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
-use chrono::{DateTime, Utc};
+use aws_lambda_events::event::kinesis::KinesisEvent;
 
-/// One Kinesis record, data already base64-decoded (aws_lambda_events' `Base64Data`
-/// decodes `kinesis.data` during deserialisation).
-#[derive(Debug, Clone, PartialEq)]
-pub struct InputRecord {
-    /// `shardId-000000000000`, from the `eventID` (`<shard>:<sequence>`).
-    pub shard_id: String,
-    pub sequence_number: String,
-    pub partition_key: String,
-    /// `approximateArrivalTimestamp`.
-    pub arrival: DateTime<Utc>,
-    pub data: Vec<u8>,
-}
+pub use fleetline_aws::kinesis::{InputRecord, UNKNOWN_SHARD};
 
-/// Shard id used when an event id does not carry one (never the case for Kinesis).
-pub const UNKNOWN_SHARD: &str = "unknown-shard";
-
-impl InputRecord {
-    pub fn from_event_record(r: KinesisEventRecord) -> Self {
-        let shard_id = r
-            .event_id
-            .as_deref()
-            .and_then(|id| id.split_once(':'))
-            .map(|(shard, _)| shard)
-            .filter(|s| !s.is_empty())
-            .unwrap_or(UNKNOWN_SHARD);
-        Self {
-            shard_id: clean(shard_id),
-            sequence_number: clean(&r.kinesis.sequence_number),
-            partition_key: r.kinesis.partition_key,
-            arrival: r.kinesis.approximate_arrival_timestamp.0,
-            data: r.kinesis.data.0,
-        }
-    }
+/// All records of the event, in delivery order, with shard ids and sequence numbers cleaned
+/// (see [`clean`]).
+pub fn records(event: KinesisEvent) -> Vec<InputRecord> {
+    fleetline_aws::kinesis::records(event)
+        .into_iter()
+        .map(|mut r| {
+            r.shard_id = clean(&r.shard_id);
+            r.sequence_number = clean(&r.sequence_number);
+            r
+        })
+        .collect()
 }
 
 /// Shard ids and sequence numbers are stored as SQL literals and used in S3 keys; Kinesis
@@ -46,64 +25,31 @@ fn clean(s: &str) -> String {
     s.chars().filter(|c| !matches!(c, '\\' | '\0')).collect()
 }
 
-/// All records of the event, in delivery order.
-pub fn records(event: KinesisEvent) -> Vec<InputRecord> {
-    event
-        .records
-        .into_iter()
-        .map(InputRecord::from_event_record)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn decodes_a_real_kinesis_event() {
-        // Shape as Lambda delivers it (AWS documentation example, our payload).
+    fn cleans_what_could_break_quoting() {
         let event: KinesisEvent = serde_json::from_value(serde_json::json!({
-            "Records": [{
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": "1HGCM82633A004352",
-                    "sequenceNumber": "49590338271490256608559692538361571095921575989136588898",
-                    "data": "eyJhIjoxfQ==",
-                    "approximateArrivalTimestamp": 1545084650.987
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": "shardId-000000000006:49590338271490256608559692538361571095921575989136588898",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/vehicle-telemetry"
-            }]
+            "Records": [{"eventID": "shard\u{0}-1:1\\2",
+                         "kinesis": {"sequenceNumber": "1\\2\u{0}", "data": "eyJhIjoxfQ==",
+                                     "approximateArrivalTimestamp": 0}}]
         }))
         .unwrap();
-        let rs = records(event);
-        assert_eq!(rs.len(), 1);
-        let r = &rs[0];
-        assert_eq!(r.shard_id, "shardId-000000000006");
-        assert_eq!(
-            r.sequence_number,
-            "49590338271490256608559692538361571095921575989136588898"
-        );
-        assert_eq!(r.partition_key, "1HGCM82633A004352");
+        let r = &records(event)[0];
+        assert_eq!(r.shard_id, "shard-1");
+        assert_eq!(r.sequence_number, "12");
         assert_eq!(r.data, br#"{"a":1}"#);
-        assert_eq!(r.arrival.timestamp_millis(), 1_545_084_650_987);
     }
 
     #[test]
     fn missing_event_id_gives_a_placeholder_shard() {
         let event: KinesisEvent = serde_json::from_value(serde_json::json!({
-            "Records": [{"kinesis": {"sequenceNumber": "1\\2", "data": "",
+            "Records": [{"kinesis": {"sequenceNumber": "1", "data": "",
                                      "approximateArrivalTimestamp": 0}}]
         }))
         .unwrap();
-        let r = &records(event)[0];
-        assert_eq!(r.shard_id, UNKNOWN_SHARD);
-        assert_eq!(r.sequence_number, "12");
-        assert!(r.data.is_empty());
+        assert_eq!(records(event)[0].shard_id, UNKNOWN_SHARD);
     }
 }

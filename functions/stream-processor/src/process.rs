@@ -18,6 +18,8 @@ use aws_lambda_events::streams::KinesisEventResponse;
 use chrono::{DateTime, Utc};
 use fleetline_aws::Warehouse;
 use fleetline_aws::deadletter::{DeadLetter, DeadLetterSink};
+pub use fleetline_aws::kinesis::Outcome;
+use fleetline_aws::kinesis::retry_whole_batch;
 use fleetline_aws::metrics::Emf;
 use fleetline_aws::warehouse::WarehouseError;
 use fleetline_core::{
@@ -52,27 +54,6 @@ impl From<ProcessError> for lambda_runtime::Diagnostic {
         Self {
             error_type: "PermanentWarehouseFailure".to_owned(),
             error_message: e.to_string(),
-        }
-    }
-}
-
-/// How the batch ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Everything stored / dead-lettered.
-    Done,
-    /// Transient trouble: the whole batch is handed back for retry.
-    Retry { reason: String },
-    /// Permanent failure: the invocation fails.
-    Failed { reason: String },
-}
-
-impl Outcome {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::Done => "done",
-            Outcome::Retry { .. } => "retry",
-            Outcome::Failed { .. } => "failed",
         }
     }
 }
@@ -179,7 +160,6 @@ impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
             outcome: Outcome::Done,
         };
 
-        let mut response = KinesisEventResponse::default();
         let result = match stored {
             Err(e) if !e.is_transient() => {
                 report.outcome = Outcome::Failed {
@@ -206,9 +186,10 @@ impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
                 Ok(())
             }
         };
-        if let (Outcome::Retry { .. }, Some(first)) = (&report.outcome, input.first()) {
-            response.add_failure(first.sequence_number.clone());
-        }
+        let response = match report.outcome {
+            Outcome::Retry { .. } => retry_whole_batch(input),
+            _ => KinesisEventResponse::default(),
+        };
         report.duration = started.elapsed();
         (result.map(|()| response), report)
     }
@@ -342,10 +323,7 @@ fn emit(report: &BatchReport) {
     m.emit();
 
     let by_reason = serde_json::to_string(&report.rejected_by_reason).unwrap_or_default();
-    let reason = match &report.outcome {
-        Outcome::Done => "",
-        Outcome::Retry { reason } | Outcome::Failed { reason } => reason,
-    };
+    let reason = report.outcome.reason();
     tracing::info!(
         records_in = report.records_in,
         records_stored = report.stored,

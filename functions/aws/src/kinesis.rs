@@ -1,0 +1,162 @@
+//! Kinesis event-source input shared by the stream consumers (stream-processor, lake-writer):
+//! event records → plain values, and how a batch ended.
+//!
+//! Values are kept exactly as Lambda delivered them; a consumer that needs them cleaned for
+//! its own use (SQL literals, S3 keys) does so itself.
+
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use aws_lambda_events::streams::KinesisEventResponse;
+use chrono::{DateTime, Utc};
+
+/// One Kinesis record, data already base64-decoded (aws_lambda_events' `Base64Data`
+/// decodes `kinesis.data` during deserialisation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputRecord {
+    /// `shardId-000000000000`, from the `eventID` (`<shard>:<sequence>`).
+    pub shard_id: String,
+    pub sequence_number: String,
+    pub partition_key: String,
+    /// `approximateArrivalTimestamp`.
+    pub arrival: DateTime<Utc>,
+    pub data: Vec<u8>,
+}
+
+/// Shard id used when an event id does not carry one (never the case for Kinesis).
+pub const UNKNOWN_SHARD: &str = "unknown-shard";
+
+impl InputRecord {
+    pub fn from_event_record(r: KinesisEventRecord) -> Self {
+        let shard_id = r
+            .event_id
+            .as_deref()
+            .and_then(|id| id.split_once(':'))
+            .map(|(shard, _)| shard)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(UNKNOWN_SHARD)
+            .to_owned();
+        Self {
+            shard_id,
+            sequence_number: r.kinesis.sequence_number,
+            partition_key: r.kinesis.partition_key,
+            arrival: r.kinesis.approximate_arrival_timestamp.0,
+            data: r.kinesis.data.0,
+        }
+    }
+}
+
+/// All records of the event, in delivery order.
+pub fn records(event: KinesisEvent) -> Vec<InputRecord> {
+    event
+        .records
+        .into_iter()
+        .map(InputRecord::from_event_record)
+        .collect()
+}
+
+/// How a batch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything handled.
+    Done,
+    /// Transient trouble: the whole batch is handed back for retry.
+    Retry { reason: String },
+    /// Permanent failure: the invocation fails (Lambda retries, bisects, then sends the batch
+    /// to the on-failure destination).
+    Failed { reason: String },
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+
+    /// Why the batch did not finish (empty when it did).
+    pub fn reason(&self) -> &str {
+        match self {
+            Outcome::Done => "",
+            Outcome::Retry { reason } | Outcome::Failed { reason } => reason,
+        }
+    }
+}
+
+/// The response that hands the whole batch back: `batchItemFailures` holding the first
+/// record's sequence number (Lambda checkpoints before the lowest one reported). Retrying
+/// everything is right for consumers whose every effect is idempotent, and simpler than
+/// tracking which records of a half-done batch landed.
+pub fn retry_whole_batch(input: &[InputRecord]) -> KinesisEventResponse {
+    let mut response = KinesisEventResponse::default();
+    if let Some(first) = input.first() {
+        response.add_failure(first.sequence_number.clone());
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_real_kinesis_event() {
+        // Shape as Lambda delivers it (AWS documentation example, our payload).
+        let event: KinesisEvent = serde_json::from_value(serde_json::json!({
+            "Records": [{
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": "1HGCM82633A004352",
+                    "sequenceNumber": "49590338271490256608559692538361571095921575989136588898",
+                    "data": "eyJhIjoxfQ==",
+                    "approximateArrivalTimestamp": 1545084650.987
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": "shardId-000000000006:49590338271490256608559692538361571095921575989136588898",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/vehicle-telemetry"
+            }, {
+                "kinesis": {"sequenceNumber": "7\\8", "data": "", "approximateArrivalTimestamp": 0}
+            }]
+        }))
+        .unwrap();
+        let rs = records(event);
+        assert_eq!(rs.len(), 2);
+        assert_eq!(rs[0].shard_id, "shardId-000000000006");
+        assert_eq!(
+            rs[0].sequence_number,
+            "49590338271490256608559692538361571095921575989136588898"
+        );
+        assert_eq!(rs[0].partition_key, "1HGCM82633A004352");
+        assert_eq!(rs[0].data, br#"{"a":1}"#);
+        assert_eq!(rs[0].arrival.timestamp_millis(), 1_545_084_650_987);
+        // No event id: placeholder shard; values are kept raw.
+        assert_eq!(rs[1].shard_id, UNKNOWN_SHARD);
+        assert_eq!(rs[1].sequence_number, "7\\8");
+        assert!(rs[1].data.is_empty());
+    }
+
+    #[test]
+    fn retry_hands_back_from_the_first_record() {
+        let event: KinesisEvent = serde_json::from_value(serde_json::json!({
+            "Records": [
+                {"kinesis": {"sequenceNumber": "5", "data": "", "approximateArrivalTimestamp": 0}},
+                {"kinesis": {"sequenceNumber": "6", "data": "", "approximateArrivalTimestamp": 0}}
+            ]
+        }))
+        .unwrap();
+        let response = retry_whole_batch(&records(event));
+        let ids: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        assert_eq!(ids, vec![Some("5".to_owned())]);
+        assert!(retry_whole_batch(&[]).batch_item_failures.is_empty());
+        assert_eq!(Outcome::Done.reason(), "");
+        assert_eq!(Outcome::Retry { reason: "x".into() }.reason(), "x");
+    }
+}
