@@ -23,7 +23,13 @@ pub fn local_region_and_credentials() -> (String, aws_credential_types::Credenti
 /// A Redshift Data API client against [`data_api_endpoint`]. Panics with a hint when the
 /// emulator is not reachable, so a stopped stack is reported clearly.
 pub async fn data_api_client() -> aws_sdk_redshiftdata::Client {
-    let endpoint = data_api_endpoint();
+    data_api_client_at(&data_api_endpoint()).await
+}
+
+/// A Redshift Data API client against `endpoint` (e.g. a test's own emulator), SDK retries
+/// as configured by `fleetline_aws::sdk_config`. Panics with a hint when nothing listens.
+pub async fn data_api_client_at(endpoint: &str) -> aws_sdk_redshiftdata::Client {
+    let endpoint = endpoint.to_owned();
     let probe = endpoint
         .trim_start_matches("http://")
         .trim_end_matches('/')

@@ -1,6 +1,12 @@
 //! The SQL that stores one batch of readings in `speed.telemetry`.
 //!
 //! Per transaction (one BatchExecuteStatement):
+//! 0. `LOCK speed.telemetry` — consumers of different shards run concurrently, and two
+//!    Redshift transactions that both read and write the table abort one another with
+//!    `1023 Serializable isolation violation` (then retry, again and again under load).
+//!    Taking the table lock first makes them queue instead, which is what Redshift
+//!    recommends; it also keeps a redelivered batch that races its own crashed first attempt
+//!    from inserting anything twice on engines with weaker isolation (the local emulator);
 //! 1. `CREATE TEMP TABLE stage_telemetry (…)` — explicit columns, no `arrived_at`;
 //! 2. `INSERT INTO stage_telemetry (…) VALUES (…),(…)` — as many ≤ 100 KB chunks as needed;
 //! 3. `INSERT INTO speed.telemetry (…) SELECT … FROM stage_telemetry s WHERE NOT EXISTS
@@ -41,8 +47,11 @@ acceleration DECIMAL(10,4) NOT NULL, odometer DECIMAL(12,3) NOT NULL, \
 rapid_acceleration SMALLINT NOT NULL, latitude DOUBLE PRECISION, longitude DOUBLE PRECISION, \
 shard_id VARCHAR(128) NOT NULL, sequence_number VARCHAR(128) NOT NULL)";
 
+/// The first statement of every transaction (see the module docs).
+const LOCK_STATEMENT: &str = "LOCK speed.telemetry";
+
 /// Statements around the VALUES chunks of one transaction.
-const FIXED_STATEMENTS: usize = 3;
+const FIXED_STATEMENTS: usize = 4;
 
 fn stage_insert_prefix() -> String {
     format!("INSERT INTO {STAGE} ({COLUMNS}) VALUES ")
@@ -122,6 +131,7 @@ pub fn plan_with_limit(
         .chunks(per_transaction)
         .map(|group| {
             let mut t = Vec::with_capacity(group.len() + FIXED_STATEMENTS);
+            t.push(LOCK_STATEMENT.to_owned());
             t.push(STAGE_DDL.to_owned());
             t.extend(group.iter().cloned());
             t.push(merge_statement());
@@ -204,22 +214,23 @@ mod tests {
         let plan = plan(&rows).unwrap();
         assert_eq!(plan.len(), 1);
         let t = &plan[0];
-        assert_eq!(t.len(), 4);
-        assert!(t[0].starts_with("CREATE TEMP TABLE stage_telemetry ("));
+        assert_eq!(t.len(), 5);
+        assert_eq!(t[0], "LOCK speed.telemetry");
+        assert!(t[1].starts_with("CREATE TEMP TABLE stage_telemetry ("));
         assert_eq!(
-            t[1],
+            t[2],
             format!("INSERT INTO stage_telemetry ({COLUMNS}) VALUES (0),(1),(2),(3),(4)")
         );
         assert_eq!(
-            t[2],
+            t[3],
             format!(
                 "INSERT INTO speed.telemetry ({COLUMNS}) SELECT {COLUMNS} FROM stage_telemetry s \
                  WHERE NOT EXISTS (SELECT 1 FROM speed.telemetry t \
                  WHERE t.event_day = s.event_day AND t.vin = s.vin AND t.ts = s.ts)"
             )
         );
-        assert_eq!(t[3], "DROP TABLE stage_telemetry");
-        assert_eq!(merge_index(t.len()), 2);
+        assert_eq!(t[4], "DROP TABLE stage_telemetry");
+        assert_eq!(merge_index(t.len()), 3);
         assert!(plan_with_limit(&[], 1000).unwrap().is_empty());
     }
 
@@ -232,18 +243,19 @@ mod tests {
         let lens: Vec<usize> = plan.iter().map(Vec::len).collect();
         assert_eq!(
             lens,
-            [40, 40, 9],
-            "37 + 37 + 6 chunks, 3 fixed statements each"
+            [40, 40, 12],
+            "36 + 36 + 8 chunks, 4 fixed statements each"
         );
         for t in &plan {
-            assert!(t[0].starts_with("CREATE TEMP TABLE"));
+            assert_eq!(t[0], "LOCK speed.telemetry");
+            assert!(t[1].starts_with("CREATE TEMP TABLE"));
             assert!(t[merge_index(t.len())].starts_with("INSERT INTO speed.telemetry"));
             assert_eq!(t.last().unwrap(), "DROP TABLE stage_telemetry");
         }
         // Every row exactly once, in order.
         let back: Vec<&str> = plan
             .iter()
-            .flat_map(|t| &t[1..t.len() - 2])
+            .flat_map(|t| &t[2..t.len() - 2])
             .map(|s| &s[prefix_len..])
             .collect();
         assert_eq!(back, rows.iter().map(String::as_str).collect::<Vec<_>>());
@@ -261,7 +273,7 @@ mod tests {
         .unwrap();
         let rows = vec![row; 2_000];
         let plan = plan(&rows).unwrap();
-        let chunks: Vec<&String> = plan.iter().flat_map(|t| &t[1..t.len() - 2]).collect();
+        let chunks: Vec<&String> = plan.iter().flat_map(|t| &t[2..t.len() - 2]).collect();
         assert!(chunks.len() > 1);
         assert!(
             plan.iter()

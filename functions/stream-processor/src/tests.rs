@@ -210,13 +210,13 @@ async fn valid_invalid_and_duplicate_records_are_routed_and_counted() {
         Some(std::time::Duration::from_millis(29_999))
     );
 
-    // One transaction: stage, one VALUES chunk with the 3 unique readings, merge, drop.
+    // One transaction: lock, stage, one VALUES chunk with the 3 unique readings, merge, drop.
     let txs = p_warehouse(&p).transactions();
     assert_eq!(txs.len(), 1);
     let t = &txs[0];
-    assert_eq!(t.len(), 4);
+    assert_eq!(t.len(), 5);
     assert_eq!(
-        t[1],
+        t[2],
         format!(
             "INSERT INTO stage_telemetry ({}) VALUES \
              ('{VIN_A}','trip-{VIN_A}','2026-11-25 17:00:01.000000','2026-11-25',50.500,1.0000,100.000,0,47.6105,-122.3301,'shardId-000000000000','4959000001'),\
@@ -371,7 +371,7 @@ async fn unquotable_trip_id_is_dead_lettered_not_fatal() {
         BTreeMap::from([("bad_trip_id", 1)])
     );
     assert_eq!(report.stored, 1);
-    assert!(!p_warehouse(&p).transactions()[0][1].contains("a\\b"));
+    assert!(!p_warehouse(&p).transactions()[0][2].contains("a\\b"));
 }
 
 #[tokio::test]
@@ -419,6 +419,6 @@ async fn handle_decodes_a_lambda_event_and_answers_in_the_lambda_shape() {
         (l.reason.as_str(), l.data.as_slice()),
         ("not_json", &b"\xff"[..])
     );
-    let sql = &p_warehouse(&p).transactions()[0][1];
+    let sql = &p_warehouse(&p).transactions()[0][2];
     assert!(sql.contains("'shardId-000000000003','100')"), "{sql}");
 }

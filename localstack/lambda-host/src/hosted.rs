@@ -9,6 +9,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::environment::Environment;
 use crate::error::{HostError, InvokeOutcome};
+use crate::faults::{CrashFault, CrashPoint};
 use crate::output::LogSink;
 use crate::runtime_api::{Invocation, Reply};
 use crate::spec::FunctionSpec;
@@ -28,10 +29,13 @@ use crate::spec::FunctionSpec;
 /// - exit or `/runtime/init/error` before taking the event → `HostError::InitFailed`;
 /// - an `invoke` future dropped mid-invocation discards the environment (SIGKILL);
 /// - [`HostedFunction::shutdown`]: SIGTERM, wait, SIGKILL. Dropping the value kills it.
+///
+/// Tests can make the next invocations crash for real ([`HostedFunction::arm_crash`]).
 pub struct HostedFunction {
     spec: FunctionSpec,
     sink: Arc<LogSink>,
     environment: Mutex<Option<Environment>>,
+    crash: CrashFault,
     /// `Some(grace)` once shutdown began.
     shutdown: watch::Sender<Option<Duration>>,
 }
@@ -58,8 +62,28 @@ impl HostedFunction {
             spec,
             sink,
             environment: Mutex::new(Some(environment)),
+            crash: CrashFault::default(),
             shutdown: watch::Sender::new(None),
         })
+    }
+
+    /// Fault injection (tests): each of the next `invocations` invocations SIGKILLs the
+    /// process after it took the event, at `point`; the caller gets `HostError::Crashed`
+    /// (`Runtime.ExitError`) and the next invocation a fresh process. Replaces an earlier
+    /// plan; 0 disarms.
+    pub fn arm_crash(&self, invocations: u64, point: CrashPoint) {
+        tracing::warn!(function = %self.spec.name, invocations, ?point, "fault injection: crash armed");
+        self.crash.arm(invocations, point);
+    }
+
+    /// Disarms crashes that have not happened yet.
+    pub fn disarm_crash(&self) {
+        self.crash.disarm();
+    }
+
+    /// `{"armed": <crashes still to come>, "after_ms": <ms or null>, "crashed": <so far>}`.
+    pub fn crash_state(&self) -> serde_json::Value {
+        self.crash.state()
     }
 
     pub fn name(&self) -> &str {
@@ -165,23 +189,44 @@ impl HostedFunction {
         }
         let mut picked_up = false;
         let mut deadline = Instant::now() + self.spec.init_timeout;
+        // Fault injection: whether this invocation is to crash, when, and whether it did.
+        let mut crash: Option<CrashPoint> = None;
+        let mut kill_at: Option<Instant> = None;
+        let mut killed = false;
         let Environment { child, state, .. } = environment;
         let outcome = loop {
             tokio::select! {
                 // Order matters: a response posted just before the process exited wins.
                 biased;
-                reply = &mut reply_rx => break match reply {
-                    Ok(Reply::Response(body)) => Ok(InvokeOutcome::Ok(body)),
-                    Ok(Reply::Error { error_type, error_message }) => {
-                        Ok(InvokeOutcome::FunctionError { error_type, error_message })
+                reply = &mut reply_rx, if !killed => {
+                    if crash.is_some() {
+                        // The answer is lost with the process.
+                        self.inject_crash(child, request_id, "when it posted its answer");
+                        killed = true;
+                        continue;
                     }
-                    Err(_) => Err(Exit::Lost),
+                    break match reply {
+                        Ok(Reply::Response(body)) => Ok(InvokeOutcome::Ok(body)),
+                        Ok(Reply::Error { error_type, error_message }) => {
+                            Ok(InvokeOutcome::FunctionError { error_type, error_message })
+                        }
+                        Err(_) => Err(Exit::Lost),
+                    }
                 },
                 picked = &mut picked_rx, if !picked_up => {
                     picked_up = true;
                     if picked.is_ok() {
-                        deadline = Instant::now() + self.spec.timeout;
+                        let now = Instant::now();
+                        deadline = now + self.spec.timeout;
+                        crash = self.crash.take();
+                        if let Some(CrashPoint::After(delay)) = crash {
+                            kill_at = Some(now + delay);
+                        }
                     }
+                }
+                () = sleep_until(kill_at.unwrap_or(deadline)), if kill_at.is_some() && !killed => {
+                    self.inject_crash(child, request_id, "while it handled the event");
+                    killed = true;
                 }
                 () = state.init_failed.notified() => break Err(Exit::InitError),
                 status = child.wait() => break Err(match status {
@@ -287,6 +332,18 @@ impl HostedFunction {
             error_message,
             stderr_tail,
         }
+    }
+
+    /// SIGKILLs the process for an armed crash; `run` then sees it exit like any crash.
+    fn inject_crash(&self, child: &mut tokio::process::Child, request_id: &str, when: &str) {
+        tracing::warn!(function = %self.spec.name, request_id, "fault injection: SIGKILL {when}");
+        self.sink.note(&format!(
+            "fault injection: SIGKILL {when} (request {request_id})"
+        ));
+        if let Err(err) = child.start_kill() {
+            tracing::warn!(function = %self.spec.name, error = %err, "fault injection: kill failed");
+        }
+        self.crash.record_crash();
     }
 
     fn shut_down(&self) -> HostError {

@@ -1,6 +1,7 @@
 //! The Lambda Invoke API (`POST /2015-03-31/functions/{FunctionName}/invocations`) over a
 //! [`FunctionRegistry`], with the status codes, headers and error shapes of the real
-//! service (botocore's lambda 2015-03-31 model), plus `GET /health`.
+//! service (botocore's lambda 2015-03-31 model), plus `GET /health` and, for tests,
+//! `GET|POST|DELETE /_fleetline/faults` (crash injection, see `faults.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::error::{HostError, InvokeOutcome};
+use crate::faults::CrashPoint;
 use crate::hosted::HostedFunction;
 use crate::http_util::{Body, json_response, read_body, with_headers};
 use crate::registry::{FunctionRegistry, FunctionSlot};
@@ -22,6 +24,8 @@ const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 /// Asynchronous (`Event`) payload limit (1 MB).
 const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
 const INVOKE_PREFIX: &str = "/2015-03-31/functions/";
+/// Fault injection (tests only).
+pub const FAULTS_PATH: &str = "/_fleetline/faults";
 
 /// Serves the Invoke API on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -59,6 +63,7 @@ impl Api {
         let path = req.uri().path().to_owned();
         match (req.method(), path.as_str()) {
             (&Method::GET, "/health") => self.health(),
+            (_, FAULTS_PATH) => self.faults(req).await,
             (&Method::POST, p) if p.starts_with(INVOKE_PREFIX) && p.ends_with("/invocations") => {
                 let raw = &p[INVOKE_PREFIX.len()..p.len() - "/invocations".len()];
                 self.invoke(raw, req).await
@@ -89,6 +94,53 @@ impl Api {
         json_response(
             StatusCode::OK,
             json!({"status": "ok", "functions": functions}).to_string(),
+        )
+    }
+
+    /// `GET`: every hosted function's crash state; `POST {"crash": {"function", "invocations"
+    /// (default 1), "after_ms" (optional)}}`: arm a crash; `DELETE`: disarm every crash.
+    async fn faults(&self, req: Request<Incoming>) -> Response<Body> {
+        let method = req.method().clone();
+        if method == Method::POST {
+            let body = match read_body(req.into_body(), 64 * 1024).await {
+                Ok(Some(body)) => body,
+                Ok(None) => return fault_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+                Err(err) => return fault_error(StatusCode::BAD_REQUEST, &err),
+            };
+            let request = match parse_crash_request(&body) {
+                Ok(request) => request,
+                Err(message) => return fault_error(StatusCode::BAD_REQUEST, &message),
+            };
+            let Some(function) = self.registry.hosted(&request.function) else {
+                return fault_error(
+                    StatusCode::NOT_FOUND,
+                    &format!("no hosted function {}", request.function),
+                );
+            };
+            function.arm_crash(request.invocations, request.point);
+        } else if method == Method::DELETE {
+            for (_, slot) in self.registry.iter() {
+                if let FunctionSlot::Hosted(function) = slot {
+                    function.disarm_crash();
+                }
+            }
+        } else if method != Method::GET {
+            return fault_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "use GET, POST or DELETE on /_fleetline/faults",
+            );
+        }
+        let functions: serde_json::Map<String, serde_json::Value> = self
+            .registry
+            .iter()
+            .filter_map(|(name, slot)| match slot {
+                FunctionSlot::Hosted(function) => Some((name.to_owned(), function.crash_state())),
+                FunctionSlot::Unavailable { .. } => None,
+            })
+            .collect();
+        json_response(
+            StatusCode::OK,
+            json!({ "functions": functions }).to_string(),
         )
     }
 
@@ -251,6 +303,45 @@ fn sync_response(request_id: &str, result: Result<InvokeOutcome, HostError>) -> 
     with_headers(StatusCode::OK, body.to_string(), &headers)
 }
 
+#[derive(Debug, PartialEq)]
+struct CrashRequest {
+    function: String,
+    invocations: u64,
+    point: CrashPoint,
+}
+
+fn parse_crash_request(body: &[u8]) -> Result<CrashRequest, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        crash: Crash,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Crash {
+        function: String,
+        invocations: Option<u64>,
+        after_ms: Option<u64>,
+    }
+    let Outer { crash } = serde_json::from_slice(body).map_err(|err| {
+        format!(
+            "expected {{\"crash\": {{\"function\": name, \"invocations\": n, \"after_ms\": ms}}}}: {err}"
+        )
+    })?;
+    Ok(CrashRequest {
+        function: crash.function,
+        invocations: crash.invocations.unwrap_or(1),
+        point: match crash.after_ms {
+            None => CrashPoint::AtResponse,
+            Some(ms) => CrashPoint::After(std::time::Duration::from_millis(ms)),
+        },
+    })
+}
+
+fn fault_error(status: StatusCode, message: &str) -> Response<Body> {
+    json_response(status, json!({ "error": message }).to_string())
+}
+
 fn not_found(arn: &str) -> Response<Body> {
     // ResourceNotFoundException's members are `Type` and `Message` in the service model.
     aws_error(
@@ -371,6 +462,38 @@ mod tests {
         );
         assert_eq!(parse_function_name("a/b"), None);
         assert_eq!(parse_function_name(""), None);
+    }
+
+    #[test]
+    fn crash_requests() {
+        assert_eq!(
+            parse_crash_request(br#"{"crash":{"function":"stream-processor"}}"#),
+            Ok(CrashRequest {
+                function: "stream-processor".to_owned(),
+                invocations: 1,
+                point: CrashPoint::AtResponse,
+            })
+        );
+        assert_eq!(
+            parse_crash_request(br#"{"crash":{"function":"x","invocations":3,"after_ms":250}}"#),
+            Ok(CrashRequest {
+                function: "x".to_owned(),
+                invocations: 3,
+                point: CrashPoint::After(std::time::Duration::from_millis(250)),
+            })
+        );
+        for bad in [
+            &b"{}"[..],
+            b"nope",
+            br#"{"crash":{"invocations":1}}"#,
+            br#"{"crash":{"function":"x","when":"now"}}"#,
+        ] {
+            assert!(
+                parse_crash_request(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod envfile;
 mod environment;
 mod error;
+mod faults;
 mod hosted;
 mod http_util;
 pub mod invoke_api;
@@ -21,6 +22,7 @@ mod spec;
 
 pub use envfile::EnvFile;
 pub use error::{HostError, InvokeOutcome};
+pub use faults::CrashPoint;
 pub use hosted::HostedFunction;
 pub use registry::{FunctionRegistry, FunctionSlot};
 pub use spec::{ACCOUNT_ID, FunctionSpec, LATEST};

@@ -155,6 +155,105 @@ async fn function_errors_are_unhandled_with_the_error_payload() {
     server.stop().await;
 }
 
+/// `/_fleetline/faults`: an armed crash SIGKILLs the process after it took the event (at
+/// its answer, or `after_ms` into the invocation); the caller sees Runtime.ExitError, the
+/// next invocation gets a fresh process, and the counts say what happened.
+#[tokio::test]
+async fn injected_crashes_kill_the_process_and_are_counted() {
+    let server = Server::start().await;
+    let faults = |method: &'static str, body: Value| {
+        let addr = server.addr;
+        async move {
+            let b = if body.is_null() {
+                Vec::new()
+            } else {
+                body.to_string().into_bytes()
+            };
+            http(addr, method, "/_fleetline/faults", &[], &b).await
+        }
+    };
+    let state = faults("GET", Value::Null).await;
+    assert_eq!(state.status, 200);
+    assert_eq!(
+        state.json(),
+        json!({"functions": {"echo": {"armed": 0, "after_ms": null, "crashed": 0}}})
+    );
+    let before = server.invoke("echo", &[], &json!({})).await.json()["pid"]
+        .as_u64()
+        .unwrap() as u32;
+
+    // At the answer: the function ran to completion, its answer is lost with the process.
+    let armed = faults("POST", json!({"crash": {"function": "echo"}})).await;
+    assert_eq!(
+        armed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&armed.body)
+    );
+    assert_eq!(armed.json()["functions"]["echo"]["armed"], 1);
+    let crashed = server.invoke("echo", &[], &json!({"n": 1})).await;
+    assert_eq!(crashed.status, 200);
+    assert_eq!(crashed.header("x-amz-function-error"), Some("Unhandled"));
+    let body = crashed.json();
+    assert_eq!(body["errorType"], "Runtime.ExitError", "{body}");
+    assert!(
+        body["errorMessage"].as_str().unwrap().contains("signal: 9"),
+        "{body}"
+    );
+    assert!(
+        !process_alive(before),
+        "the crashed process is still running"
+    );
+    let after = server.invoke("echo", &[], &json!({"n": 2})).await;
+    assert_eq!(after.header("x-amz-function-error"), None);
+    assert_ne!(after.json()["pid"].as_u64().unwrap() as u32, before);
+
+    // `after_ms` into a long invocation: killed long before the handler would answer.
+    faults(
+        "POST",
+        json!({"crash": {"function": "echo", "invocations": 2, "after_ms": 50}}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let slow = server
+        .invoke("echo", &[], &json!({"action": "sleep", "ms": 800}))
+        .await;
+    assert_eq!(slow.json()["errorType"], "Runtime.ExitError");
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
+    let state = faults("GET", Value::Null).await.json();
+    assert_eq!(state["functions"]["echo"]["armed"], 1);
+    assert_eq!(state["functions"]["echo"]["after_ms"], 50);
+    assert_eq!(state["functions"]["echo"]["crashed"], 2);
+
+    // DELETE disarms what is left; the counts stay.
+    let cleared = faults("DELETE", Value::Null).await.json();
+    assert_eq!(cleared["functions"]["echo"]["armed"], 0);
+    assert_eq!(cleared["functions"]["echo"]["crashed"], 2);
+    let ok = server.invoke("echo", &[], &json!({"n": 3})).await;
+    assert_eq!(ok.header("x-amz-function-error"), None);
+
+    // Bad requests.
+    assert_eq!(
+        faults("POST", json!({"crash": {"function": "nope"}}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        faults("POST", json!({"crash": {"function": "ghost"}}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(faults("POST", json!({"throttle": {}})).await.status, 400);
+    assert_eq!(faults("PUT", Value::Null).await.status, 405);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn event_and_dry_run_invocation_types() {
     let server = Server::start().await;

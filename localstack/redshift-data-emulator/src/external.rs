@@ -6,7 +6,8 @@
 //!
 //! Before a statement reads an external table, every registered partition is synced
 //! from S3: new objects are loaded, changed ones (ETag/size) reloaded, deleted ones'
-//! rows removed. Nothing is loaded twice. Unlike Redshift, the DDL is allowed inside a
+//! rows removed. Nothing is loaded twice, and the partitions' common prefix is listed once
+//! per sync (see [`Listings`]). Unlike Redshift, the DDL is allowed inside a
 //! transaction block (it is transactional here).
 
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use tokio_postgres::Client;
 
 use crate::executor::ExecError;
 use crate::formats::{self, Target, TextFormat};
-use crate::lake::{Lake, is_data_object, parse_s3_uri};
+use crate::lake::{Lake, ObjectInfo, is_data_object, parse_s3_uri};
 use crate::lexer::{Kind, Token, quote_ident, quote_literal};
 use crate::sql_translate::external_column_type;
 
@@ -701,12 +702,26 @@ async fn execute_in_txn(client: &Client, ddl: Ddl) -> Result<(), ExecError> {
             let sql = format!(
                 "CREATE TABLE _emulator.{dt} ({defs}, {PARTITION_COL} bigint NOT NULL, {OBJECT_COL} text NOT NULL);
                  CREATE INDEX ON _emulator.{dt} ({PARTITION_COL}, {OBJECT_COL});
+                 {partition_index}
                  CREATE VIEW {s}.{t} AS SELECT {cols} FROM _emulator.{dt};",
                 dt = quote_ident(&data_table),
                 defs = defs.join(", "),
                 s = quote_ident(&schema),
                 t = quote_ident(&table),
                 cols = view_cols.join(", "),
+                // Stands in for Spectrum's partition pruning when a query filters on the
+                // partition columns.
+                partition_index = if partitions.is_empty() {
+                    String::new()
+                } else {
+                    let cols: Vec<String> =
+                        partitions.iter().map(|(n, _)| quote_ident(n)).collect();
+                    format!(
+                        "CREATE INDEX ON _emulator.{} ({});",
+                        quote_ident(&data_table),
+                        cols.join(", ")
+                    )
+                },
             );
             client.batch_execute(&sql).await?;
             let props: serde_json::Map<String, Value> = properties
@@ -973,23 +988,34 @@ async fn sync_in_txn(client: &Client, lake: &Lake, t: &ExtTable) -> Result<(), E
         })
         .collect();
     let dt = quote_ident(&t.data_table);
-    for p in parts {
-        let id: i64 = p.get(0);
-        let location: String = p.get(1);
-        let values: Value = serde_json::from_str(&p.get::<_, String>(2)).unwrap_or(Value::Null);
+    let parts: Vec<(i64, String, Value)> = parts
+        .iter()
+        .map(|p| {
+            let values = serde_json::from_str(&p.get::<_, String>(2)).unwrap_or(Value::Null);
+            (p.get(0), p.get(1), values)
+        })
+        .collect();
+    let ids: Vec<i64> = parts.iter().map(|(id, _, _)| *id).collect();
+    let mut known_by_partition: HashMap<i64, HashMap<String, (String, i64)>> = HashMap::new();
+    for r in client
+        .query(
+            "SELECT partition_id, uri, etag, size FROM _emulator.external_objects WHERE partition_id = ANY($1)",
+            &[&ids],
+        )
+        .await?
+    {
+        known_by_partition
+            .entry(r.get(0))
+            .or_default()
+            .insert(r.get(1), (r.get(2), r.get(3)));
+    }
+    let mut listings = Listings::new(parts.iter().filter_map(|(_, loc, _)| parse_s3_uri(loc)));
+    for (id, location, values) in parts {
         let Some((bucket, prefix)) = parse_s3_uri(&location) else {
             continue;
         };
-        let listed = lake.list(&bucket, &prefix).await.map_err(err)?;
-        let known: HashMap<String, (String, i64)> = client
-            .query(
-                "SELECT uri, etag, size FROM _emulator.external_objects WHERE partition_id = $1",
-                &[&id],
-            )
-            .await?
-            .iter()
-            .map(|r| (r.get(0), (r.get(1), r.get(2))))
-            .collect();
+        let listed = listings.objects(lake, &bucket, &prefix).await?;
+        let known = known_by_partition.remove(&id).unwrap_or_default();
         let mut seen = std::collections::HashSet::new();
         for o in listed.iter().filter(|o| is_data_object(&prefix, &o.key)) {
             let uri = format!("s3://{bucket}/{}", o.key);
@@ -1044,6 +1070,81 @@ async fn sync_in_txn(client: &Client, lake: &Lake, t: &ExtTable) -> Result<(), E
         }
     }
     Ok(())
+}
+
+/// The S3 objects of one sync. Partitions of a table usually share a prefix (the table's
+/// location), so each bucket is listed ONCE at the partitions' common prefix and every
+/// partition takes its slice: a year of daily partitions costs a few ListObjects pages
+/// instead of 366 calls before every statement that reads the table.
+struct Listings {
+    /// bucket → the prefix to list once (None: the partitions share no directory; each is
+    /// listed on its own rather than listing the whole bucket).
+    common: HashMap<String, Option<String>>,
+    /// bucket → objects under its common prefix, sorted by key.
+    listed: HashMap<String, Vec<ObjectInfo>>,
+}
+
+impl Listings {
+    fn new(locations: impl Iterator<Item = (String, String)>) -> Self {
+        let mut common: HashMap<String, Option<String>> = HashMap::new();
+        let mut count: HashMap<String, usize> = HashMap::new();
+        for (bucket, prefix) in locations {
+            *count.entry(bucket.clone()).or_default() += 1;
+            common
+                .entry(bucket)
+                .and_modify(|c| {
+                    if let Some(cur) = c {
+                        let n = common_prefix_len(cur, &prefix);
+                        cur.truncate(n);
+                    }
+                })
+                .or_insert(Some(prefix));
+        }
+        for (bucket, c) in common.iter_mut() {
+            if count.get(bucket).copied().unwrap_or(0) > 1 {
+                // Cut back to a whole directory ("a/b/day=1" and "a/b/day=2" → "a/b/").
+                *c = c
+                    .take()
+                    .and_then(|p| p.rfind('/').map(|i| p[..=i].to_owned()));
+            }
+        }
+        Self {
+            common,
+            listed: HashMap::new(),
+        }
+    }
+
+    /// The objects under `prefix` in `bucket`.
+    async fn objects(
+        &mut self,
+        lake: &Lake,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<ObjectInfo>, ExecError> {
+        let Some(Some(common)) = self.common.get(bucket) else {
+            return lake.list(bucket, prefix).await.map_err(err);
+        };
+        if !self.listed.contains_key(bucket) {
+            let mut all = lake.list(bucket, common).await.map_err(err)?;
+            all.sort_by(|a, b| a.key.cmp(&b.key));
+            self.listed.insert(bucket.to_owned(), all);
+        }
+        let all = &self.listed[bucket];
+        let start = all.partition_point(|o| o.key.as_str() < prefix);
+        Ok(all[start..]
+            .iter()
+            .take_while(|o| o.key.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+}
+
+/// Length in bytes of the longest common prefix, on a char boundary.
+fn common_prefix_len(a: &str, b: &str) -> usize {
+    a.char_indices()
+        .zip(b.chars())
+        .find(|((_, ca), cb)| ca != cb)
+        .map_or(a.len().min(b.len()), |((i, _), _)| i)
 }
 
 fn literal(v: &Option<String>) -> String {
@@ -1193,6 +1294,29 @@ mod tests {
             None
         );
         assert_eq!(parse(&tokenize("SELECT 1")).unwrap(), None);
+    }
+
+    #[test]
+    fn partitions_are_listed_once_at_their_common_directory() {
+        let loc = |b: &str, p: &str| (b.to_owned(), p.to_owned());
+        let l = Listings::new(
+            [
+                loc("lake", "run1/raw/year=2025/month=12/day=31/"),
+                loc("lake", "run1/raw/year=2026/month=01/day=01/"),
+                loc("lake", "run1/raw/year=2026/month=01/day=02/"),
+                loc("solo", "only/one/"),
+                loc("mixed", "alpha/x/"),
+                loc("mixed", "beta/y/"),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(l.common["lake"].as_deref(), Some("run1/raw/"));
+        assert_eq!(l.common["solo"].as_deref(), Some("only/one/"));
+        // No shared directory: each partition is listed on its own, never the whole bucket.
+        assert_eq!(l.common["mixed"], None);
+        assert_eq!(common_prefix_len("abc/d", "abc/e"), 4);
+        assert_eq!(common_prefix_len("ab", "abc"), 2);
+        assert_eq!(common_prefix_len("é/a", "é/b"), "é/".len());
     }
 
     #[test]

@@ -37,10 +37,12 @@ impl Lake {
         }
     }
 
-    /// Every object under `prefix` (recursively). A missing bucket reads as empty.
+    /// Every object under `prefix` (recursively), in key order. A missing bucket reads as
+    /// empty.
     pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectInfo>, String> {
-        let mut out = Vec::new();
+        let mut out: Vec<ObjectInfo> = Vec::new();
         let mut token: Option<String> = None;
+        let mut start_after: Option<String> = None;
         loop {
             let resp = self
                 .client
@@ -48,6 +50,7 @@ impl Lake {
                 .bucket(bucket)
                 .prefix(prefix)
                 .set_continuation_token(token.take())
+                .set_start_after(start_after.take())
                 .send()
                 .await;
             let resp = match resp {
@@ -72,8 +75,16 @@ impl Lake {
                     });
                 }
             }
+            let page = resp.contents().len();
+            let max_keys = usize::try_from(resp.max_keys().unwrap_or(1000)).unwrap_or(1000);
             match resp.next_continuation_token() {
                 Some(t) if resp.is_truncated() == Some(true) => token = Some(t.to_string()),
+                // LocalStack has been seen to answer a full page as not truncated: a full page
+                // is always followed up (from its last key), or objects would silently go
+                // missing from the external table.
+                _ if page > 0 && page >= max_keys => {
+                    start_after = out.last().map(|o| o.key.clone());
+                }
                 _ => break,
             }
         }

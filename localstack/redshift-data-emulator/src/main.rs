@@ -2,6 +2,7 @@
 
 mod executor;
 mod external;
+mod faults;
 mod formats;
 mod lake;
 mod lexer;
@@ -123,6 +124,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         limits: ops::Limits {
             max_active: args.max_active_statements.max(1),
         },
+        faults: faults::Faults::default(),
     });
     let listener = TcpListener::bind(args.listen).await?;
     tracing::info!(listen = %args.listen, s3 = %args.s3_endpoint, "redshift-data-emulator listening");

@@ -44,6 +44,11 @@ impl ApiError {
         )
     }
 
+    /// What the service answers when it throttles a caller (fault injection).
+    pub fn throttling() -> Self {
+        Self::new("ThrottlingException", "Rate exceeded")
+    }
+
     pub fn serialization(message: impl Into<String>) -> Self {
         Self::new("SerializationException", message)
     }
@@ -94,6 +99,16 @@ mod tests {
         assert_eq!(b["ResourceId"], "abc");
         assert!(b["message"].as_str().unwrap().contains("abc"));
         assert_eq!(ApiError::new("InternalServerException", "x").status(), 500);
+    }
+
+    #[test]
+    fn throttling_has_the_aws_json_shape() {
+        let e = ApiError::throttling();
+        assert_eq!(e.status(), 400);
+        assert_eq!(
+            e.body(),
+            json!({"__type": "ThrottlingException", "message": "Rate exceeded"})
+        );
     }
 
     #[test]
