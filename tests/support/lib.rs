@@ -249,3 +249,98 @@ pub async fn drop_test_database(name: &str) {
             .await;
     }
 }
+
+// --- Shared set-up: bucket, stream, simulator ---
+
+/// Creates `bucket` in LocalStack S3 unless it already exists.
+pub async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    if let Err(e) = s3.create_bucket().bucket(bucket).send().await {
+        let exists = e
+            .as_service_error()
+            .is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists());
+        assert!(exists, "CreateBucket {bucket}: {e:?}");
+    }
+}
+
+/// Waits until `stream` is ACTIVE (60 s at most; LocalStack is slow under load) and
+/// returns its ARN.
+pub async fn wait_stream_active(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> String {
+    use aws_sdk_kinesis::types::StreamStatus;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = kinesis
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("DescribeStreamSummary {stream}: {e:?}"));
+        if let Some(s) = d.stream_description_summary()
+            && s.stream_status() == &StreamStatus::Active
+        {
+            return s.stream_arn().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stream {stream} did not become ACTIVE in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates a Kinesis stream with `shards` shards, waits until it is ACTIVE, returns its ARN.
+pub async fn create_active_stream(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
+    shards: i32,
+) -> String {
+    kinesis
+        .create_stream()
+        .stream_name(stream)
+        .shard_count(shards)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateStream {stream}: {e:?}"));
+    wait_stream_active(kinesis, stream).await
+}
+
+/// What one simulator run wrote: its lines (in send order) and its ground truth.
+pub struct Simulated {
+    pub lines: Vec<Vec<u8>>,
+    pub truth: serde_json::Value,
+}
+
+/// Runs the simulator binary with `args` plus `--out DIR/NAME.jsonl --truth
+/// DIR/NAME-truth.json`, and checks that the truth counts every line it wrote.
+pub fn run_simulator(
+    dir: &std::path::Path,
+    name: &str,
+    args: &[&str],
+    envs: &[(String, String)],
+) -> Simulated {
+    let out = dir.join(format!("{name}.jsonl"));
+    let truth = dir.join(format!("{name}-truth.json"));
+    let status = std::process::Command::new(workspace_bin("simulator"))
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .arg("--truth")
+        .arg(&truth)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .status()
+        .expect("run simulator");
+    assert!(status.success(), "simulator {args:?}: {status}");
+    let lines: Vec<Vec<u8>> = std::fs::read(&out)
+        .expect("read --out")
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&truth).expect("read --truth")).expect("truth JSON");
+    assert_eq!(
+        truth["counts"]["records_sent"].as_u64(),
+        Some(lines.len() as u64),
+        "the truth counts every line the simulator wrote"
+    );
+    Simulated { lines, truth }
+}

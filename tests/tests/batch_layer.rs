@@ -23,8 +23,9 @@ use base64::Engine as _;
 use chrono::{NaiveDate, NaiveDateTime};
 use fleetline_aws::{DataApiWarehouse, Warehouse, WarehouseConfig};
 use fleetline_tests::{
-    create_test_database, data_api_client, data_api_endpoint, drop_test_database, env_or,
-    local_aws_env, local_s3_client, repo_root, require_localstack, workspace_bin,
+    Simulated, create_test_database, data_api_client, data_api_endpoint, drop_test_database,
+    ensure_bucket, env_or, local_aws_env, local_s3_client, repo_root, require_localstack,
+    run_simulator, workspace_bin,
 };
 use lambda_host::{FunctionSpec, HostedFunction, InvokeOutcome};
 use serde_json::{Value, json};
@@ -167,11 +168,6 @@ fn truth_miles_by_year(truth: &Value) -> BTreeMap<i64, i64> {
 // ------------------------------------------------------------------------------------
 // The per-test environment
 
-struct Sim {
-    lines: Vec<Vec<u8>>,
-    truth: Value,
-}
-
 struct BatchEnv {
     db: String,
     lake_prefix: String,
@@ -223,12 +219,7 @@ impl BatchEnv {
             .tempdir_in("/tmp")
             .expect("tempdir");
         let s3 = local_s3_client().await;
-        if let Err(e) = s3.create_bucket().bucket(BUCKET).send().await {
-            let already = e.as_service_error().is_some_and(|s| {
-                s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
-            });
-            assert!(already, "CreateBucket {BUCKET}: {e:?}");
-        }
+        ensure_bucket(&s3, BUCKET).await;
         let client = data_api_client().await;
         let warehouse =
             DataApiWarehouse::new(&client, WarehouseConfig::workgroup("fleetline", &db));
@@ -276,41 +267,38 @@ impl BatchEnv {
 
     /// Runs the simulator (3 days of 10 minutes around midnight UTC in March 2025, so trips
     /// cross midnight; duplicates, late and malformed records included).
-    fn simulate(&self, seed: u64, malformed_rate: &str) -> Sim {
-        let out = self.work.path().join("readings.jsonl");
-        let truth = self.work.path().join("truth.json");
-        let status = Command::new(workspace_bin("simulator"))
-            .args(["--vehicles", "4", "--interval", "10s", "--duration", "600s"])
-            .args(["--days", "3", "--start", "2025-03-14T23:55:00Z"])
-            .args(["--duplicate-rate", "0.05", "--late-rate", "0.05"])
-            .args([
+    fn simulate(&self, seed: u64, malformed_rate: &str) -> Simulated {
+        let seed = seed.to_string();
+        let sim = run_simulator(
+            self.work.path(),
+            "readings",
+            &[
+                "--vehicles",
+                "4",
+                "--interval",
+                "10s",
+                "--duration",
+                "600s",
+                "--days",
+                "3",
+                "--start",
+                "2025-03-14T23:55:00Z",
+                "--duplicate-rate",
+                "0.05",
+                "--late-rate",
+                "0.05",
                 "--malformed-rate",
                 malformed_rate,
                 "--seed",
-                &seed.to_string(),
-            ])
-            .args(["--rapid-threshold", THRESHOLD, "--quiet"])
-            .arg("--out")
-            .arg(&out)
-            .arg("--truth")
-            .arg(&truth)
-            .status()
-            .expect("run simulator");
-        assert!(status.success(), "simulator failed: {status}");
-        let lines: Vec<Vec<u8>> = std::fs::read(&out)
-            .expect("read --out")
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
-        let truth: Value =
-            serde_json::from_slice(&std::fs::read(&truth).expect("read --truth")).unwrap();
-        assert_eq!(
-            truth["counts"]["records_sent"].as_u64(),
-            Some(lines.len() as u64)
+                &seed,
+                "--rapid-threshold",
+                THRESHOLD,
+                "--quiet",
+            ],
+            &[],
         );
-        assert!(truth["counts"]["duplicates_sent"].as_u64().unwrap() > 0);
-        Sim { lines, truth }
+        assert!(sim.truth["counts"]["duplicates_sent"].as_u64().unwrap() > 0);
+        sim
     }
 
     /// Delivers one batch to lake-writer; it must report no failures.

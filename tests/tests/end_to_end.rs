@@ -45,13 +45,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, StreamStatus};
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use chrono::{Datelike, NaiveDate, Utc};
 use fleetline_aws::warehouse::RetryPolicy;
 use fleetline_aws::{DataApiWarehouse, Warehouse, WarehouseConfig};
 use fleetline_tests::{
-    data_api_client_at, drop_test_database, env_or, kinesis_client, local_aws_env, local_s3_client,
-    localstack_endpoint, repo_root, require_localstack, workspace_bin,
+    Simulated, create_active_stream, data_api_client_at, drop_test_database, ensure_bucket, env_or,
+    kinesis_client, local_aws_env, local_s3_client, localstack_endpoint, repo_root,
+    require_localstack, run_simulator, workspace_bin,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -507,38 +508,11 @@ impl Run {
         }
 
         let s3 = local_s3_client().await;
-        if let Err(e) = s3.create_bucket().bucket(BUCKET).send().await {
-            let already = e.as_service_error().is_some_and(|s| {
-                s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
-            });
-            assert!(already, "CreateBucket {BUCKET}: {e:?}");
-        }
+        ensure_bucket(&s3, BUCKET).await;
 
         let kinesis = kinesis_client().await;
         let stream = format!("fleetline-{id}");
-        kinesis
-            .create_stream()
-            .stream_name(&stream)
-            .shard_count(SHARDS)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("CreateStream {stream}: {e:?}"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let d = kinesis
-                .describe_stream_summary()
-                .stream_name(&stream)
-                .send()
-                .await
-                .expect("DescribeStreamSummary");
-            if d.stream_description_summary().map(|s| s.stream_status())
-                == Some(&StreamStatus::Active)
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "stream {stream} not ACTIVE");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        create_active_stream(&kinesis, &stream, SHARDS).await;
 
         std::fs::write(
             work.0.join("functions.env"),
@@ -572,30 +546,9 @@ impl Run {
 
     /// Runs the simulator; returns its lines (in send order) and its truth.
     fn simulate(&self, name: &str, args: &[&str]) -> (Vec<Vec<u8>>, Value) {
-        let out = self.path(&format!("{name}.jsonl"));
-        let truth = self.path(&format!("{name}-truth.json"));
-        let status = Command::new(workspace_bin("simulator"))
-            .args(args)
-            .args(["--seed", SEED, "--rapid-threshold", "10.0", "--quiet"])
-            .arg("--out")
-            .arg(&out)
-            .arg("--truth")
-            .arg(&truth)
-            .status()
-            .expect("run simulator");
-        assert!(status.success(), "simulator {args:?}: {status}");
-        let lines: Vec<Vec<u8>> = std::fs::read(&out)
-            .expect("read --out")
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
-        let truth: Value =
-            serde_json::from_slice(&std::fs::read(&truth).expect("read --truth")).expect("truth");
-        assert_eq!(
-            truth["counts"]["records_sent"].as_u64(),
-            Some(lines.len() as u64)
-        );
+        let mut all = args.to_vec();
+        all.extend(["--seed", SEED, "--rapid-threshold", "10.0", "--quiet"]);
+        let Simulated { lines, truth } = run_simulator(&self.work.0, name, &all, &[]);
         (lines, truth)
     }
 

@@ -14,7 +14,6 @@
 //! (`cargo build -p simulator -p lake-writer`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -25,9 +24,9 @@ use fleetline_aws::lake::{
 };
 use fleetline_aws::{DataApiWarehouse, Warehouse, WarehouseConfig};
 use fleetline_tests::{
-    create_test_database, data_api_client, data_api_endpoint, drop_test_database, env_or,
-    local_aws_env, local_region_and_credentials, local_s3_client, require_localstack,
-    service_endpoint, workspace_bin,
+    Simulated, create_test_database, data_api_client, data_api_endpoint, drop_test_database,
+    ensure_bucket, env_or, local_aws_env, local_region_and_credentials, local_s3_client,
+    require_localstack, run_simulator, service_endpoint, workspace_bin,
 };
 use lambda_host::{FunctionSpec, HostedFunction, InvokeOutcome};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -42,56 +41,42 @@ const BATCH: usize = 100;
 // ------------------------------------------------------------------------------------
 // Input: simulator lines → Kinesis batches
 
-struct Sim {
-    lines: Vec<Vec<u8>>,
-    truth: Value,
-}
-
-fn simulate(dir: &std::path::Path, seed: u64) -> Sim {
-    let out = dir.join("readings.jsonl");
-    let truth = dir.join("truth.json");
-    let status = Command::new(workspace_bin("simulator"))
-        .args([
+fn simulate(dir: &std::path::Path, seed: u64) -> Simulated {
+    let seed = seed.to_string();
+    let sim = run_simulator(
+        dir,
+        "readings",
+        &[
             "--vehicles",
             "5",
             "--interval",
             "10s",
             "--duration",
             "1200s",
-        ])
-        .args(["--days", "2", "--start", "2025-03-14T23:50:00Z"])
-        .args(["--duplicate-rate", "0.05", "--late-rate", "0.05"])
-        .args([
+            "--days",
+            "2",
+            "--start",
+            "2025-03-14T23:50:00Z",
+            "--duplicate-rate",
+            "0.05",
+            "--late-rate",
+            "0.05",
             "--malformed-rate",
             "0.03",
             "--seed",
-            &seed.to_string(),
+            &seed,
             "--quiet",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .arg("--truth")
-        .arg(&truth)
-        .status()
-        .expect("run simulator");
-    assert!(status.success(), "simulator failed: {status}");
-    let lines: Vec<Vec<u8>> = std::fs::read(&out)
-        .expect("read --out")
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect();
-    let truth: Value =
-        serde_json::from_slice(&std::fs::read(&truth).expect("read --truth")).expect("truth JSON");
-    let counts = &truth["counts"];
-    assert_eq!(counts["records_sent"].as_u64(), Some(lines.len() as u64));
+        ],
+        &[],
+    );
+    let counts = &sim.truth["counts"];
     for k in ["duplicates_sent", "late_sent", "malformed_sent"] {
         assert!(
             counts[k].as_u64().unwrap() > 0,
             "no {k} in this run: {counts}"
         );
     }
-    Sim { lines, truth }
+    sim
 }
 
 #[derive(Debug, Clone)]
@@ -156,15 +141,6 @@ struct Env {
     lake_writer: HostedFunction,
 }
 
-async fn ensure_bucket(s3: &aws_sdk_s3::Client) {
-    if let Err(e) = s3.create_bucket().bucket(BUCKET).send().await {
-        let exists = e
-            .as_service_error()
-            .is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists());
-        assert!(exists, "CreateBucket {BUCKET}: {e:?}");
-    }
-}
-
 impl Env {
     async fn start(extra_env: &[(&str, &str)]) -> Self {
         require_localstack();
@@ -175,7 +151,7 @@ impl Env {
             .tempdir_in("/tmp")
             .expect("tempdir");
         let s3 = local_s3_client().await;
-        ensure_bucket(&s3).await;
+        ensure_bucket(&s3, BUCKET).await;
         let mut spec = FunctionSpec::new("lake-writer", workspace_bin("lake-writer"))
             .with_timeout(Duration::from_secs(120))
             .with_log_file(work.path().join("lake-writer.log"))
@@ -656,7 +632,7 @@ async fn storage_failures_are_reported_the_way_lambda_retries_them() {
 async fn firehose_sink_delivers_newline_terminated_records() {
     require_localstack();
     let s3 = local_s3_client().await;
-    ensure_bucket(&s3).await;
+    ensure_bucket(&s3, BUCKET).await;
     let shared = fleetline_aws::sdk_config().await;
     let (region, creds) = local_region_and_credentials();
     let firehose = aws_sdk_firehose::Client::from_conf(

@@ -3,31 +3,14 @@
 //!
 //! Needs the local stack (localstack/up) and the binary (`cargo build -p simulator`).
 
-use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
+use aws_sdk_kinesis::types::ShardIteratorType;
 use fleetline_tests::{
-    kinesis_client, local_aws_env, require_localstack, unique_name, workspace_bin,
+    create_active_stream, kinesis_client, local_aws_env, require_localstack, unique_name,
+    workspace_bin,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::time::Duration;
-
-async fn wait_active(client: &aws_sdk_kinesis::Client, stream: &str) {
-    for _ in 0..120 {
-        let d = client
-            .describe_stream_summary()
-            .stream_name(stream)
-            .send()
-            .await
-            .expect("DescribeStreamSummary");
-        if d.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("stream {stream} did not become ACTIVE in 30 s");
-}
 
 /// Every record of every shard from TRIM_HORIZON: (partition key, data).
 async fn read_all(
@@ -103,14 +86,7 @@ async fn simulator_records_arrive_in_kinesis_exactly() {
     let simulator = workspace_bin("simulator");
     let client = kinesis_client().await;
     let stream = unique_name("sim-test");
-    client
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(2)
-        .send()
-        .await
-        .expect("CreateStream");
-    wait_active(&client, &stream).await;
+    create_active_stream(&client, &stream, 2).await;
 
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("readings.jsonl");

@@ -17,16 +17,16 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
+use aws_sdk_kinesis::types::ShardIteratorType;
 use base64::Engine as _;
 use fleetline_aws::warehouse::ResultSet;
 use fleetline_aws::{DataApiWarehouse, Warehouse, WarehouseConfig};
 use fleetline_tests::{
-    apply_sql_files, create_test_database, data_api_client, data_api_endpoint, drop_test_database,
-    env_or, kinesis_client, local_aws_env, local_s3_client, require_localstack, workspace_bin,
+    Simulated, apply_sql_files, create_active_stream, create_test_database, data_api_client,
+    data_api_endpoint, drop_test_database, ensure_bucket, env_or, kinesis_client, local_aws_env,
+    local_s3_client, require_localstack, run_simulator, workspace_bin,
 };
 use lambda_host::{FunctionSpec, HostedFunction, InvokeOutcome};
 use serde_json::{Value, json};
@@ -73,23 +73,6 @@ fn kinesis_event(stream_arn: &str, records: &[StreamRecord]) -> Value {
         })
         .collect();
     json!({ "Records": records })
-}
-
-async fn wait_active(client: &aws_sdk_kinesis::Client, stream: &str) -> String {
-    for _ in 0..240 {
-        let d = client
-            .describe_stream_summary()
-            .stream_name(stream)
-            .send()
-            .await
-            .expect("DescribeStreamSummary");
-        let s = d.stream_description_summary().expect("summary");
-        if s.stream_status() == &StreamStatus::Active {
-            return s.stream_arn().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("stream {stream} did not become ACTIVE in 60 s");
 }
 
 /// Every record of the (one-shard) stream from TRIM_HORIZON, in sequence order.
@@ -204,23 +187,11 @@ impl SpeedEnv {
         );
 
         let s3 = local_s3_client().await;
-        if let Err(e) = s3.create_bucket().bucket(BUCKET).send().await {
-            let already = e.as_service_error().is_some_and(|s| {
-                s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
-            });
-            assert!(already, "CreateBucket {BUCKET}: {e:?}");
-        }
+        ensure_bucket(&s3, BUCKET).await;
 
         let kinesis = kinesis_client().await;
         let stream = format!("speed-{test_id}");
-        kinesis
-            .create_stream()
-            .stream_name(&stream)
-            .shard_count(1)
-            .send()
-            .await
-            .expect("CreateStream");
-        let stream_arn = wait_active(&kinesis, &stream).await;
+        let stream_arn = create_active_stream(&kinesis, &stream, 1).await;
 
         let client = data_api_client().await;
         let warehouse =
@@ -276,39 +247,32 @@ impl SpeedEnv {
     /// Runs the simulator into this test's stream (`args` after the common ones) and reads
     /// the records back.
     async fn simulate(&self, seed: u64, args: &[&str]) -> SimData {
-        let out = self.work.join("readings.jsonl");
-        let truth = self.work.join("truth.json");
         // Three days ago at 08:00 UTC: in the past whatever the clock says, so no reading
         // is "in the future" for the validator.
         let start = (chrono::Utc::now() - chrono::TimeDelta::days(3))
             .format("%Y-%m-%dT08:00:00Z")
             .to_string();
-        let status = Command::new(workspace_bin("simulator"))
-            .args(["--vehicles", "5", "--interval", "1s", "--duration", "120s"])
-            .args(["--seed", &seed.to_string(), "--start", &start])
-            .args(["--rapid-threshold", THRESHOLD, "--quiet"])
-            .arg("--out")
-            .arg(&out)
-            .arg("--truth")
-            .arg(&truth)
-            .args(["--kinesis-stream", &self.stream])
-            .args(args)
-            .envs(local_aws_env())
-            .status()
-            .expect("run simulator");
-        assert!(status.success(), "simulator failed: {status}");
-        let lines: Vec<Vec<u8>> = std::fs::read(&out)
-            .expect("read --out")
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
-        let truth: Value = serde_json::from_slice(&std::fs::read(&truth).expect("read --truth"))
-            .expect("truth is JSON");
-        assert_eq!(
-            truth["counts"]["records_sent"].as_u64(),
-            Some(lines.len() as u64)
-        );
+        let seed = seed.to_string();
+        let mut all_args = vec![
+            "--vehicles",
+            "5",
+            "--interval",
+            "1s",
+            "--duration",
+            "120s",
+            "--seed",
+            &seed,
+            "--start",
+            &start,
+            "--rapid-threshold",
+            THRESHOLD,
+            "--quiet",
+            "--kinesis-stream",
+            &self.stream,
+        ];
+        all_args.extend_from_slice(args);
+        let Simulated { lines, truth } =
+            run_simulator(&self.work, "readings", &all_args, &local_aws_env());
         let records = read_stream(&self.kinesis, &self.stream, lines.len()).await;
         // Kinesis keeps a shard's order: record i is line i, byte for byte.
         for (i, (r, l)) in records.iter().zip(&lines).enumerate() {
