@@ -84,7 +84,9 @@ fn timeouts_and_memory_come_from_the_function_or_globals() {
 #[test]
 fn kinesis_events_carry_the_event_source_mapping_settings() {
     let t = load(&TemplateOptions::default());
-    for name in ["stream-processor", "lake-writer"] {
+    // Each consumer has its own batching window parameter: SpeedBatchingWindowSeconds
+    // (freshness) and KinesisBatchingWindowSeconds (lake object size).
+    for (name, window) in [("stream-processor", 1), ("lake-writer", 5)] {
         let k = kinesis(function(&t, name));
         assert_eq!(
             k,
@@ -92,7 +94,7 @@ fn kinesis_events_carry_the_event_source_mapping_settings() {
                 stream_name: "vehicle-telemetry".to_owned(),
                 starting_position: StartingPosition::TrimHorizon,
                 batch_size: 500,
-                batching_window: Duration::from_secs(5),
+                batching_window: Duration::from_secs(window),
                 max_retry_attempts: 10,
                 max_record_age_secs: -1,
                 bisect_on_error: true,
