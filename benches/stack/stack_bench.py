@@ -968,7 +968,8 @@ class Bench:
             f"incremental = {{\"boundary\": \"{t}\", \"reprocess_days\": 0}} right after the new "
             f"day reached the lake (registers its partition, recomputes [{new_day}, {t})); full = "
             f"{{\"boundary\": \"{t}\", \"full\": true}} on the same lake ({ndays} days, re-adds "
-            f"every partition). The scheduled daily run uses reprocess_days 2 (3 days).",
+            f"every partition). The scheduled daily run recomputes the day the boundary moves over "
+            f"plus the days whose lake content changed (docs/design.md §9).",
             "Local emulation cost in both: before every CALL the Data API emulator syncs every "
             "registered partition of the external table from LocalStack S3 (one listing per "
             "partition, objects already loaded are not read again), which grows with the lake "

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Static checks of template.yaml against the project's contracts (DESIGN.md §1, §4, §7).
+"""Static checks of template.yaml against the project's contracts (docs/design.md §1, §4, §7).
 
-What cfn-lint, sam validate and checkov cannot know: the six functions and their crates,
+What cfn-lint, sam validate and checkov cannot know: the seven functions and their crates,
 the Kinesis event-source settings that the failure semantics rely on, the schedules, the
 API routes, the lake schema, that IAM allows no wildcard actions and "*" resources only for
 actions without resource-level permissions, and that every checkov skip has a reason.
@@ -23,7 +23,12 @@ FUNCTIONS = {
     "ViewRefresherFunction": "view-refresher",
     "QueryApiFunction": "query-api",
     "SimulatorFunction": "simulator",
+    "SchemaMigratorFunction": "schema-migrator",
 }
+# Start only after the WarehouseSchema custom resource succeeded (their event source
+# mappings, schedules and rule reference them, so they are created after them).
+NEEDS_SCHEMA = ("StreamProcessorFunction", "LakeWriterFunction", "BatchViewsFunction",
+                "ViewRefresherFunction", "TelemetryTopicRule")
 KINESIS_CONSUMERS = ("StreamProcessorFunction", "LakeWriterFunction")
 # The lake schema (lake-writer writes it; Firehose converts to it; Spectrum reads it).
 LAKE_COLUMNS = [
@@ -37,6 +42,8 @@ LAKE_PARTITIONS = [("year", "int"), ("month", "int"), ("day", "int")]
 STAR_RESOURCE_OK = {
     "redshift-data:DescribeStatement", "redshift-data:GetStatementResult",
     "redshift-data:CancelStatement", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+    # The RedshiftDbRoles tag lookup behind IAM sign-in (Resource Groups Tagging API).
+    "tag:GetResources", "tag:GetTagKeys",
 }
 REQUIRED_ENV = {
     "StreamProcessorFunction": ["FLEETLINE_REDSHIFT_WORKGROUP", "FLEETLINE_REDSHIFT_CLUSTER", "FLEETLINE_REDSHIFT_DATABASE", "FLEETLINE_REDSHIFT_SECRET_ARN"],
@@ -44,6 +51,7 @@ REQUIRED_ENV = {
     "BatchViewsFunction": ["FLEETLINE_REDSHIFT_WORKGROUP", "FLEETLINE_REDSHIFT_DATABASE", "FLEETLINE_REDSHIFT_SECRET_ARN"],
     "ViewRefresherFunction": ["FLEETLINE_REDSHIFT_WORKGROUP", "FLEETLINE_REDSHIFT_DATABASE"],
     "QueryApiFunction": ["FLEETLINE_REDSHIFT_WORKGROUP", "FLEETLINE_REDSHIFT_DATABASE"],
+    "SchemaMigratorFunction": ["FLEETLINE_REDSHIFT_WORKGROUP", "FLEETLINE_REDSHIFT_CLUSTER", "FLEETLINE_REDSHIFT_DATABASE", "FLEETLINE_REDSHIFT_SECRET_ARN", "FLEETLINE_REDSHIFT_TIMEOUT_SECS"],
 }
 GLOBAL_ENV = ["RUST_LOG", "FLEETLINE_RAPID_ACCEL_KMH_PER_S", "STREAM_NAME", "LAKE_BUCKET", "LAKE_PREFIX", "REJECTED_PREFIX"]
 
@@ -107,13 +115,30 @@ def main() -> int:
             expect(dest.get("Type") == "SQS" and dest.get("Destination") == {"Fn::GetAtt": ["OnFailureQueue", "Arn"]},
                    f"{lid}: DestinationConfig.OnFailure -> OnFailureQueue")
 
+    # The schema custom resource: infra/sql at deploy time, before anything consumes.
+    schema = res.get("WarehouseSchema", {})
+    sprops = schema.get("Properties", {})
+    expect(schema.get("Type") == "Custom::WarehouseSchema", "WarehouseSchema custom resource missing")
+    expect(sprops.get("ServiceToken") == {"Ref": "SchemaMigratorFunction.Alias"}, "WarehouseSchema.ServiceToken: the migrator's alias")
+    expect(sprops.get("CodeVersion") == {"Ref": "SchemaMigratorFunction.Version"}, "WarehouseSchema.CodeVersion follows the code")
+    for key in ("LakeBucket", "GlueDatabase", "SpectrumRole"):
+        expect(key in sprops, f"WarehouseSchema.{key} missing")
+    migrator = res.get("SchemaMigratorFunction", {}).get("Properties", {})
+    expect(migrator.get("Timeout") == 900, "SchemaMigratorFunction.Timeout 900 (a cold workgroup)")
+    expect(int(migrator.get("Environment", {}).get("Variables", {}).get("FLEETLINE_REDSHIFT_TIMEOUT_SECS", "0")) + 30 <= 900,
+           "schema-migrator's statement wait leaves time to answer CloudFormation")
+    for lid in NEEDS_SCHEMA:
+        deps = res.get(lid, {}).get("DependsOn", [])
+        deps = [deps] if isinstance(deps, str) else deps
+        expect("WarehouseSchema" in deps, f"{lid} must DependsOn WarehouseSchema")
+
     def schedule(lid: str) -> object:
         ev = [e["Properties"] for e in res[lid]["Properties"].get("Events", {}).values() if e["Type"] == "Schedule"]
         return ev[0]["Schedule"] if ev else None
 
     expect(schedule("ViewRefresherFunction") == {"Ref": "ViewRefreshSchedule"}, "view-refresher schedule parameter")
     expect(schedule("BatchViewsFunction") == {"Ref": "BatchViewsSchedule"}, "batch-views schedule parameter")
-    expect(t["Parameters"]["ViewRefreshSchedule"]["Default"] == "rate(1 minute)", "view refresh every minute")
+    expect(t["Parameters"]["ViewRefreshSchedule"]["Default"] == "rate(15 minutes)", "view refresh every 15 minutes (cost)")
     expect(t["Parameters"]["BatchViewsSchedule"]["Default"] == "cron(30 0 * * ? *)", "batch views daily 00:30 UTC")
 
     api_routes = sorted(
@@ -136,9 +161,9 @@ def main() -> int:
     expect(rule["Sql"] == {"Ref": "SQLForData"}, "topic rule SQL from SQLForData")
     expect(rule["Actions"][0]["Kinesis"]["PartitionKey"] == "${VIN}", "topic rule partition key ${VIN}")
     expect(t["Parameters"]["SQLForData"]["Default"] == "SELECT * FROM 'connectedvehicle/telemetry'", "SQLForData default")
-    for p in ("DatabaseName", "NumberOfNodes", "NodeType", "MasterUserName", "MasterUserPassword", "InboundTraffic", "PortNumber"):
-        expect(p in t["Parameters"], f"seed parameter {p}")
-    expect(t["Parameters"]["MasterUserPassword"].get("NoEcho") is True, "MasterUserPassword NoEcho")
+    # The seed's speed-cluster parameters went with the speed cluster (one warehouse).
+    for p in ("EnableSpeedCluster", "NumberOfNodes", "NodeType", "MasterUserPassword", "InboundTraffic"):
+        expect(p not in t["Parameters"], f"speed-cluster parameter {p} is gone")
 
     # IAM: no wildcard actions in Allow statements; "*" resources only where unavoidable.
     def statements(node):
@@ -172,10 +197,77 @@ def main() -> int:
     for out in ("ApiUrl", "ApiKeyId", "LakeBucketName", "StreamName", "RedshiftWorkgroup"):
         expect(out in t.get("Outputs", {}), f"output {out}")
 
+    # On the template `sam deploy` creates: every event source mapping, schedule rule and the
+    # IoT rule is ordered after WarehouseSchema (SAM copies a function's DependsOn only to the
+    # generated AWS::Lambda::Function; the generated resources follow through their Ref/GetAtt).
+    cfn = transformed_resources(t)
+    starters = [lid for lid, r in cfn.items()
+                if r["Type"] in ("AWS::Lambda::EventSourceMapping", "AWS::Events::Rule", "AWS::IoT::TopicRule")]
+    expect(len(starters) >= 5, f"expected the ESMs, schedules and IoT rule, found {starters}")
+    for lid in starters:
+        expect("WarehouseSchema" in dependencies(cfn, lid), f"{lid} can start before WarehouseSchema succeeded")
+
     for e in errors:
         print(f"[template-contract] FAIL {e}")
     print(f"[template-contract] {checked - len(errors)} passed, {len(errors)} failed")
     return 1 if errors else 0
+
+
+def transformed_resources(sam_template: dict) -> dict:
+    """Resources of the SAM-transformed template (code locations stubbed)."""
+    import copy
+    import logging
+    import os
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self) -> dict:
+            return {}
+
+    t = copy.deepcopy(sam_template)
+    for r in t["Resources"].values():
+        if r["Type"] == "AWS::Serverless::Function":
+            r["Properties"]["CodeUri"] = "s3://bucket/code.zip"
+    return transform(t, {}, NoManagedPolicies())["Resources"]
+
+
+def dependencies(resources: dict, lid: str) -> set[str]:
+    """Every resource `lid` is ordered after: DependsOn, Ref and Fn::GetAtt, transitively."""
+    def direct(node, out: set[str]) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "Ref" and isinstance(v, str):
+                    out.add(v.split(".")[0])
+                elif k == "Fn::GetAtt":
+                    out.add((v[0] if isinstance(v, list) else str(v).split(".")[0]))
+                elif k == "Fn::Sub":
+                    text = v[0] if isinstance(v, list) else v
+                    out.update(m.split(".")[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", str(text)))
+                    if isinstance(v, list):
+                        direct(v[1:], out)
+                else:
+                    direct(v, out)
+        elif isinstance(node, list):
+            for v in node:
+                direct(v, out)
+
+    seen: set[str] = set()
+    todo = [lid]
+    while todo:
+        r = resources.get(todo.pop())
+        if r is None:
+            continue
+        deps = r.get("DependsOn", [])
+        found = set([deps] if isinstance(deps, str) else deps)
+        direct(r.get("Properties", {}), found)
+        for d in found - seen:
+            if d in resources:
+                seen.add(d)
+                todo.append(d)
+    return seen
 
 
 if __name__ == "__main__":

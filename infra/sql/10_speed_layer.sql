@@ -11,9 +11,13 @@ CREATE SCHEMA IF NOT EXISTS speed;
 -- One row per valid, de-duplicated reading. Redshift enforces no unique keys: the
 -- stream-processor stages each Kinesis batch in a temp table and inserts only readings
 -- whose (vin, ts) is not present yet (INSERT … SELECT … WHERE NOT EXISTS, matching
--- event_day too so the sort key prunes blocks), in one transaction per batch; a VIN
--- always maps to the same shard (partition key), so two writers never race on one key.
--- A redelivered batch therefore inserts nothing.
+-- event_day too so the sort key prunes blocks), in one transaction per batch that starts
+-- with LOCK speed.telemetry. Redshift Serverless runs SNAPSHOT isolation ("Isolation
+-- levels in Amazon Redshift", https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html),
+-- under which two transactions inserting the same new (vin, ts) would both commit; the
+-- LOCK serialises the writers, and because LOCK takes no snapshot (the first query or DML
+-- statement does), each NOT EXISTS check sees every earlier writer's committed rows.
+-- A redelivered batch, even one racing its own first attempt, therefore inserts nothing.
 CREATE TABLE IF NOT EXISTS speed.telemetry (
     vin                 CHAR(17)      NOT NULL,
     trip_id             VARCHAR(64)   NOT NULL,
@@ -74,11 +78,18 @@ SELECT vin,
 FROM speed.vehicle_daily_mv
 GROUP BY vin, CAST(EXTRACT(YEAR FROM event_day) AS INTEGER);
 
+-- Dropped first: CREATE OR REPLACE VIEW cannot change a column's type (avg_speed_kmh
+-- gained a fixed scale), and nothing depends on this view.
+DROP VIEW IF EXISTS speed.avg_speed_by_trip;
 CREATE OR REPLACE VIEW speed.avg_speed_by_trip AS
 SELECT vin,
        event_day,
        trip_id,
        readings,
        sum_speed,
-       sum_speed / readings AS avg_speed_kmh
+       -- The dividend's scale fixes the result's: DECIMAL(38,3) / BIGINT would give
+       -- DECIMAL(38,4) on Redshift ("Computations with numeric values",
+       -- https://docs.aws.amazon.com/redshift/latest/dg/r_numeric_computations201.html),
+       -- DECIMAL(38,12) / BIGINT gives scale 12 on Redshift and PostgreSQL alike.
+       CAST(CAST(sum_speed AS DECIMAL(38,12)) / readings AS DECIMAL(38,12)) AS avg_speed_kmh
 FROM speed.vehicle_daily_mv;

@@ -2,12 +2,13 @@
 -- from it by stored procedures, and the bookkeeping batch-views needs. Valid Amazon
 -- Redshift SQL; also runs on the local Data API emulator.
 --
--- Placeholders (substituted by localstack/apply-sql, `--var NAME=VALUE`):
+-- Placeholders (substituted by schema-migrator: the WarehouseSchema custom resource's
+-- properties on AWS, `localstack/apply-sql --var NAME=VALUE` locally):
 --   GLUE_DATABASE      Glue Data Catalog database of the lake table (template parameter
 --                      GlueDatabaseName; local default fleetline).
---   SPECTRUM_IAM_ROLE  `default` (the namespace's default IAM role — the template makes
---                      the Spectrum role the default) or a quoted role ARN,
---                      e.g. --var "SPECTRUM_IAM_ROLE='arn:aws:iam::123456789012:role/x'".
+--   SPECTRUM_IAM_ROLE  `default` (the namespace's default IAM role) or the Spectrum role's
+--                      ARN, which schema-migrator always writes as a quoted literal
+--                      ('arn:aws:iam::123456789012:role/x'), as IAM_ROLE requires.
 --
 -- On AWS the lake table spectrum.vehicle_telematics_raw is the Glue table the template
 -- creates (Redshift has no CREATE EXTERNAL TABLE IF NOT EXISTS); locally
@@ -54,6 +55,30 @@ CREATE TABLE IF NOT EXISTS batch.registered_partitions (
 )
 DISTSTYLE ALL
 COMPOUND SORTKEY (year, month, day);
+
+-- Change detection (docs/design.md "Change detection"): event days whose lake content
+-- changed and that the batch layer has not recomputed since. batch-views inserts a row per
+-- day it learns about (S3 ObjectCreated notifications drained from the lake-changes SQS
+-- queue, speed rows not yet included, the days the boundary moves over) and commits it
+-- before deleting the notifications; batch.recompute_pending deletes the rows it recomputed
+-- in the transaction that swaps the recomputed rows in. Duplicate rows are harmless.
+-- next_day = event_day + 1, written by batch-views so no SQL needs date arithmetic.
+CREATE TABLE IF NOT EXISTS batch.pending_days (
+    event_day   DATE      NOT NULL,
+    next_day    DATE      NOT NULL,
+    noticed_at  TIMESTAMP NOT NULL
+)
+DISTSTYLE ALL
+COMPOUND SORTKEY (event_day);
+
+-- The last committed recompute of each event day (the transaction start time): a speed
+-- row arrived before it is included in the batch layer (pruning and /v1/status use it).
+CREATE TABLE IF NOT EXISTS batch.day_recomputes (
+    event_day     DATE      NOT NULL,
+    recomputed_at TIMESTAMP NOT NULL
+)
+DISTSTYLE ALL
+COMPOUND SORTKEY (event_day);
 
 -- The seed's batch views as native tables, rebuilt from batch.vehicle_daily.
 CREATE TABLE IF NOT EXISTS batch.batchlayer_rapid_acceleration_by_year (
@@ -137,6 +162,63 @@ BEGIN
     ) r
     WHERE r.copy_no = 1
     GROUP BY r.vin, r.trip_id, r.event_day;
+END;
+$$ LANGUAGE plpgsql;
+
+-- Recomputes every pending day before the boundary (serving.control, already moved by the
+-- caller's transaction), one batch.recompute_daily call per run of consecutive days,
+-- records the recompute time of each, and clears the pending rows it covered (those noticed
+-- up to the cutoff read first; rows inserted later stay for the next run). Pending days on
+-- or after the boundary are speed-owned: cleared too (a later boundary move covers them).
+-- SYSDATE is the start of the current transaction ("Date and time functions in
+-- transactions", https://docs.aws.amazon.com/redshift/latest/dg/Date_functions_header.html):
+-- no lake object read by this transaction's recomputes is younger than that.
+-- Nested CALLs (up to 16 levels) are supported: "CALL",
+-- https://docs.aws.amazon.com/redshift/latest/dg/r_CALL_procedure.html; FOR … IN query
+-- LOOP over a RECORD: "Supported PL/pgSQL statements",
+-- https://docs.aws.amazon.com/redshift/latest/dg/c_PLpgSQL-statements.html.
+-- No COMMIT: the caller's transaction swaps the rows in together with the boundary.
+CREATE OR REPLACE PROCEDURE batch.recompute_pending(threshold DECIMAL(10,4))
+AS $$
+DECLARE
+    b        DATE;
+    cutoff   TIMESTAMP;
+    run_from DATE;
+    run_to   DATE;
+    rec      RECORD;
+BEGIN
+    SELECT INTO b boundary FROM serving.control;
+    SELECT INTO cutoff MAX(noticed_at) FROM batch.pending_days;
+    IF b IS NULL OR cutoff IS NULL THEN
+        RETURN;
+    END IF;
+    run_from := NULL;
+    FOR rec IN SELECT DISTINCT event_day, next_day FROM batch.pending_days
+               WHERE noticed_at <= cutoff AND event_day < b
+               ORDER BY event_day LOOP
+        IF run_from IS NOT NULL AND rec.event_day <= run_to THEN
+            IF rec.next_day > run_to THEN
+                run_to := rec.next_day;
+            END IF;
+        ELSE
+            IF run_from IS NOT NULL THEN
+                CALL batch.recompute_daily(run_from, run_to, threshold);
+            END IF;
+            run_from := rec.event_day;
+            run_to := rec.next_day;
+        END IF;
+    END LOOP;
+    IF run_from IS NOT NULL THEN
+        CALL batch.recompute_daily(run_from, run_to, threshold);
+    END IF;
+
+    DELETE FROM batch.day_recomputes
+    WHERE event_day IN (SELECT event_day FROM batch.pending_days
+                        WHERE noticed_at <= cutoff AND event_day < b);
+    INSERT INTO batch.day_recomputes (event_day, recomputed_at)
+    SELECT DISTINCT event_day, SYSDATE FROM batch.pending_days
+    WHERE noticed_at <= cutoff AND event_day < b;
+    DELETE FROM batch.pending_days WHERE noticed_at <= cutoff;
 END;
 $$ LANGUAGE plpgsql;
 

@@ -32,6 +32,8 @@ FL_STREAM="${FLEETLINE_STREAM:-vehicle-telemetry}"
 FL_STREAM_SHARDS="${FLEETLINE_STREAM_SHARDS:-2}"
 FL_BUCKET="${FLEETLINE_BUCKET:-fleetline-lake}"
 FL_FIREHOSE="${FLEETLINE_FIREHOSE:-fleetline-lake-delivery}"
+# S3 ObjectCreated notifications of the lake prefix (template.yaml LakeChangesQueue).
+FL_LAKE_CHANGES_QUEUE="${FLEETLINE_LAKE_CHANGES_QUEUE:-fleetline-lake-changes}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/fleetline-target}"
 
 FL_LS_URL="http://$FL_HOST:$FL_LS_PORT"
@@ -236,4 +238,43 @@ fl_export_client_env() {
     export AWS_ENDPOINT_URL_REDSHIFT_DATA="$FL_EMULATOR_URL"
     export FLEETLINE_PG_URL="postgres://postgres@$FL_HOST:$FL_PG_PORT/$FL_PG_DATABASE"
     unset AWS_PROFILE AWS_SESSION_TOKEN
+}
+
+# --- schema-migrator: the one implementation of "apply infra/sql" (Lambda and local) ---
+fl_schema_migrator_bin() { printf '%s/debug/schema-migrator' "$CARGO_TARGET_DIR"; }
+
+# Prints the path of a schema-migrator binary no older than its sources, building it with
+# cargo when it is missing or stale (a no-op for cargo when nothing changed). Inside a cargo
+# test run (CARGO_MANIFEST_DIR set) an existing binary is used as is: cargo holds the build
+# lock there, so building would wait forever; tests/run builds the workspace first.
+fl_ensure_schema_migrator() {
+    local bin stale=""
+    bin="$(fl_schema_migrator_bin)"
+    if [ -x "$bin" ]; then
+        [ -n "${CARGO_MANIFEST_DIR:-}" ] && { printf '%s\n' "$bin"; return 0; }
+        stale="$(find "$FL_REPO_ROOT/functions/schema-migrator" "$FL_REPO_ROOT/functions/aws" \
+            "$FL_REPO_ROOT/functions/core/src" "$FL_REPO_ROOT/functions/core/Cargo.toml" \
+            "$FL_REPO_ROOT/Cargo.toml" "$FL_REPO_ROOT/Cargo.lock" \
+            "$FL_REPO_ROOT/infra/sql" -maxdepth 3 -newer "$bin" \
+            \( -name '*.rs' -o -name '*.sql' -o -name '*.toml' -o -name '*.lock' \) \
+            -not -path '*/target/*' -print -quit 2>/dev/null)"
+        [ -z "$stale" ] && { printf '%s\n' "$bin"; return 0; }
+    fi
+    command -v cargo >/dev/null 2>&1 || {
+        fl_err "cargo not found: install Rust (https://rustup.rs) to build schema-migrator"
+        return 1
+    }
+    local log="${FL_LOG_DIR:-/tmp}/schema-migrator-build.log"
+    mkdir -p "$(dirname "$log")"
+    fl_info "schema-migrator: cargo build -p schema-migrator${stale:+ ($stale changed)} (log: $log)" >&2
+    if ! (cd "$FL_REPO_ROOT" && cargo build -p schema-migrator) >"$log" 2>&1; then
+        if [ -x "$bin" ]; then
+            fl_warn "cargo build -p schema-migrator failed (log: $log): using the existing binary"
+        else
+            fl_err "cargo build -p schema-migrator failed (log: $log)"
+            tail -n 20 "$log" >&2
+            return 1
+        fi
+    fi
+    printf '%s\n' "$bin"
 }

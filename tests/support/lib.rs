@@ -262,6 +262,79 @@ pub async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
     }
 }
 
+/// SQS client for LocalStack.
+pub async fn local_sqs_client() -> aws_sdk_sqs::Client {
+    let shared = fleetline_aws::sdk_config().await;
+    let (region, creds) = local_region_and_credentials();
+    let conf = aws_sdk_sqs::config::Builder::from(&shared)
+        .region(aws_sdk_sqs::config::Region::new(region))
+        .credentials_provider(creds)
+        .endpoint_url(localstack_endpoint())
+        .build();
+    aws_sdk_sqs::Client::from_conf(conf)
+}
+
+/// Creates queue `queue` and sends it `bucket`'s `s3:ObjectCreated:*` notifications under
+/// `prefix` (what template.yaml's LakeChangesQueue and LakeBucket NotificationConfiguration
+/// do on AWS). Replaces the bucket's notification configuration, so `bucket` must be the
+/// caller's own. Returns the queue URL.
+pub async fn lake_change_queue(
+    s3: &aws_sdk_s3::Client,
+    sqs: &aws_sdk_sqs::Client,
+    bucket: &str,
+    prefix: &str,
+    queue: &str,
+) -> String {
+    use aws_sdk_s3::types::{
+        Event, FilterRule, FilterRuleName, NotificationConfiguration,
+        NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+    };
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let url = sqs
+        .create_queue()
+        .queue_name(queue)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateQueue {queue}: {e:?}"))
+        .queue_url()
+        .expect("queue URL")
+        .to_owned();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("GetQueueAttributes")
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("queue ARN");
+    let rule = FilterRule::builder()
+        .name(FilterRuleName::Prefix)
+        .value(prefix)
+        .build();
+    let filter = NotificationConfigurationFilter::builder()
+        .key(S3KeyFilter::builder().filter_rules(rule).build())
+        .build();
+    let entry = QueueConfiguration::builder()
+        .queue_arn(arn)
+        .events(Event::from("s3:ObjectCreated:*"))
+        .filter(filter)
+        .build()
+        .expect("queue configuration");
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(entry)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutBucketNotificationConfiguration {bucket}: {e:?}"));
+    url
+}
+
 /// Waits until `stream` is ACTIVE (60 s at most; LocalStack is slow under load) and
 /// returns its ARN.
 pub async fn wait_stream_active(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> String {
@@ -343,4 +416,346 @@ pub fn run_simulator(
         "the truth counts every line the simulator wrote"
     );
     Simulated { lines, truth }
+}
+
+// --- Kinesis events as Lambda's event source mapping delivers them ---
+
+/// One Kinesis record as read back from a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRecord {
+    pub shard_id: String,
+    pub sequence_number: String,
+    pub partition_key: String,
+    pub data: Vec<u8>,
+    pub arrival_secs: f64,
+}
+
+/// A Kinesis event as Lambda's event source mapping builds it (eventID
+/// `<shard>:<sequence>`, base64 data), invoked as `role`.
+pub fn kinesis_event(stream_arn: &str, role: &str, records: &[StreamRecord]) -> serde_json::Value {
+    use base64::Engine as _;
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r.partition_key,
+                    "sequenceNumber": r.sequence_number,
+                    "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
+                    "approximateArrivalTimestamp": r.arrival_secs,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("{}:{}", r.shard_id, r.sequence_number),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": format!("arn:aws:iam::000000000000:role/{role}"),
+                "awsRegion": "us-east-1",
+                "eventSourceARN": stream_arn,
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// Every record of a one-shard stream from TRIM_HORIZON, in sequence order; asserts that
+/// there are `expected` (all of them were put before reading started).
+pub async fn read_one_shard_stream(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
+    expected: usize,
+) -> Vec<StreamRecord> {
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    let shards = kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("ListShards");
+    let shard = shards
+        .shards()
+        .first()
+        .expect("one shard")
+        .shard_id()
+        .to_owned();
+    let mut iterator = kinesis
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(&shard)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("GetShardIterator")
+        .shard_iterator
+        .expect("iterator");
+    let mut out = Vec::new();
+    for _ in 0..2_000 {
+        let r = kinesis
+            .get_records()
+            .shard_iterator(&iterator)
+            .limit(10_000)
+            .send()
+            .await
+            .expect("GetRecords");
+        for rec in r.records() {
+            out.push(StreamRecord {
+                shard_id: shard.clone(),
+                sequence_number: rec.sequence_number().to_owned(),
+                partition_key: rec.partition_key().unwrap_or_default().to_owned(),
+                data: rec.data().as_ref().to_vec(),
+                arrival_secs: rec
+                    .approximate_arrival_timestamp()
+                    .map(|t| t.as_secs_f64())
+                    .unwrap_or_default(),
+            });
+        }
+        if out.len() >= expected && r.records().is_empty() {
+            break;
+        }
+        match r.next_shard_iterator {
+            Some(next) => iterator = next,
+            None => break,
+        }
+    }
+    assert_eq!(out.len(), expected, "records read back from {stream}");
+    out
+}
+
+// --- Reading S3 objects back ---
+
+/// key → ETag of every object under `prefix` in `bucket`, all pages.
+pub async fn list_etags(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("ListObjectsV2");
+        for o in page.contents() {
+            out.insert(
+                o.key().unwrap_or_default().to_owned(),
+                o.e_tag().unwrap_or_default().to_owned(),
+            );
+        }
+        match page.next_continuation_token() {
+            Some(t) => token = Some(t.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+/// The body of object `key` in `bucket`.
+pub async fn get_object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    s3.get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetObject {key}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .expect("read body")
+        .into_bytes()
+        .to_vec()
+}
+
+/// key → body of every object under `prefix` in `bucket`.
+pub async fn object_bodies(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for key in list_etags(s3, bucket, prefix).await.into_keys() {
+        let body = get_object_bytes(s3, bucket, &key).await;
+        out.insert(key, body);
+    }
+    out
+}
+
+// --- Functions run as their real binaries under lambda-host ---
+
+/// The environment a function needs to reach `database` of the `fleetline` workgroup
+/// through the local Data API emulator.
+pub fn warehouse_env(database: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL_REDSHIFT_DATA", data_api_endpoint()),
+        ("FLEETLINE_REDSHIFT_WORKGROUP", "fleetline".to_owned()),
+        ("FLEETLINE_REDSHIFT_DATABASE", database.to_owned()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .into()
+}
+
+/// The workspace binary `name` as a Lambda function with `timeout`, logging to
+/// `log_dir/<name>.log` (not to the test's output) and with `env`.
+pub fn function_spec(
+    name: &str,
+    timeout: Duration,
+    log_dir: &std::path::Path,
+    env: &[(String, String)],
+) -> lambda_host::FunctionSpec {
+    let mut s = lambda_host::FunctionSpec::new(name, workspace_bin(name))
+        .with_timeout(timeout)
+        .with_log_file(log_dir.join(format!("{name}.log")))
+        .with_forward_output(false);
+    for (k, v) in env {
+        s = s.with_env(k, v);
+    }
+    s
+}
+
+/// Invokes `function` with `event` and returns its JSON answer; panics, naming `what`, when
+/// the invocation fails (a function error or a host error).
+pub async fn invoke_for_json(
+    function: &lambda_host::HostedFunction,
+    event: &serde_json::Value,
+    what: &str,
+) -> serde_json::Value {
+    match function.invoke_json(event).await {
+        Ok(lambda_host::InvokeOutcome::Ok(body)) => {
+            serde_json::from_slice(&body).expect("JSON response")
+        }
+        other => panic!("{what} invocation failed: {other:?}"),
+    }
+}
+
+/// A fresh test database (see [`create_test_database`]) with the speed layer's tables
+/// (infra/sql 00, 05 and 10).
+pub async fn create_speed_layer_database(prefix: &str) -> String {
+    let db = create_test_database(prefix).await;
+    apply_sql_files(
+        &db,
+        &["00_schemas.sql", "05_control.sql", "10_speed_layer.sql"],
+    );
+    db
+}
+
+// --- Reading lake Parquet back (the parquet crate's record API, not the writer's code) ---
+
+/// A reader over one Parquet object's bytes.
+pub fn parquet_reader(bytes: Vec<u8>) -> parquet::file::reader::SerializedFileReader<bytes::Bytes> {
+    parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(bytes))
+        .expect("a Parquet file")
+}
+
+/// Every row of the file, in file order.
+pub fn parquet_rows(
+    reader: &parquet::file::reader::SerializedFileReader<bytes::Bytes>,
+) -> Vec<parquet::record::Row> {
+    use parquet::file::reader::FileReader as _;
+    reader
+        .get_row_iter(None)
+        .expect("rows")
+        .map(|row| row.expect("row"))
+        .collect()
+}
+
+/// A row's fields by column name.
+pub fn parquet_columns(
+    row: &parquet::record::Row,
+) -> std::collections::HashMap<&str, &parquet::record::Field> {
+    row.get_column_iter()
+        .map(|(n, v)| (n.as_str(), v))
+        .collect()
+}
+
+/// A decimal field as (unscaled value, scale); the big-endian two's-complement bytes are
+/// sign-extended to 64 bits.
+pub fn decimal_unscaled(f: &parquet::record::Field) -> (i64, i32) {
+    let parquet::record::Field::Decimal(d) = f else {
+        panic!("not a decimal: {f:?}")
+    };
+    let b = d.data();
+    let mut buf = [if b[0] & 0x80 != 0 { 0xff } else { 0 }; 8];
+    buf[8 - b.len()..].copy_from_slice(b);
+    (i64::from_be_bytes(buf), d.scale())
+}
+
+// --- Per-test working directory and warehouse ---
+
+/// A fresh directory `/tmp/<prefix>XXXX` for a test's function logs and simulator output
+/// (under /tmp, not the system temp dir, so that it is easy to find after a failure).
+pub fn work_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .expect("tempdir")
+}
+
+/// The warehouse adapter on `database` of the `fleetline` workgroup, through the local Data
+/// API emulator.
+pub async fn test_warehouse(database: &str) -> fleetline_aws::DataApiWarehouse {
+    fleetline_aws::DataApiWarehouse::new(
+        &data_api_client().await,
+        fleetline_aws::WarehouseConfig::workgroup("fleetline", database),
+    )
+}
+
+/// Best-effort deletion of every object under `prefix` in `bucket` (test clean-up).
+pub async fn delete_objects_under(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) {
+    for key in list_etags(s3, bucket, prefix).await.into_keys() {
+        let _ = s3.delete_object().bucket(bucket).key(key).send().await;
+    }
+}
+
+// --- The simulator's ground truth ---
+
+/// One row of the ground truth's `daily` (per vehicle, trip and UTC day).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TruthDaily {
+    pub vin: String,
+    pub trip_id: String,
+    pub date: chrono::NaiveDate,
+    pub readings: i64,
+    pub sum_speed_milli: i64,
+    pub min_odometer_m: i64,
+    pub max_odometer_m: i64,
+    pub rapid_accelerations: i64,
+}
+
+/// The ground truth's `daily` rows, as the simulator wrote them.
+pub fn truth_daily_rows(truth: &serde_json::Value) -> Vec<TruthDaily> {
+    truth["daily"]
+        .as_array()
+        .expect("truth.daily")
+        .iter()
+        .map(|d| {
+            let s = |k: &str| d[k].as_str().unwrap_or_else(|| panic!("truth daily {k}"));
+            let i = |k: &str| d[k].as_i64().unwrap_or_else(|| panic!("truth daily {k}"));
+            TruthDaily {
+                vin: s("vin").to_owned(),
+                trip_id: s("trip_id").to_owned(),
+                date: s("date").parse().expect("truth daily date"),
+                readings: i("readings"),
+                sum_speed_milli: i("sum_speed_milli"),
+                min_odometer_m: i("min_odometer_m"),
+                max_odometer_m: i("max_odometer_m"),
+                rapid_accelerations: i("rapid_accelerations"),
+            }
+        })
+        .collect()
+}
+
+/// Removes a test's kept [`work_dir`] once the test has passed, unless
+/// `FLEETLINE_TEST_KEEP_LOGS` is set (a failed test never gets here, so its logs stay).
+pub fn remove_work_dir(work: &std::path::Path) {
+    if std::env::var_os("FLEETLINE_TEST_KEEP_LOGS").is_none() {
+        let _ = std::fs::remove_dir_all(work);
+    }
+}
+
+/// Best-effort deletion of Kinesis stream `stream` (test clean-up).
+pub async fn delete_stream_quietly(kinesis: &aws_sdk_kinesis::Client, stream: &str) {
+    let _ = kinesis.delete_stream().stream_name(stream).send().await;
 }

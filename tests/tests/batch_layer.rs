@@ -21,13 +21,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{NaiveDate, NaiveDateTime};
-use fleetline_aws::{DataApiWarehouse, Warehouse, WarehouseConfig};
+use fleetline_aws::{DataApiWarehouse, Warehouse};
 use fleetline_tests::{
-    Simulated, create_test_database, data_api_client, data_api_endpoint, drop_test_database,
-    ensure_bucket, env_or, local_aws_env, local_s3_client, repo_root, require_localstack,
-    run_simulator, workspace_bin,
+    Simulated, create_test_database, data_api_client, data_api_endpoint, delete_objects_under,
+    drop_test_database, ensure_bucket, env_or, function_spec, invoke_for_json, lake_change_queue,
+    list_etags, local_aws_env, local_s3_client, local_sqs_client, repo_root, require_localstack,
+    run_simulator, test_warehouse, truth_daily_rows, warehouse_env, work_dir,
 };
-use lambda_host::{FunctionSpec, HostedFunction, InvokeOutcome};
+use lambda_host::HostedFunction;
 use serde_json::{Value, json};
 
 const BUCKET: &str = "fleetline-lake";
@@ -117,19 +118,17 @@ struct Daily {
 }
 
 fn truth_daily(truth: &Value) -> BTreeSet<Daily> {
-    truth["daily"]
-        .as_array()
-        .expect("truth.daily")
-        .iter()
+    truth_daily_rows(truth)
+        .into_iter()
         .map(|d| Daily {
-            vin: d["vin"].as_str().unwrap().to_owned(),
-            trip_id: d["trip_id"].as_str().unwrap().to_owned(),
-            day: d["date"].as_str().unwrap().parse().unwrap(),
-            readings: d["readings"].as_i64().unwrap(),
-            sum_speed_milli: d["sum_speed_milli"].as_i64().unwrap(),
-            min_odometer_m: d["min_odometer_m"].as_i64().unwrap(),
-            max_odometer_m: d["max_odometer_m"].as_i64().unwrap(),
-            rapid: d["rapid_accelerations"].as_i64().unwrap(),
+            vin: d.vin,
+            trip_id: d.trip_id,
+            day: d.date,
+            readings: d.readings,
+            sum_speed_milli: d.sum_speed_milli,
+            min_odometer_m: d.min_odometer_m,
+            max_odometer_m: d.max_odometer_m,
+            rapid: d.rapid_accelerations,
         })
         .collect()
 }
@@ -170,6 +169,10 @@ fn truth_miles_by_year(truth: &Value) -> BTreeMap<i64, i64> {
 
 struct BatchEnv {
     db: String,
+    bucket: String,
+    /// The lake change queue (S3 ObjectCreated notifications), when the test has one.
+    queue_url: Option<String>,
+    sqs: aws_sdk_sqs::Client,
     lake_prefix: String,
     work: tempfile::TempDir,
     warehouse: DataApiWarehouse,
@@ -178,7 +181,7 @@ struct BatchEnv {
     batch_views: HostedFunction,
 }
 
-fn apply_sql(db: &str, lake_prefix: &str) {
+fn apply_sql(db: &str, bucket: &str, lake_prefix: &str) {
     let root = repo_root();
     let dir = tempfile::tempdir().expect("tempdir");
     for f in SQL_FILES {
@@ -193,6 +196,8 @@ fn apply_sql(db: &str, lake_prefix: &str) {
     let out = Command::new(root.join("localstack/apply-sql"))
         .args(["--database", db, "--var"])
         .arg(format!("LAKE_PREFIX={lake_prefix}"))
+        .arg("--var")
+        .arg(format!("LAKE_BUCKET={bucket}"))
         .arg("--dir")
         .arg(dir.path())
         .env("AWS_ENDPOINT_URL_REDSHIFT_DATA", data_api_endpoint())
@@ -208,29 +213,53 @@ fn apply_sql(db: &str, lake_prefix: &str) {
 
 impl BatchEnv {
     async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// `changes`: the test gets its own bucket whose ObjectCreated notifications under the
+    /// lake prefix go to its own SQS queue, drained by batch-views (change detection as the
+    /// template wires it; a bucket has one notification configuration, hence the bucket).
+    async fn start_with(changes: bool) -> Self {
         require_localstack();
         let _ = data_api_client().await; // panics with a hint when the emulator is down
         let db = create_test_database("bl").await;
         let test_id = db.trim_start_matches("bl_").to_owned();
         let lake_prefix = format!("t-{test_id}/vehicle_telematics_raw/");
-        apply_sql(&db, &lake_prefix);
-        let work = tempfile::Builder::new()
-            .prefix(&format!("fleetline-batch-{test_id}-"))
-            .tempdir_in("/tmp")
-            .expect("tempdir");
+        let bucket = if changes {
+            format!("fl-changes-{}", test_id.to_lowercase().replace('_', "-"))
+        } else {
+            BUCKET.to_owned()
+        };
+        apply_sql(&db, &bucket, &lake_prefix);
+        let work = work_dir(&format!("fleetline-batch-{test_id}-"));
         let s3 = local_s3_client().await;
-        ensure_bucket(&s3, BUCKET).await;
-        let client = data_api_client().await;
-        let warehouse =
-            DataApiWarehouse::new(&client, WarehouseConfig::workgroup("fleetline", &db));
+        ensure_bucket(&s3, &bucket).await;
+        let sqs = local_sqs_client().await;
+        let queue_url = if changes {
+            Some(
+                lake_change_queue(
+                    &s3,
+                    &sqs,
+                    &bucket,
+                    &lake_prefix,
+                    &format!("fl-changes-{test_id}"),
+                )
+                .await,
+            )
+        } else {
+            None
+        };
+        let warehouse = test_warehouse(&db).await;
 
         let mut env: Vec<(String, String)> = local_aws_env();
+        env.extend(warehouse_env(&db));
         env.extend(
             [
-                ("AWS_ENDPOINT_URL_REDSHIFT_DATA", data_api_endpoint()),
-                ("FLEETLINE_REDSHIFT_WORKGROUP", "fleetline".to_owned()),
-                ("FLEETLINE_REDSHIFT_DATABASE", db.clone()),
-                ("LAKE_BUCKET", BUCKET.to_owned()),
+                ("LAKE_BUCKET", bucket.clone()),
+                (
+                    "LAKE_CHANGES_QUEUE_URL",
+                    queue_url.clone().unwrap_or_default(),
+                ),
                 ("LAKE_PREFIX", lake_prefix.clone()),
                 ("LAKE_SINK", "s3".to_owned()),
                 ("FLEETLINE_RAPID_ACCEL_KMH_PER_S", THRESHOLD.to_owned()),
@@ -238,16 +267,7 @@ impl BatchEnv {
             ]
             .map(|(k, v)| (k.to_owned(), v)),
         );
-        let spec = |name: &str| {
-            let mut s = FunctionSpec::new(name, workspace_bin(name))
-                .with_timeout(Duration::from_secs(180))
-                .with_log_file(work.path().join(format!("{name}.log")))
-                .with_forward_output(false);
-            for (k, v) in &env {
-                s = s.with_env(k, v);
-            }
-            s
-        };
+        let spec = |name: &str| function_spec(name, Duration::from_secs(180), work.path(), &env);
         let lake_writer = HostedFunction::start(spec("lake-writer"))
             .await
             .expect("start lake-writer");
@@ -256,6 +276,9 @@ impl BatchEnv {
             .expect("start batch-views");
         Self {
             db,
+            bucket,
+            queue_url,
+            sqs,
             lake_prefix,
             work,
             warehouse,
@@ -303,13 +326,8 @@ impl BatchEnv {
 
     /// Delivers one batch to lake-writer; it must report no failures.
     async fn write_batch(&self, records: &[Rec]) {
-        match self.lake_writer.invoke_json(&kinesis_event(records)).await {
-            Ok(InvokeOutcome::Ok(body)) => {
-                let v: Value = serde_json::from_slice(&body).expect("JSON response");
-                assert_eq!(v["batchItemFailures"], json!([]), "lake-writer answer {v}");
-            }
-            other => panic!("lake-writer invocation failed: {other:?}"),
-        }
+        let v = invoke_for_json(&self.lake_writer, &kinesis_event(records), "lake-writer").await;
+        assert_eq!(v["batchItemFailures"], json!([]), "lake-writer answer {v}");
     }
 
     /// All records, per shard in sequence order, in batches of [`BATCH`].
@@ -328,39 +346,15 @@ impl BatchEnv {
 
     /// key → ETag of every lake object of this test.
     async fn lake_objects(&self) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .s3
-                .list_objects_v2()
-                .bucket(BUCKET)
-                .prefix(&self.lake_prefix)
-                .set_continuation_token(token)
-                .send()
-                .await
-                .expect("ListObjectsV2");
-            for o in page.contents() {
-                out.insert(
-                    o.key().unwrap_or_default().to_owned(),
-                    o.e_tag().unwrap_or_default().to_owned(),
-                );
-            }
-            match page.next_continuation_token() {
-                Some(t) => token = Some(t.to_owned()),
-                None => return out,
-            }
-        }
+        list_etags(&self.s3, &self.bucket, &self.lake_prefix).await
     }
 
     async fn run_batch(&self, payload: Value) -> Value {
-        match self.batch_views.invoke_json(&payload).await {
-            Ok(InvokeOutcome::Ok(body)) => serde_json::from_slice(&body).expect("JSON response"),
-            other => panic!(
-                "batch-views invocation failed: {other:?} (log: {})",
-                self.work.path().join("batch-views.log").display()
-            ),
-        }
+        let what = format!(
+            "batch-views (log: {})",
+            self.work.path().join("batch-views.log").display()
+        );
+        invoke_for_json(&self.batch_views, &payload, &what).await
     }
 
     /// batch.vehicle_daily with each row's computed_at.
@@ -452,8 +446,10 @@ impl BatchEnv {
     async fn cleanup(self) {
         self.lake_writer.shutdown(Duration::from_secs(2)).await;
         self.batch_views.shutdown(Duration::from_secs(2)).await;
-        for key in self.lake_objects().await.keys() {
-            let _ = self.s3.delete_object().bucket(BUCKET).key(key).send().await;
+        delete_objects_under(&self.s3, &self.bucket, &self.lake_prefix).await;
+        if let Some(url) = &self.queue_url {
+            let _ = self.sqs.delete_queue().queue_url(url).send().await;
+            let _ = self.s3.delete_bucket().bucket(&self.bucket).send().await;
         }
         drop_test_database(&self.db).await;
     }
@@ -554,32 +550,20 @@ async fn batch_views_match_the_ground_truth_and_rerun_changes_nothing() {
     assert_eq!(second["previous_boundary"], boundary.to_string());
     assert_eq!(second["partitions_registered"], 0);
     assert_eq!(second["lake_partitions"], 4);
-    // Incremental: the reprocess window [B − 2, B).
-    assert_eq!(second["days_recomputed"], 2);
-    assert_eq!(
-        second["recomputed_from"],
-        (boundary - chrono::Days::new(2)).to_string()
-    );
-    let rows_in_window = expected
-        .iter()
-        .filter(|r| r.day >= boundary - chrono::Days::new(2))
-        .count();
-    assert_eq!(second["rows_written"], rows_in_window as u64);
+    // Nothing changed in the lake and the boundary stays: nothing recomputed, no row touched.
+    assert_eq!(second["days_recomputed"], 0, "{second}");
+    assert_eq!(second["rows_written"], 0);
     let again = env.daily().await;
-    assert_eq!(without_times(&again), expected);
-    // Days outside the window were not touched.
-    for (row, at) in &again {
-        if row.day < boundary - chrono::Days::new(2) {
-            assert_eq!(Some(at), daily.get(row), "{row:?} was recomputed");
-        }
-    }
+    assert_eq!(again, daily, "a run without changes recomputed rows");
     assert_eq!(env.rapid_by_year().await, truth_rapid_by_year(&sim.truth));
     assert_eq!(env.miles_by_year().await, truth_miles_by_year(&sim.truth));
     env.cleanup().await;
 }
 
-/// A late reading for an already computed day is counted once a run's range covers that
-/// day, not before; invalid requests are answered with an error and change nothing.
+/// Without a lake change queue (LAKE_CHANGES_QUEUE_URL unset) a late reading that only
+/// reached the lake is counted once a run's range covers its day (`reprocess_days`), not
+/// before; invalid requests are answered with an error and change nothing. (With the queue:
+/// `buffered_uploads_of_any_age_are_in_the_next_scheduled_run`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_readings_are_counted_by_the_next_run_covering_their_day() {
     let env = BatchEnv::start().await;
@@ -701,5 +685,234 @@ async fn late_readings_are_counted_by_the_next_run_covering_their_day() {
     assert_eq!(full["recomputed_from"], first_day.to_string(), "{full}");
     assert_eq!(without_times(&env.daily().await), with_late);
     assert_eq!(env.control().await.0, Some(boundary_now));
+    env.cleanup().await;
+}
+
+/// Simulated readings of 3 vehicles from `start` (10 minutes a day for 2 days, across
+/// midnight), with duplicates and late records.
+fn simulate_from(env: &BatchEnv, name: &str, seed: u64, start: &str) -> Simulated {
+    let seed = seed.to_string();
+    run_simulator(
+        env.work.path(),
+        name,
+        &[
+            "--vehicles",
+            "3",
+            "--interval",
+            "10s",
+            "--duration",
+            "600s",
+            "--days",
+            "2",
+            "--start",
+            start,
+            "--duplicate-rate",
+            "0.05",
+            "--late-rate",
+            "0.05",
+            "--malformed-rate",
+            "0",
+            "--seed",
+            &seed,
+            "--rapid-threshold",
+            THRESHOLD,
+            "--quiet",
+        ],
+        &[],
+    )
+}
+
+/// The lines of one vehicle (held back: its buffered upload) and the others.
+fn split_vehicle(lines: &[Vec<u8>]) -> (String, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let vin_of = |l: &Vec<u8>| {
+        serde_json::from_slice::<Value>(l)
+            .ok()
+            .and_then(|v| v["VIN"].as_str().map(str::to_owned))
+    };
+    let held_vin = lines.iter().find_map(vin_of).expect("a reading");
+    let (held, rest) = lines
+        .iter()
+        .cloned()
+        .partition(|l| vin_of(l).as_deref() == Some(held_vin.as_str()));
+    (held_vin, held, rest)
+}
+
+fn days_of(out: &Value) -> BTreeSet<NaiveDate> {
+    out["recomputed_days"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no recomputed_days in {out}"))
+        .iter()
+        .map(|d| d.as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+fn add_up<K: Ord + Clone>(a: &BTreeMap<K, i64>, b: &BTreeMap<K, i64>) -> BTreeMap<K, i64> {
+    let mut out = a.clone();
+    for (k, v) in b {
+        *out.entry(k.clone()).or_insert(0) += v;
+    }
+    out
+}
+
+/// Change detection (issue 15): a vehicle's buffered upload of 10-day-old readings, and one
+/// of 400-day-old readings written while a batch run is under way, are in the batch views
+/// after the next scheduled run (EventBridge payload, no options) — exactly the ground
+/// truth, with no full rebuild, and only the changed days recomputed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buffered_uploads_of_any_age_are_in_the_next_scheduled_run() {
+    let env = BatchEnv::start_with(true).await;
+    let today = chrono::Utc::now().date_naive();
+    let start = |days_ago: i64| format!("{}T23:55:00Z", today - chrono::TimeDelta::days(days_ago));
+    let old = simulate_from(&env, "old", 41, &start(400));
+    let recent = simulate_from(&env, "recent", 42, &start(10));
+    let (old_vin, old_held, old_rest) = split_vehicle(&old.lines);
+    let (recent_vin, recent_held, recent_rest) = split_vehicle(&recent.lines);
+
+    // Everything but the two buffered vehicles reaches the lake; the scheduled run makes
+    // every complete day batch-owned.
+    let mut on_time = old_rest.clone();
+    on_time.extend(recent_rest.iter().cloned());
+    env.write_lake(&to_records(&on_time, 0)).await;
+    let scheduled = json!({"version":"0","id":"e2e","detail-type":"Scheduled Event",
+        "source":"aws.events","account":"000000000000","time":format!("{today}T00:30:00Z"),
+        "region":"us-east-1","resources":["arn:aws:events:us-east-1:000000000000:rule/daily"],
+        "detail":{}});
+    let first = env.run_batch(scheduled.clone()).await;
+    assert_eq!(first["boundary"], today.to_string(), "{first}");
+    let truth: BTreeSet<Daily> = truth_daily(&old.truth)
+        .union(&truth_daily(&recent.truth))
+        .cloned()
+        .collect();
+    let without = |vins: &[&str]| -> BTreeSet<Daily> {
+        truth
+            .iter()
+            .filter(|r| !vins.contains(&r.vin.as_str()))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        without_times(&env.daily().await),
+        without(&[&old_vin, &recent_vin])
+    );
+
+    // The 10-day-old buffered upload; an hourly catch-up counts it, boundary unchanged,
+    // and recomputes its days only.
+    let recent_held_recs = to_records(&recent_held, 1_000_000);
+    env.write_lake(&recent_held_recs).await;
+    let catch_up = env.run_batch(json!({"catch_up": true})).await;
+    assert_eq!(catch_up["boundary"], today.to_string(), "{catch_up}");
+    let recent_days: BTreeSet<NaiveDate> = truth
+        .iter()
+        .filter(|r| r.vin == recent_vin)
+        .map(|r| r.day)
+        .collect();
+    assert_eq!(days_of(&catch_up), recent_days, "{catch_up}");
+    assert_eq!(without_times(&env.daily().await), without(&[&old_vin]));
+
+    // The 400-day-old buffered upload: a batch run starts while lake-writer is still
+    // writing it (the first lake batch is written, the rest follow concurrently).
+    let old_held_recs = to_records(&old_held, 2_000_000);
+    let (head, tail) = old_held_recs.split_at(old_held_recs.len().min(BATCH / 2));
+    env.write_lake(head).await;
+    let (during, ()) = tokio::join!(env.run_batch(scheduled.clone()), async {
+        for batch in tail.chunks(BATCH / 4) {
+            env.write_lake(batch).await;
+        }
+    });
+    assert_eq!(during["full"], false, "{during}");
+
+    // The next scheduled run: every batch answer equals the ground truth.
+    let next = env.run_batch(scheduled).await;
+    assert_eq!(next["full"], false, "{next}");
+    assert_eq!(next["boundary"], today.to_string(), "{next}");
+    let old_days: BTreeSet<NaiveDate> = truth
+        .iter()
+        .filter(|r| r.vin == old_vin)
+        .map(|r| r.day)
+        .collect();
+    let recomputed: BTreeSet<NaiveDate> =
+        days_of(&during).union(&days_of(&next)).cloned().collect();
+    assert_eq!(recomputed, old_days, "during: {during}\nnext: {next}");
+    assert_eq!(without_times(&env.daily().await), truth);
+    assert_eq!(
+        env.rapid_by_year().await,
+        add_up(
+            &truth_rapid_by_year(&old.truth),
+            &truth_rapid_by_year(&recent.truth)
+        )
+    );
+    assert_eq!(
+        env.miles_by_year().await,
+        add_up(
+            &truth_miles_by_year(&old.truth),
+            &truth_miles_by_year(&recent.truth)
+        )
+    );
+    // Nothing left pending.
+    let pending = env
+        .warehouse
+        .query("SELECT COUNT(*) AS n FROM batch.pending_days", &[])
+        .await
+        .expect("count pending days");
+    assert_eq!(pending.map_rows(|r| r.get_i64("n")).unwrap(), vec![0]);
+    env.cleanup().await;
+}
+
+/// Pruning never loses a reading: speed rows for a batch-owned day are deleted only once a
+/// committed recompute of their day started after they arrived. Rows "arriving" an hour
+/// before the run are included and pruned; rows stamped an hour after it (arrived after
+/// the recompute) stay, and every run marks their day again until one includes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speed_rows_are_pruned_only_once_a_recompute_included_them() {
+    let env = BatchEnv::start().await;
+    let day = NaiveDate::from_ymd_opt(2025, 3, 10).unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    let stamp = |t: NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let earlier = stamp(now - chrono::TimeDelta::hours(1));
+    let later = stamp(now + chrono::TimeDelta::hours(1));
+    let rows: Vec<String> = (0..5)
+        .map(|i| {
+            let arrived = if i < 3 { &earlier } else { &later };
+            format!(
+                "('1HGCM82633A00435{i}','t{i}',TIMESTAMP '{day} 10:00:0{i}',DATE '{day}',50.000,1.0000,100.000,0,'s','{i}',TIMESTAMP '{arrived}')"
+            )
+        })
+        .collect();
+    env.warehouse
+        .execute(
+            &format!(
+                "INSERT INTO speed.telemetry (vin, trip_id, ts, event_day, vehicle_speed, acceleration, \
+                 odometer, rapid_acceleration, shard_id, sequence_number, arrived_at) VALUES {}",
+                rows.join(",")
+            ),
+            &[],
+        )
+        .await
+        .expect("insert speed rows");
+    let count = || async {
+        let rs = env
+            .warehouse
+            .query(
+                &format!(
+                    "SELECT COUNT(*) AS n FROM speed.telemetry WHERE event_day = DATE '{day}'"
+                ),
+                &[],
+            )
+            .await
+            .expect("count speed rows");
+        rs.map_rows(|r| r.get_i64("n")).unwrap()[0]
+    };
+
+    // The day has speed rows the batch layer never included: the run recomputes it.
+    let first = env.run_batch(json!({"boundary": "2025-03-20"})).await;
+    assert_eq!(days_of(&first), BTreeSet::from([day]), "{first}");
+    assert_eq!(first["pruned_speed_rows"], 3, "{first}");
+    assert_eq!(count().await, 2);
+
+    // The two rows that arrived after that recompute mark the day again; still not included.
+    let second = env.run_batch(json!({"boundary": "2025-03-20"})).await;
+    assert_eq!(days_of(&second), BTreeSet::from([day]), "{second}");
+    assert_eq!(second["pruned_speed_rows"], 0, "{second}");
+    assert_eq!(count().await, 2);
     env.cleanup().await;
 }

@@ -21,8 +21,9 @@
 //!      retries: stream-processor returns `batchItemFailures`, the runner retries;
 //!    - while stream-processor is being throttled the runner is SIGKILLed and a new one is
 //!      started on the same state directory: it resumes from the persisted checkpoints;
-//! 3. drained, the answers equal the truth with last year's late readings still absent (a
-//!    batch day is only recomputed by a run that covers it); a full batch run counts them.
+//! 3. drained, the answers equal the truth with last year's late readings still absent
+//!    (served from the next batch run on) and `/v1/status` counts them as waiting; the next
+//!    scheduled run (EventBridge payload, no options, no full rebuild) counts them.
 //!
 //! Then: every answer equals the truth, records in = distinct stored readings +
 //! duplicates + dead letters (S3 `rejected/`, with the truth's reason codes), nothing went
@@ -30,9 +31,11 @@
 //! exactly the records after the first runner's checkpoints.
 //!
 //! Isolation: the test runs its own Data API emulator (so its throttling hits nobody else)
-//! on a free port, over the stack's PostgreSQL, and its own stream, database, lake and
-//! dead-letter prefixes, runner ports and state directory. Every child process (emulator,
-//! runners, and the function processes a killed runner leaves behind) is killed when the
+//! on a free port, over the stack's PostgreSQL, and its own stream, database, bucket (lake
+//! and dead-letter prefixes) with its own lake change queue (the bucket's ObjectCreated
+//! notifications, as template.yaml wires them; both batch runs must drain them), runner
+//! ports and state directory. Every child process (emulator, runners, and the function
+//! processes a killed runner leaves behind) is killed when the
 //! test ends, also on panic. `FLEETLINE_E2E_KEEP=1` keeps the work directory (logs,
 //! simulator output, checkpoints); it is kept anyway when the test fails.
 //!
@@ -50,14 +53,14 @@ use chrono::{Datelike, NaiveDate, Utc};
 use fleetline_aws::warehouse::RetryPolicy;
 use fleetline_aws::{DataApiWarehouse, Warehouse, WarehouseConfig};
 use fleetline_tests::{
-    Simulated, create_active_stream, data_api_client_at, drop_test_database, ensure_bucket, env_or,
-    kinesis_client, local_aws_env, local_s3_client, localstack_endpoint, repo_root,
-    require_localstack, run_simulator, workspace_bin,
+    Simulated, create_active_stream, data_api_client_at, delete_objects_under, drop_test_database,
+    ensure_bucket, env_or, get_object_bytes, kinesis_client, lake_change_queue, list_etags,
+    local_aws_env, local_s3_client, local_sqs_client, localstack_endpoint, repo_root,
+    require_localstack, run_simulator, truth_daily_rows, workspace_bin,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const BUCKET: &str = "fleetline-lake";
 const SHARDS: i32 = 2;
 const SEED: &str = "77";
 const FUNCTIONS: [&str; 2] = ["stream-processor", "lake-writer"];
@@ -335,22 +338,17 @@ struct DailyTruth {
 }
 
 fn truth_daily(truth: &Value) -> Vec<DailyTruth> {
-    truth["daily"]
-        .as_array()
-        .expect("truth.daily")
-        .iter()
-        .map(|d| {
-            let int = |k: &str| d[k].as_i64().unwrap_or_else(|| panic!("truth daily {k}"));
-            DailyTruth {
-                vin: d["vin"].as_str().expect("vin").to_owned(),
-                trip: d["trip_id"].as_str().expect("trip_id").to_owned(),
-                date: d["date"].as_str().expect("date").parse().expect("date"),
-                readings: int("readings"),
-                sum_speed_milli: int("sum_speed_milli"),
-                // 1 m = 621 371 nano-miles (see the simulator's README).
-                miles_nano: (int("max_odometer_m") - int("min_odometer_m")) * 621_371,
-                rapid: int("rapid_accelerations"),
-            }
+    truth_daily_rows(truth)
+        .into_iter()
+        .map(|d| DailyTruth {
+            vin: d.vin,
+            trip: d.trip_id,
+            date: d.date,
+            readings: d.readings,
+            sum_speed_milli: d.sum_speed_milli,
+            // 1 m = 621 371 nano-miles (see the simulator's README).
+            miles_nano: (d.max_odometer_m - d.min_odometer_m) * 621_371,
+            rapid: d.rapid_accelerations,
         })
         .collect()
 }
@@ -458,8 +456,14 @@ struct Run {
     stream: String,
     lake_prefix: String,
     rejected_prefix: String,
+    /// The run's own bucket: its ObjectCreated notifications under the lake prefix go to
+    /// the run's own queue (a bucket has one notification configuration).
+    bucket: String,
+    /// The lake change queue (template.yaml's LakeChangesQueue), handed to the runner.
+    queue_url: String,
     kinesis: aws_sdk_kinesis::Client,
     s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
     /// Per shard, the sequence numbers of every record put, in order.
     put: BTreeMap<String, Vec<String>>,
     /// Function processes left behind by a killed runner (killed at the end if alive).
@@ -489,11 +493,14 @@ impl Run {
             .unwrap_or_else(|e| panic!("CREATE DATABASE {db}: {e}"));
         let lake_prefix = format!("{id}/vehicle_telematics_raw/");
         let rejected_prefix = format!("{id}/rejected/");
+        let bucket = format!("fleetline-{id}");
         let root = repo_root();
         for dir in ["infra/sql", "infra/sql/local"] {
             let out = Command::new(root.join("localstack/apply-sql"))
                 .args(["--database", &db, "--var"])
                 .arg(format!("LAKE_PREFIX={lake_prefix}"))
+                .arg("--var")
+                .arg(format!("LAKE_BUCKET={bucket}"))
                 .arg("--dir")
                 .arg(root.join(dir))
                 .env("AWS_ENDPOINT_URL_REDSHIFT_DATA", emulator.url())
@@ -508,7 +515,16 @@ impl Run {
         }
 
         let s3 = local_s3_client().await;
-        ensure_bucket(&s3, BUCKET).await;
+        ensure_bucket(&s3, &bucket).await;
+        let sqs = local_sqs_client().await;
+        let queue_url = lake_change_queue(
+            &s3,
+            &sqs,
+            &bucket,
+            &lake_prefix,
+            &format!("{id}-lake-changes"),
+        )
+        .await;
 
         let kinesis = kinesis_client().await;
         let stream = format!("fleetline-{id}");
@@ -517,7 +533,7 @@ impl Run {
         std::fs::write(
             work.0.join("functions.env"),
             format!(
-                "FLEETLINE_REDSHIFT_DATABASE={db}\nLAKE_BUCKET={BUCKET}\n\
+                "FLEETLINE_REDSHIFT_DATABASE={db}\nLAKE_BUCKET={bucket}\n\
                  LAKE_PREFIX={lake_prefix}\nREJECTED_PREFIX={rejected_prefix}\n\
                  # Few attempts per Data API call, so that a throttle of a few seconds\n\
                  # outlasts them and the function hands the batch back.\n\
@@ -533,8 +549,11 @@ impl Run {
             stream,
             lake_prefix,
             rejected_prefix,
+            bucket,
+            queue_url,
             kinesis,
             s3,
+            sqs,
             put: BTreeMap::new(),
             orphans: Vec::new(),
         }
@@ -623,6 +642,9 @@ impl Run {
             .arg("--log-dir")
             .arg(self.path("functions"))
             .args(["--stream", &self.stream, "--poll-interval", "100ms"])
+            // As on AWS: batch-views drains the lake's change notifications.
+            .arg("--resource-ref")
+            .arg(format!("LakeChangesQueue={}", self.queue_url))
             .args([
                 "--functions",
                 "stream-processor,lake-writer,batch-views,query-api",
@@ -748,19 +770,41 @@ impl Run {
         answer
     }
 
+    /// Waits until the lake change queue holds at least `count` messages (S3 delivers
+    /// notifications asynchronously), so that the next batch run finds them.
+    async fn wait_notified(&self, count: usize) {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        loop {
+            let attrs = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&self.queue_url)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .send()
+                .await
+                .expect("GetQueueAttributes");
+            let queued: usize = attrs
+                .attributes()
+                .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            if queued >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{queued} lake change notifications queued, want {count}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Every dead letter of this run: reason code → count.
     async fn dead_letters(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
         for key in self.keys(&self.rejected_prefix).await {
-            let obj = self
-                .s3
-                .get_object()
-                .bucket(BUCKET)
-                .key(&key)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("GetObject {key}: {e:?}"));
-            let bytes = obj.body.collect().await.expect("body").into_bytes();
+            let bytes = get_object_bytes(&self.s3, &self.bucket, &key).await;
             let letter: Value = serde_json::from_slice(&bytes).expect("dead letter JSON");
             assert_eq!(letter["function"], "stream-processor", "{letter}");
             *out.entry(letter["reason"].as_str().expect("reason").to_owned())
@@ -770,28 +814,10 @@ impl Run {
     }
 
     async fn keys(&self, prefix: &str) -> Vec<String> {
-        let mut keys = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .s3
-                .list_objects_v2()
-                .bucket(BUCKET)
-                .prefix(prefix)
-                .set_continuation_token(token)
-                .send()
-                .await
-                .expect("ListObjectsV2");
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
-            match page.next_continuation_token() {
-                Some(t) => token = Some(t.to_owned()),
-                None => return keys,
-            }
-        }
+        list_etags(&self.s3, &self.bucket, prefix)
+            .await
+            .into_keys()
+            .collect()
     }
 
     async fn cleanup(&mut self) {
@@ -805,9 +831,14 @@ impl Run {
             .enforce_consumer_deletion(true)
             .send()
             .await;
-        for key in self.keys(&format!("{}/", self.id)).await {
-            let _ = self.s3.delete_object().bucket(BUCKET).key(key).send().await;
-        }
+        delete_objects_under(&self.s3, &self.bucket, "").await;
+        let _ = self.s3.delete_bucket().bucket(&self.bucket).send().await;
+        let _ = self
+            .sqs
+            .delete_queue()
+            .queue_url(&self.queue_url)
+            .send()
+            .await;
         drop_test_database(&self.db).await;
     }
 }
@@ -1071,7 +1102,15 @@ async fn last_year_batch_plus_live_stream_with_faults_equals_the_ground_truth() 
     let mut runner = run.start_runner("runner-1").await;
     run.put_lines(&first_part).await;
     run.wait_drained(&mut runner, "last year").await;
+    // Every lake object written so far was announced on the change queue.
+    let lake_before: BTreeSet<String> = run.keys(&run.lake_prefix).await.into_iter().collect();
+    assert!(!lake_before.is_empty(), "lake-writer wrote nothing");
+    run.wait_notified(lake_before.len()).await;
     let batch1 = run.batch_views(&runner, json!({})).await;
+    assert!(
+        batch1["notifications"].as_u64().unwrap_or(0) >= lake_before.len() as u64,
+        "the first run drained the change queue: {batch1}"
+    );
     let today = Utc::now().date_naive();
     let boundary: NaiveDate = batch1["boundary"]
         .as_str()
@@ -1223,10 +1262,56 @@ async fn last_year_batch_plus_live_stream_with_faults_equals_the_ground_truth() 
         );
     }
 
-    // A run covering last year's days counts the late readings, exactly once.
-    let batch2 = run.batch_views(&runner, json!({"full": true})).await;
-    assert!(batch2.get("boundary").is_some(), "{batch2}");
-    assert_answers(&runner, &all, "after the covering batch run").await;
+    // They wait for the batch layer (at least those; a reading committed in the same second
+    // as the first run's transaction start counts as waiting too).
+    let status = api_get(&runner, "/v1/status").await;
+    assert!(
+        status["batch_layer"]["waiting_readings"]
+            .as_i64()
+            .unwrap_or(0)
+            >= held_readings,
+        "{status}"
+    );
+
+    // The next scheduled run counts the late readings, exactly once, without a full rebuild.
+    let scheduled = json!({"version": "0", "id": "e2e", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "000000000000", "time": Utc::now().to_rfc3339(),
+        "region": "us-east-1", "resources": [], "detail": {}});
+    // The scheduled run learns of the new lake objects (the late day's among them) from
+    // the change queue, as on AWS, not from a lake listing.
+    let lake_new: BTreeSet<String> = run
+        .keys(&run.lake_prefix)
+        .await
+        .into_iter()
+        .filter(|k| !lake_before.contains(k))
+        .collect();
+    let held_partition = format!(
+        "{}year={}/month={}/day={}/",
+        run.lake_prefix,
+        held_day.format("%Y"),
+        held_day.format("%m"),
+        held_day.format("%d")
+    );
+    assert!(
+        lake_new.iter().any(|k| k.starts_with(&held_partition)),
+        "no new lake object under {held_partition}"
+    );
+    run.wait_notified(lake_new.len()).await;
+    let batch2 = run.batch_views(&runner, scheduled).await;
+    assert_eq!(batch2["full"], false, "{batch2}");
+    assert!(
+        batch2["notifications"].as_u64().unwrap_or(0) >= lake_new.len() as u64
+            && batch2["days_marked"].as_u64().unwrap_or(0) >= 1,
+        "the scheduled run drained the change queue: {batch2}"
+    );
+    assert_eq!(batch2["lake_partitions"], 0, "no lake listing: {batch2}");
+    assert!(
+        batch2["recomputed_days"]
+            .as_array()
+            .is_some_and(|d| d.contains(&json!(held_day.to_string()))),
+        "{batch2}"
+    );
+    assert_answers(&runner, &all, "after the next scheduled batch run").await;
 
     // In = distinct stored readings + duplicates + dead letters.
     let days: BTreeSet<NaiveDate> = all.readings_by_day.keys().copied().collect();

@@ -24,12 +24,14 @@ use fleetline_aws::lake::{
 };
 use fleetline_aws::{DataApiWarehouse, Warehouse, WarehouseConfig};
 use fleetline_tests::{
-    Simulated, create_test_database, data_api_client, data_api_endpoint, drop_test_database,
-    ensure_bucket, env_or, local_aws_env, local_region_and_credentials, local_s3_client,
-    require_localstack, run_simulator, service_endpoint, workspace_bin,
+    Simulated, create_test_database, data_api_client, data_api_endpoint, decimal_unscaled,
+    delete_objects_under, drop_test_database, ensure_bucket, env_or, function_spec,
+    get_object_bytes, list_etags, local_aws_env, local_region_and_credentials, local_s3_client,
+    parquet_columns, parquet_reader, parquet_rows, require_localstack, run_simulator,
+    service_endpoint, truth_daily_rows, work_dir,
 };
-use lambda_host::{FunctionSpec, HostedFunction, InvokeOutcome};
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use lambda_host::{HostedFunction, InvokeOutcome};
+use parquet::file::reader::FileReader;
 use parquet::record::Field;
 use serde_json::{Value, json};
 
@@ -146,16 +148,9 @@ impl Env {
         require_localstack();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let prefix = format!("t-{id}/vehicle_telematics_raw/");
-        let work = tempfile::Builder::new()
-            .prefix(&format!("fleetline-lake-writer-{}-", &id[..8]))
-            .tempdir_in("/tmp")
-            .expect("tempdir");
+        let work = work_dir(&format!("fleetline-lake-writer-{}-", &id[..8]));
         let s3 = local_s3_client().await;
         ensure_bucket(&s3, BUCKET).await;
-        let mut spec = FunctionSpec::new("lake-writer", workspace_bin("lake-writer"))
-            .with_timeout(Duration::from_secs(120))
-            .with_log_file(work.path().join("lake-writer.log"))
-            .with_forward_output(false);
         let mut env = local_aws_env();
         env.extend(
             [
@@ -171,9 +166,7 @@ impl Env {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
-        for (k, v) in &env {
-            spec = spec.with_env(k, v);
-        }
+        let spec = function_spec("lake-writer", Duration::from_secs(120), work.path(), &env);
         let lake_writer = HostedFunction::start(spec)
             .await
             .expect("start lake-writer");
@@ -217,57 +210,15 @@ impl Env {
 
     /// key → ETag of every object under the test's prefix.
     async fn objects(&self) -> BTreeMap<String, String> {
-        list(&self.s3, &self.prefix).await
+        list_etags(&self.s3, BUCKET, &self.prefix).await
     }
 
     async fn finish(self) {
         self.lake_writer.shutdown(Duration::from_secs(2)).await;
         // Best-effort cleanup of the test's objects.
         let top = self.prefix.split('/').next().unwrap_or_default().to_owned() + "/";
-        for key in list(&self.s3, &top).await.keys() {
-            let _ = self.s3.delete_object().bucket(BUCKET).key(key).send().await;
-        }
+        delete_objects_under(&self.s3, BUCKET, &top).await;
     }
-}
-
-async fn list(s3: &aws_sdk_s3::Client, prefix: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut token = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(BUCKET)
-            .prefix(prefix)
-            .set_continuation_token(token)
-            .send()
-            .await
-            .expect("ListObjectsV2");
-        for o in page.contents() {
-            out.insert(
-                o.key().unwrap_or_default().to_owned(),
-                o.e_tag().unwrap_or_default().to_owned(),
-            );
-        }
-        match page.next_continuation_token() {
-            Some(t) => token = Some(t.to_owned()),
-            None => return out,
-        }
-    }
-}
-
-async fn get(s3: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
-    s3.get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GetObject {key}: {e:?}"))
-        .body
-        .collect()
-        .await
-        .expect("read body")
-        .into_bytes()
-        .to_vec()
 }
 
 // ------------------------------------------------------------------------------------
@@ -290,18 +241,8 @@ struct Row {
     raw: String,
 }
 
-fn unscaled(f: &Field) -> (i64, i32) {
-    let Field::Decimal(d) = f else {
-        panic!("not a decimal: {f:?}")
-    };
-    let b = d.data();
-    let mut buf = [if b[0] & 0x80 != 0 { 0xff } else { 0 }; 8];
-    buf[8 - b.len()..].copy_from_slice(b);
-    (i64::from_be_bytes(buf), d.scale())
-}
-
 fn decode(bytes: Vec<u8>) -> Vec<Row> {
-    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).expect("a Parquet file");
+    let reader = parquet_reader(bytes);
     let meta = reader.metadata().file_metadata();
     // The compression the Glue table declares.
     for rg in reader.metadata().row_groups() {
@@ -310,15 +251,10 @@ fn decode(bytes: Vec<u8>) -> Vec<Row> {
         }
     }
     assert!(meta.num_rows() > 0, "empty object");
-    reader
-        .get_row_iter(None)
-        .expect("rows")
+    parquet_rows(&reader)
+        .iter()
         .map(|row| {
-            let row = row.expect("row");
-            let f: HashMap<&str, &Field> = row
-                .get_column_iter()
-                .map(|(n, v)| (n.as_str(), v))
-                .collect();
+            let f = parquet_columns(row);
             assert_eq!(f.len(), 12, "columns: {:?}", f.keys());
             let s = |n: &str| match f[n] {
                 Field::Str(s) => s.clone(),
@@ -340,9 +276,9 @@ fn decode(bytes: Vec<u8>) -> Vec<Row> {
                 trip_id: s("trip_id"),
                 ts_us: *ts_us,
                 event_day: NaiveDate::from_num_days_from_ce_opt(719_163 + days).unwrap(),
-                speed: unscaled(f["vehicle_speed"]),
-                acceleration: unscaled(f["acceleration"]),
-                odometer: unscaled(f["odometer"]),
+                speed: decimal_unscaled(f["vehicle_speed"]),
+                acceleration: decimal_unscaled(f["acceleration"]),
+                odometer: decimal_unscaled(f["odometer"]),
                 latitude: d("latitude"),
                 longitude: d("longitude"),
                 shard_id: s("shard_id"),
@@ -365,24 +301,17 @@ struct Daily {
 type DailyKey = (String, String, NaiveDate);
 
 fn truth_daily(truth: &Value) -> BTreeMap<DailyKey, Daily> {
-    truth["daily"]
-        .as_array()
-        .expect("daily")
-        .iter()
+    truth_daily_rows(truth)
+        .into_iter()
         .map(|d| {
-            let i = |k: &str| d[k].as_i64().unwrap();
             (
-                (
-                    d["vin"].as_str().unwrap().to_owned(),
-                    d["trip_id"].as_str().unwrap().to_owned(),
-                    d["date"].as_str().unwrap().parse().unwrap(),
-                ),
+                (d.vin, d.trip_id, d.date),
                 Daily {
-                    readings: i("readings"),
-                    sum_speed_milli: i("sum_speed_milli"),
-                    min_odometer_m: i("min_odometer_m"),
-                    max_odometer_m: i("max_odometer_m"),
-                    rapid: i("rapid_accelerations"),
+                    readings: d.readings,
+                    sum_speed_milli: d.sum_speed_milli,
+                    min_odometer_m: d.min_odometer_m,
+                    max_odometer_m: d.max_odometer_m,
+                    rapid: d.rapid_accelerations,
                 },
             )
         })
@@ -443,7 +372,7 @@ async fn lake_holds_every_valid_reading_once_in_its_day_partition() {
 
     let mut rows = Vec::new();
     for key in objects.keys() {
-        let file_rows = decode(get(&env.s3, key).await);
+        let file_rows = decode(get_object_bytes(&env.s3, BUCKET, key).await);
         let first = &file_rows[0];
         let (bfirst, blast) = batch_of[first.sequence_number.as_str()];
         // The contract's key: prefix, the rows' event-day partition, shard-first-last.
@@ -527,7 +456,7 @@ async fn external_table_reads_the_same(
              trip_id VARCHAR(64), ts TIMESTAMP, event_day DATE, vehicle_speed DECIMAL(12,3), \
              acceleration DECIMAL(10,4), odometer DECIMAL(12,3), latitude DOUBLE PRECISION, \
              longitude DOUBLE PRECISION, shard_id VARCHAR(128), sequence_number VARCHAR(128), \
-             raw VARCHAR(65535)) PARTITIONED BY (year INTEGER, month INTEGER, day INTEGER) \
+             \"raw\" VARCHAR(65535)) PARTITIONED BY (year INTEGER, month INTEGER, day INTEGER) \
              STORED AS PARQUET LOCATION 's3://{BUCKET}/{prefix}'"
         ),
     ];
@@ -729,8 +658,9 @@ async fn firehose_sink_delivers_newline_terminated_records() {
     let mut got: Vec<String> = Vec::new();
     for _ in 0..60 {
         got.clear();
-        for key in list(&s3, &prefix).await.keys() {
-            let text = String::from_utf8(get(&s3, key).await).expect("UTF-8 object");
+        for key in list_etags(&s3, BUCKET, &prefix).await.keys() {
+            let text =
+                String::from_utf8(get_object_bytes(&s3, BUCKET, key).await).expect("UTF-8 object");
             assert!(text.ends_with('\n'), "{key} does not end with a newline");
             got.extend(text.split_inclusive('\n').map(str::to_owned));
         }
@@ -755,7 +685,5 @@ async fn firehose_sink_delivers_newline_terminated_records() {
         .delivery_stream_name(&stream)
         .send()
         .await;
-    for key in list(&s3, &format!("t-{id}/")).await.keys() {
-        let _ = s3.delete_object().bucket(BUCKET).key(key).send().await;
-    }
+    delete_objects_under(&s3, BUCKET, &format!("t-{id}/")).await;
 }

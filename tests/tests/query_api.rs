@@ -43,6 +43,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The boundary: days before it come from batch.vehicle_daily, the rest from speed.telemetry.
 const BOUNDARY: &str = "2026-01-02";
+/// The API key of the dashboard test's keyed gateway.
+const TEST_API_KEY: &str = "fleetline-test-key";
 /// A VIN that only the trap rows use (see `set_boundary_and_traps`).
 const TRAP_VIN: &str = "ZZZZZZZZZZZZZZZZZ";
 
@@ -79,6 +81,12 @@ struct Api {
 
 impl Api {
     async fn start(database: &str, log: PathBuf) -> Self {
+        Self::start_with_key(database, log, None).await
+    }
+
+    /// With `api_key`, the gateway enforces it as on AWS (routes whose template event sets
+    /// `ApiKeyRequired: false`, the dashboard's, excepted).
+    async fn start_with_key(database: &str, log: PathBuf, api_key: Option<&str>) -> Self {
         let mut spec = FunctionSpec::new("query-api", workspace_bin("query-api"))
             .with_timeout(Duration::from_secs(29))
             .with_log_file(log)
@@ -112,7 +120,7 @@ impl Api {
             Arc::new(HostInvoker(function.clone())),
             ApiConfig {
                 stage: template.api_stage.clone(),
-                api_key: None,
+                api_key: api_key.map(str::to_owned),
             },
             async move {
                 let _ = rx.await;
@@ -218,10 +226,17 @@ impl Fixture {
         let client = data_api_client().await;
         let warehouse =
             DataApiWarehouse::new(&client, WarehouseConfig::workgroup("fleetline", &db));
-        warehouse
-            .execute(&batch_table_ddl(), &[])
-            .await
-            .expect("create batch.vehicle_daily");
+        // The batch tables /v1/status and the merged answers read.
+        for table in [
+            "batch.vehicle_daily",
+            "batch.pending_days",
+            "batch.day_recomputes",
+        ] {
+            warehouse
+                .execute(&batch_table_ddl(table), &[])
+                .await
+                .unwrap_or_else(|e| panic!("create {table}: {e}"));
+        }
         let work = tempfile::Builder::new()
             .prefix("fleetline-qa-")
             .tempdir_in("/tmp")
@@ -455,13 +470,13 @@ fn daily_row(
     )
 }
 
-/// `CREATE TABLE IF NOT EXISTS batch.vehicle_daily (…)` exactly as infra/sql/20 has it.
-fn batch_table_ddl() -> String {
+/// `CREATE TABLE IF NOT EXISTS <table> (…)` exactly as infra/sql/20 has it.
+fn batch_table_ddl(table: &str) -> String {
     let text = std::fs::read_to_string(repo_root().join("infra/sql/20_batch_layer.sql"))
         .expect("20_batch_layer.sql");
     let start = text
-        .find("CREATE TABLE IF NOT EXISTS batch.vehicle_daily")
-        .expect("batch.vehicle_daily in 20_batch_layer.sql");
+        .find(&format!("CREATE TABLE IF NOT EXISTS {table} ("))
+        .unwrap_or_else(|| panic!("{table} in 20_batch_layer.sql"));
     let end = start + text[start..].find(';').expect("end of statement");
     text[start..end].to_owned()
 }
@@ -564,6 +579,14 @@ async fn every_endpoint_equals_the_ground_truth_across_the_boundary() {
     assert_eq!(status["last_batch_run_at"], "2026-01-02T03:00:00.000000Z");
     assert_eq!(status["last_batch_summary"], json!({"boundary": BOUNDARY}));
     assert_eq!(status["newest_day"], "2026-01-04");
+    // Speed rows before the boundary that no batch run recomputed: waiting for the batch
+    // layer, the oldest on the speed layer's first day.
+    assert!(
+        status["batch_layer"]["waiting_readings"].as_i64().unwrap() > 0,
+        "{status}"
+    );
+    assert_eq!(status["batch_layer"]["oldest_waiting_day"], "2025-12-29");
+    assert_eq!(status["batch_layer"]["pending_days"], 0);
 
     // Total miles per year (2026 mixes both layers).
     let body = api.ok("/v1/fleet/miles").await;
@@ -682,6 +705,41 @@ async fn every_endpoint_equals_the_ground_truth_across_the_boundary() {
             assert_eq!(got, want, "{vin} {date}");
         }
     }
+
+    // Days of one vehicle (its trips summed per day), both layers, with and without a year.
+    for vin in &vins {
+        // (trips, readings, sum_speed_milli, nano-miles, rapid accelerations) per day.
+        let mut per_day: BTreeMap<String, (i64, i64, i64, i64, i64)> = BTreeMap::new();
+        for d in all.iter().filter(|d| &d.vin == vin) {
+            let e = per_day.entry(d.date.clone()).or_default();
+            e.0 += 1;
+            e.1 += d.readings;
+            e.2 += d.sum_speed;
+            e.3 += d.nano;
+            e.4 += d.rapid;
+        }
+        let want: Vec<Value> = per_day
+            .iter()
+            .map(|(date, (trips, readings, sum, nano, rapid))| {
+                json!({"date": date, "trips": trips, "readings": readings,
+                       "avg_speed_kmh": avg_kmh(*sum, *readings), "miles": miles(*nano),
+                       "miles_exact": exact(*nano), "rapid_accelerations": rapid})
+            })
+            .collect();
+        assert!(want.len() > 1, "{vin} drove on several days");
+        let body = api.ok(&format!("/v1/vehicles/{vin}/days")).await;
+        assert_eq!(body["boundary"], BOUNDARY);
+        assert_eq!(body["data"], Value::Array(want.clone()), "{vin}");
+        let body = api.ok(&format!("/v1/vehicles/{vin}/days?year=2025")).await;
+        let want2025: Vec<Value> = want
+            .iter()
+            .filter(|d| d["date"].as_str().unwrap().starts_with("2025-"))
+            .cloned()
+            .collect();
+        assert_eq!(body["data"], Value::Array(want2025), "{vin} 2025");
+    }
+    let body = api.ok(&format!("/v1/vehicles/{TRAP_VIN}/days")).await;
+    assert_eq!(body["data"], json!([]), "neither trap row is served");
 
     // Fleet totals per day over the whole data set.
     let body = api
@@ -903,6 +961,7 @@ async fn openapi_spec_holds_against_the_running_api_schemathesis() {
         "/v1/vehicles/rapid-accelerations",
         "/v1/vehicles/{vin}/miles",
         "/v1/vehicles/{vin}/trips",
+        "/v1/vehicles/{vin}/days",
         "/v1/fleet/daily",
         "/v1/status",
     ] {
@@ -929,28 +988,26 @@ async fn dashboard_renders_the_api_data_in_headless_chromium() {
             .starts_with("text/html")
     );
     assert!(
-        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        !html.contains("src=\"http") && !html.contains("href=\"http") && !html.contains("url(http"),
         "no external resources"
     );
+    // The page's selection rides in the query string; the server ignores it.
+    let (status, _, with_query) = api.get_raw("/dashboard?vin=X&date=2026-01-01").await;
+    assert_eq!((status, with_query.as_str()), (200, html.as_str()));
 
+    // One DOM + screenshot per view, kept as test artifacts.
     let out_dir = std::env::var("FLEETLINE_DASHBOARD_OUT")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| fx.path("dashboard"));
-    let out = tokio::process::Command::new(repo_root().join("tests/dashboard/run-chromium"))
-        .arg(format!("{}/dashboard", api.url()))
-        .arg(&out_dir)
-        .output()
-        .await
-        .expect("run tests/dashboard/run-chromium");
-    assert!(
-        out.status.success(),
-        "run-chromium: {}",
-        String::from_utf8_lossy(&out.stderr)
+        .unwrap_or_else(|_| repo_root().join("localstack/.run/artifacts/dashboard"));
+    println!(
+        "dashboard views (DOM and screenshot): {}",
+        out_dir.display()
     );
-    let dom = std::fs::read_to_string(out_dir.join("dom.html")).expect("dom.html");
-    let png = std::fs::read(out_dir.join("dashboard.png")).expect("dashboard.png");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let truth = &fx.truth;
+    let all = daily(truth);
 
+    // ---- Overview: no selection.
+    let dom = render(&api, &out_dir, "/dashboard", "overview").await;
     assert!(
         dom.contains("data-state=\"ready\""),
         "the page finished without errors:\n{dom}"
@@ -961,8 +1018,8 @@ async fn dashboard_renders_the_api_data_in_headless_chromium() {
     );
     assert!(dom.contains("id=\"status-newest-day\">2026-01-04<"));
 
-    // Miles per year: one bar per year with the API's (= truth's) value.
-    let truth = &fx.truth;
+    // Miles per year: one bar per year with the API's (= truth's) value; the newest year
+    // is the selected one.
     let miles_svg = svg(&dom, "chart-miles");
     for r in truth["total_miles_by_year"].as_array().unwrap() {
         let nano = r["total_miles_nano"].as_i64().unwrap();
@@ -973,34 +1030,48 @@ async fn dashboard_renders_the_api_data_in_headless_chromium() {
         );
         assert!(miles_svg.contains(&bar), "{bar} in {miles_svg}");
     }
-    assert_eq!(miles_svg.matches("class=\"bar\"").count(), 2);
+    assert_eq!(miles_svg.matches("<rect").count(), 2);
+    assert_eq!(miles_svg.matches("bar selected").count(), 1);
+    assert!(miles_svg.contains("class=\"bar selected pick\" data-label=\"2026\""));
 
     // Rapid accelerations: top VINs of the newest year (2026), and the fleet per year.
-    let rapid_svg = svg(&dom, "chart-rapid");
-    let rapid2026: Vec<&Value> = truth["rapid_accelerations_by_vin_year"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["year"] == 2026)
-        .collect();
-    assert_eq!(rapid_svg.matches("<rect").count(), rapid2026.len());
-    for r in &rapid2026 {
-        let bar = format!(
-            "data-label=\"{}\" data-value=\"{}\"",
-            r["vin"].as_str().unwrap(),
-            r["rapid_accelerations"]
-        );
-        assert!(rapid_svg.contains(&bar), "{bar}");
-    }
-    let years_svg = svg(&dom, "chart-rapid-years");
-    for y in [2025, 2026] {
-        let total: i64 = truth["rapid_accelerations_by_vin_year"]
+    let rapid_of = |year: i64| -> Vec<(String, i64)> {
+        truth["rapid_accelerations_by_vin_year"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|r| r["year"] == y)
-            .map(|r| r["rapid_accelerations"].as_i64().unwrap())
-            .sum();
+            .filter(|r| r["year"] == year)
+            .map(|r| {
+                (
+                    r["vin"].as_str().unwrap().to_owned(),
+                    r["rapid_accelerations"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let check_rapid = |dom: &str, year: i64| {
+        let rapid_svg = svg(dom, "chart-rapid");
+        let want = rapid_of(year);
+        assert!(!want.is_empty());
+        assert_eq!(rapid_svg.matches("<rect").count(), want.len(), "{year}");
+        for (vin, n) in &want {
+            let bar = format!("data-label=\"{vin}\" data-value=\"{n}\"");
+            assert!(rapid_svg.contains(&bar), "{year}: {bar}");
+        }
+        assert!(dom.contains(&format!(
+            "id=\"rapid-title\">Rapid accelerations — top {} vehicles, {year}<",
+            want.len()
+        )));
+        // The VIN labels as Chromium laid them out start inside the chart (never clipped).
+        let left: i64 = attr(rapid_svg, "data-labels-left")
+            .parse()
+            .expect("data-labels-left");
+        assert!(left >= 0, "labels start at x = {left}");
+    };
+    check_rapid(&dom, 2026);
+    let years_svg = svg(&dom, "chart-rapid-years");
+    for y in [2025, 2026] {
+        let total: i64 = rapid_of(y).iter().map(|(_, n)| n).sum();
         assert!(
             years_svg.contains(&format!("data-label=\"{y}\" data-value=\"{total}\"")),
             "{y}: {total}"
@@ -1013,9 +1084,278 @@ async fn dashboard_renders_the_api_data_in_headless_chromium() {
     assert!(daily_svg.contains("data-label=\"2025-12-29\""));
     assert!(daily_svg.contains("data-label=\"2026-01-04\""));
     assert!(dom.contains("Fleet daily miles, 2025-12-06 to 2026-01-04"));
+    assert!(dom.contains("Pick a vehicle"));
+
+    // ---- Year selector: ?year=2025 ranks 2025's vehicles and selects 2025's bars.
+    let dom = render(&api, &out_dir, "/dashboard?year=2025", "year-2025").await;
+    assert!(dom.contains("data-state=\"ready\""), "{dom}");
+    check_rapid(&dom, 2025);
+    assert!(svg(&dom, "chart-miles").contains("class=\"bar selected pick\" data-label=\"2025\""));
+
+    // ---- Drill-down, day defaulted: the top vehicle of 2026 (a bar of the chart), on its
+    //      newest day with data according to the truth (a speed-layer day).
+    let mut top = rapid_of(2026);
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let vin = top[0].0.clone();
+    let newest = all
+        .iter()
+        .filter(|d| d.vin == vin)
+        .map(|d| d.date.clone())
+        .max()
+        .expect("the vehicle has data");
+    let dom = render(&api, &out_dir, &format!("/dashboard?vin={vin}"), "vehicle").await;
+    assert!(dom.contains("data-state=\"ready\""), "{dom}");
+    check_trips(&dom, &all, &vin, &newest);
+    assert!(dom.contains("(its newest day with data)"));
+
+    // ---- The same through the chart: a real mouse click on that vehicle's bar opens its
+    //      trips and puts the selection in the address (a shareable link).
+    let (dom, url) = render_click(
+        &api,
+        &out_dir,
+        "/dashboard",
+        &format!("#chart-rapid rect[data-label=\"{vin}\"]"),
+        "document.getElementById('vehicle-panel').dataset.date !== ''",
+        "clicked-bar",
+    )
+    .await;
+    assert_eq!(url, format!("{}/dashboard?vin={vin}", api.url()));
+    let rapid_svg = svg(&dom, "chart-rapid");
+    assert_eq!(rapid_svg.matches("selected").count(), 1, "{rapid_svg}");
+    assert!(rapid_svg.contains(&format!(
+        "class=\"bar alt pick selected\" data-label=\"{vin}\""
+    )));
+    check_trips(&dom, &all, &vin, &newest);
+
+    // ---- Drill-down, day chosen: another vehicle on a batch-layer day, year 2025 ranked.
+    let vin2 = top[top.len() - 1].0.clone();
+    let dom = render(
+        &api,
+        &out_dir,
+        &format!("/dashboard?year=2025&vin={vin2}&date=2025-12-31"),
+        "vehicle-day",
+    )
+    .await;
+    assert!(dom.contains("data-state=\"ready\""), "{dom}");
+    check_trips(&dom, &all, &vin2, "2025-12-31");
+    check_rapid(&dom, 2025);
+
+    // ---- A VIN without data, and one that is not a VIN: a clear note, not an error.
+    let dom = render(
+        &api,
+        &out_dir,
+        "/dashboard?vin=1HGCM82633A004352",
+        "vehicle-unknown",
+    )
+    .await;
+    assert!(dom.contains("data-state=\"ready\""), "{dom}");
+    assert!(dom.contains("No data for 1HGCM82633A004352."));
+    assert!(!dom.contains("<tr data-trip="));
+    let dom = render(&api, &out_dir, "/dashboard?vin=nope", "vehicle-invalid").await;
+    assert!(dom.contains("is not a VIN"), "{dom}");
 
     api.stop().await;
+
+    // ---- With an API key, as on AWS: the page loads without it, asks for it on the API's
+    //      403, and uses one given in the fragment (kept out of shared links).
+    let api = Api::start_with_key(&fx.db, fx.path("query-api-key.log"), Some(TEST_API_KEY)).await;
+    let (status, _, _) = api.get_raw("/v1/status").await;
+    assert_eq!(status, 403, "the API itself needs the key");
+    let dom = render(&api, &out_dir, "/dashboard", "needs-key").await;
+    assert!(dom.contains("data-state=\"needs-key\""), "{dom}");
+    assert!(
+        dom.contains("<section id=\"key-panel\" class=\"wide\">"),
+        "key form shown: {dom}"
+    );
+    assert!(dom.contains("The API needs an API key."));
+    let dom = render(
+        &api,
+        &out_dir,
+        &format!("/dashboard?vin={vin}#key={TEST_API_KEY}"),
+        "with-key",
+    )
+    .await;
+    assert!(dom.contains("data-state=\"ready\""), "{dom}");
+    check_trips(&dom, &all, &vin, &newest);
+    let dom = render(&api, &out_dir, "/dashboard#key=wrong", "wrong-key").await;
+    assert!(dom.contains("data-state=\"needs-key\""), "{dom}");
+    assert!(dom.contains("The API refused the API key."));
+    api.stop().await;
+
+    // ---- API down: the page is served from a file, its API calls fail.
+    let page = out_dir.join("dashboard-offline.html");
+    std::fs::write(&page, &html).expect("write the page");
+    let dom = render_url(
+        &format!("file://{}?vin={vin}", page.display()),
+        &out_dir,
+        "api-down",
+    )
+    .await;
+    assert!(dom.contains("data-state=\"error\""), "{dom}");
+    assert!(dom.contains("did not answer: is it running?"), "{dom}");
+    let errors_start = dom.find("id=\"errors\"").expect("#errors");
+    let errors = &dom[errors_start..errors_start + dom[errors_start..].find("</div>").unwrap()];
+    assert_eq!(
+        errors.matches("did not answer").count(),
+        1,
+        "said once: {errors}"
+    );
     fx.drop().await;
+}
+
+/// Renders `path` of the API's page in headless Chromium; the DOM after its scripts ran.
+async fn render(api: &Api, out_dir: &std::path::Path, path: &str, name: &str) -> String {
+    render_url(&format!("{}{path}", api.url()), out_dir, name).await
+}
+
+/// Opens `path`, clicks `selector` (a real mouse event), waits for `done_js`; the DOM after
+/// it and the page's URL then.
+async fn render_click(
+    api: &Api,
+    out_dir: &std::path::Path,
+    path: &str,
+    selector: &str,
+    done_js: &str,
+    name: &str,
+) -> (String, String) {
+    let out = tokio::process::Command::new(repo_root().join("tests/dashboard/run-chromium"))
+        .arg(format!("{}{path}", api.url()))
+        .arg(out_dir)
+        .arg(name)
+        .env("CLICK", selector)
+        .env("CLICK_DONE", done_js)
+        .output()
+        .await
+        .expect("run tests/dashboard/run-chromium");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "run-chromium (click {selector}): {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("url: "))
+        .unwrap_or_else(|| panic!("no url in {stdout}"))
+        .to_owned();
+    let png = std::fs::read(out_dir.join(format!("{name}.png"))).expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let dom = std::fs::read_to_string(out_dir.join(format!("{name}.html"))).expect("dom");
+    (dom, url)
+}
+
+async fn render_url(url: &str, out_dir: &std::path::Path, name: &str) -> String {
+    let out = tokio::process::Command::new(repo_root().join("tests/dashboard/run-chromium"))
+        .arg(url)
+        .arg(out_dir)
+        .arg(name)
+        .output()
+        .await
+        .expect("run tests/dashboard/run-chromium");
+    assert!(
+        out.status.success(),
+        "run-chromium {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(out_dir.join(format!("{name}.png"))).expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    std::fs::read_to_string(out_dir.join(format!("{name}.html"))).expect("dom")
+}
+
+/// The drill-down shows exactly the truth's trips of `vin` on `date` and the day's totals.
+fn check_trips(dom: &str, all: &[Daily], vin: &str, date: &str) {
+    let want: Vec<&Daily> = all
+        .iter()
+        .filter(|d| d.vin == vin && d.date == date)
+        .collect();
+    assert!(!want.is_empty(), "{vin} drove on {date}");
+    assert!(
+        dom.contains(&format!("data-vin=\"{vin}\" data-date=\"{date}\"")),
+        "{vin} {date} selected"
+    );
+    assert_eq!(
+        dom.matches("<tr data-trip=").count(),
+        want.len(),
+        "{vin} {date}"
+    );
+    for d in &want {
+        let avg = avg_kmh(d.sum_speed, d.readings);
+        let row = format!(
+            "<tr data-trip=\"{trip}\"><td data-col=\"trip\" class=\"id\">{trip}</td>\
+<td data-col=\"readings\" data-value=\"{r}\">{rg}</td>\
+<td data-col=\"avg_speed_kmh\" data-value=\"{avg}\">{avg:.3}</td>\
+<td data-col=\"miles\" data-value=\"{exact}\">{m3}</td>\
+<td data-col=\"rapid_accelerations\" data-value=\"{rapid}\">{rapid}</td></tr>",
+            trip = d.trip,
+            r = d.readings,
+            rg = grouped(d.readings),
+            exact = exact(d.nano),
+            m3 = milli_miles(d.nano),
+            rapid = d.rapid,
+        );
+        assert!(dom.contains(&row), "{row}\nnot in\n{dom}");
+    }
+    // The vehicle's miles per day: a point per day it has data on, each the truth's sum.
+    let chart = svg(dom, "chart-vehicle-days");
+    let open_tag = &chart[..chart.find('>').unwrap()];
+    assert!(!open_tag.contains("hidden"), "{open_tag}");
+    let mut per_day: BTreeMap<&str, i64> = BTreeMap::new();
+    for d in all.iter().filter(|d| d.vin == vin) {
+        *per_day.entry(d.date.as_str()).or_default() += d.nano;
+    }
+    assert_eq!(chart.matches("class=\"point\"").count(), per_day.len());
+    for (day, nano) in &per_day {
+        let point = format!("data-label=\"{day}\" data-value=\"{}\"", miles(*nano));
+        assert!(chart.contains(&point), "{point}");
+    }
+    let readings: i64 = want.iter().map(|d| d.readings).sum();
+    let sum_speed: i64 = want.iter().map(|d| d.sum_speed).sum();
+    let nano: i64 = want.iter().map(|d| d.nano).sum();
+    let rapid: i64 = want.iter().map(|d| d.rapid).sum();
+    for (id, text) in [
+        ("day-date", date.to_owned()),
+        ("day-trips", want.len().to_string()),
+        ("day-readings", grouped(readings)),
+        (
+            "day-avg-speed",
+            format!("{:.3} km/h", avg_kmh(sum_speed, readings)),
+        ),
+        ("day-miles", format!("{} mi", milli_miles(nano))),
+        ("day-rapid", rapid.to_string()),
+    ] {
+        let cell = format!("id=\"{id}\">{text}<");
+        assert!(dom.contains(&cell), "{cell} in {vin} {date}");
+    }
+}
+
+/// Nano-miles → miles with 3 decimals, half up, thousands grouped (as the page shows them).
+fn milli_miles(nano: i64) -> String {
+    let milli = (nano + 500_000) / 1_000_000;
+    format!("{}.{:03}", grouped(milli / 1000), milli % 1000)
+}
+
+/// 12345 → "12,345" (en-US grouping).
+fn grouped(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The value of the first `name="…"` attribute in `element`.
+fn attr<'a>(element: &'a str, name: &str) -> &'a str {
+    let key = format!("{name}=\"");
+    let start = element
+        .find(&key)
+        .unwrap_or_else(|| panic!("{name} missing in {element}"))
+        + key.len();
+    let end = start + element[start..].find('"').expect("closing quote");
+    &element[start..end]
 }
 
 /// The `<svg id="…">…</svg>` element of the dumped DOM.

@@ -195,3 +195,83 @@ async fn simulator_records_arrive_in_kinesis_exactly() {
     }
     assert!(checked as u64 >= truth["counts"]["valid_readings"].as_u64().unwrap());
 }
+
+/// `--kpl-aggregate N`: every Kinesis record is a KPL aggregate of at most N readings (the
+/// last one may hold fewer; 8 vehicles and N = 7 so that first keys differ and both shards
+/// get records), and opening them gives back exactly the --out lines,
+/// each with its VIN as partition key.
+#[tokio::test]
+async fn simulator_kpl_aggregates_open_to_the_records_it_wrote() {
+    use fleetline_aws::kinesis::kpl;
+    require_localstack();
+    let client = kinesis_client().await;
+    let stream = unique_name("sim-kpl");
+    create_active_stream(&client, &stream, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("readings.jsonl");
+    let output = Command::new(workspace_bin("simulator"))
+        .args([
+            "--vehicles",
+            "8",
+            "--interval",
+            "1s",
+            "--duration",
+            "60s",
+            "--seed",
+            "12",
+            "--start",
+            "2025-06-01T08:00:00Z",
+            "--malformed-rate",
+            "0.05",
+            "--kinesis-stream",
+            &stream,
+            "--kpl-aggregate",
+            "7",
+            "--quiet",
+        ])
+        .arg("--out")
+        .arg(&out_path)
+        .envs(local_aws_env())
+        .output()
+        .expect("run simulator");
+    let read = read_all(&client, &stream).await;
+    let _ = client
+        .delete_stream()
+        .stream_name(&stream)
+        .enforce_consumer_deletion(true)
+        .send()
+        .await;
+    assert!(
+        output.status.success(),
+        "simulator failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read = read.unwrap();
+    let mut lines: Vec<Vec<u8>> = std::fs::read(&out_path)
+        .unwrap()
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    assert_eq!(read.len(), lines.len().div_ceil(7), "Kinesis records");
+    let mut opened = Vec::new();
+    for (key, data) in &read {
+        let subs = kpl::deaggregate(data)
+            .expect("an aggregate")
+            .expect("a valid aggregate");
+        assert!(subs.len() <= 7);
+        assert_eq!(key, &subs[0].partition_key, "the first sub-record's key");
+        for s in subs {
+            if let Ok(v) = serde_json::from_slice::<Value>(&s.data)
+                && let Some(vin) = v.get("VIN").and_then(Value::as_str)
+                && vin.len() == 17
+            {
+                assert_eq!(s.partition_key, vin);
+            }
+            opened.push(s.data);
+        }
+    }
+    lines.sort();
+    opened.sort();
+    assert!(lines == opened, "sub-records differ from --out");
+}

@@ -19,123 +19,23 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aws_sdk_kinesis::types::ShardIteratorType;
 use base64::Engine as _;
 use fleetline_aws::warehouse::ResultSet;
-use fleetline_aws::{DataApiWarehouse, Warehouse, WarehouseConfig};
+use fleetline_aws::{DataApiWarehouse, Warehouse};
 use fleetline_tests::{
-    Simulated, apply_sql_files, create_active_stream, create_test_database, data_api_client,
-    data_api_endpoint, drop_test_database, ensure_bucket, env_or, kinesis_client, local_aws_env,
-    local_s3_client, require_localstack, run_simulator, workspace_bin,
+    Simulated, StreamRecord, create_active_stream, create_speed_layer_database, data_api_client,
+    delete_objects_under, delete_stream_quietly, drop_test_database, ensure_bucket, env_or,
+    function_spec, invoke_for_json, kinesis_client, kinesis_event, local_aws_env, local_s3_client,
+    object_bodies, read_one_shard_stream, remove_work_dir, require_localstack, run_simulator,
+    test_warehouse, truth_daily_rows, warehouse_env, work_dir,
 };
-use lambda_host::{FunctionSpec, HostedFunction, InvokeOutcome};
+use lambda_host::{HostedFunction, InvokeOutcome};
 use serde_json::{Value, json};
 
 /// Records per invocation (the event source mapping's BatchSize).
 const BATCH: usize = 250;
 const BUCKET: &str = "fleetline-lake";
 const THRESHOLD: &str = "10.0";
-
-// ------------------------------------------------------------------------------------
-// Stream records and events
-
-/// One record as read back from Kinesis.
-#[derive(Debug, Clone)]
-struct StreamRecord {
-    shard_id: String,
-    sequence_number: String,
-    partition_key: String,
-    data: Vec<u8>,
-    arrival_secs: f64,
-}
-
-/// A Kinesis event as Lambda's event source mapping builds it.
-fn kinesis_event(stream_arn: &str, records: &[StreamRecord]) -> Value {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r.partition_key,
-                    "sequenceNumber": r.sequence_number,
-                    "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-                    "approximateArrivalTimestamp": r.arrival_secs,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{}:{}", r.shard_id, r.sequence_number),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::000000000000:role/stream-processor",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": stream_arn,
-            })
-        })
-        .collect();
-    json!({ "Records": records })
-}
-
-/// Every record of the (one-shard) stream from TRIM_HORIZON, in sequence order.
-async fn read_stream(
-    client: &aws_sdk_kinesis::Client,
-    stream: &str,
-    expected: usize,
-) -> Vec<StreamRecord> {
-    let shards = client
-        .list_shards()
-        .stream_name(stream)
-        .send()
-        .await
-        .expect("ListShards");
-    let shard = shards
-        .shards()
-        .first()
-        .expect("one shard")
-        .shard_id()
-        .to_owned();
-    let mut iterator = client
-        .get_shard_iterator()
-        .stream_name(stream)
-        .shard_id(&shard)
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .expect("GetShardIterator")
-        .shard_iterator
-        .expect("iterator");
-    let mut out = Vec::new();
-    for _ in 0..2_000 {
-        let r = client
-            .get_records()
-            .shard_iterator(&iterator)
-            .limit(10_000)
-            .send()
-            .await
-            .expect("GetRecords");
-        for rec in r.records() {
-            out.push(StreamRecord {
-                shard_id: shard.clone(),
-                sequence_number: rec.sequence_number().to_owned(),
-                partition_key: rec.partition_key().unwrap_or_default().to_owned(),
-                data: rec.data().as_ref().to_vec(),
-                arrival_secs: rec
-                    .approximate_arrival_timestamp()
-                    .map(|t| t.as_secs_f64())
-                    .unwrap_or_default(),
-            });
-        }
-        // Everything was put before reading started.
-        if out.len() >= expected && r.records().is_empty() {
-            break;
-        }
-        match r.next_shard_iterator {
-            Some(next) => iterator = next,
-            None => break,
-        }
-    }
-    assert_eq!(out.len(), expected, "records read back from {stream}");
-    out
-}
 
 // ------------------------------------------------------------------------------------
 // The per-test environment
@@ -168,18 +68,10 @@ impl SpeedEnv {
     async fn start(extra_env: &[(&str, &str)]) -> Self {
         require_localstack();
         let _ = data_api_client().await; // panics with a hint when the emulator is down
-        let db = create_test_database("sl").await;
-        apply_sql_files(
-            &db,
-            &["00_schemas.sql", "05_control.sql", "10_speed_layer.sql"],
-        );
+        let db = create_speed_layer_database("sl").await;
         let test_id = db.trim_start_matches("sl_").to_owned();
         let prefix = format!("rejected/{test_id}/");
-        let work = tempfile::Builder::new()
-            .prefix(&format!("fleetline-speed-{test_id}-"))
-            .tempdir_in("/tmp")
-            .expect("tempdir")
-            .keep();
+        let work = work_dir(&format!("fleetline-speed-{test_id}-")).keep();
         // Shown with the output of a failed test: where to look.
         eprintln!(
             "speed-layer test: database {db}, dead letters s3://{BUCKET}/{prefix}, logs {}",
@@ -193,16 +85,12 @@ impl SpeedEnv {
         let stream = format!("speed-{test_id}");
         let stream_arn = create_active_stream(&kinesis, &stream, 1).await;
 
-        let client = data_api_client().await;
-        let warehouse =
-            DataApiWarehouse::new(&client, WarehouseConfig::workgroup("fleetline", &db));
+        let warehouse = test_warehouse(&db).await;
 
         let mut env: Vec<(String, String)> = local_aws_env();
+        env.extend(warehouse_env(&db));
         env.extend(
             [
-                ("AWS_ENDPOINT_URL_REDSHIFT_DATA", data_api_endpoint()),
-                ("FLEETLINE_REDSHIFT_WORKGROUP", "fleetline".to_owned()),
-                ("FLEETLINE_REDSHIFT_DATABASE", db.clone()),
                 ("LAKE_BUCKET", BUCKET.to_owned()),
                 ("REJECTED_PREFIX", prefix.clone()),
                 ("FLEETLINE_RAPID_ACCEL_KMH_PER_S", THRESHOLD.to_owned()),
@@ -210,16 +98,7 @@ impl SpeedEnv {
             ]
             .map(|(k, v)| (k.to_owned(), v)),
         );
-        let spec = |name: &str| {
-            let mut s = FunctionSpec::new(name, workspace_bin(name))
-                .with_timeout(Duration::from_secs(120))
-                .with_log_file(work.join(format!("{name}.log")))
-                .with_forward_output(false);
-            for (k, v) in &env {
-                s = s.with_env(k, v);
-            }
-            s
-        };
+        let spec = |name: &str| function_spec(name, Duration::from_secs(120), &work, &env);
         let mut sp = spec("stream-processor");
         for (k, v) in extra_env {
             sp = sp.with_env(*k, *v);
@@ -273,7 +152,7 @@ impl SpeedEnv {
         all_args.extend_from_slice(args);
         let Simulated { lines, truth } =
             run_simulator(&self.work, "readings", &all_args, &local_aws_env());
-        let records = read_stream(&self.kinesis, &self.stream, lines.len()).await;
+        let records = read_one_shard_stream(&self.kinesis, &self.stream, lines.len()).await;
         // Kinesis keeps a shard's order: record i is line i, byte for byte.
         for (i, (r, l)) in records.iter().zip(&lines).enumerate() {
             assert_eq!(&r.data, l, "record {i} differs from line {i}");
@@ -287,11 +166,8 @@ impl SpeedEnv {
 
     /// Invokes stream-processor with one batch; returns its JSON answer.
     async fn deliver(&self, records: &[StreamRecord]) -> Value {
-        let event = kinesis_event(&self.stream_arn, records);
-        match self.stream_processor.invoke_json(&event).await {
-            Ok(InvokeOutcome::Ok(body)) => serde_json::from_slice(&body).expect("JSON response"),
-            other => panic!("stream-processor invocation failed: {other:?}"),
-        }
+        let event = kinesis_event(&self.stream_arn, "stream-processor", records);
+        invoke_for_json(&self.stream_processor, &event, "stream-processor").await
     }
 
     /// Delivers one batch until it is not handed back, as Lambda does (the handed-back
@@ -356,44 +232,14 @@ impl SpeedEnv {
 
     /// Dead letters under this test's prefix: key → body.
     async fn dead_letters(&self) -> BTreeMap<String, Value> {
-        let mut out = BTreeMap::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .s3
-                .list_objects_v2()
-                .bucket(BUCKET)
-                .prefix(&self.prefix)
-                .set_continuation_token(token.clone())
-                .send()
-                .await
-                .expect("ListObjectsV2");
-            for o in page.contents() {
-                let key = o.key().expect("key").to_owned();
-                let body = self
-                    .s3
-                    .get_object()
-                    .bucket(BUCKET)
-                    .key(&key)
-                    .send()
-                    .await
-                    .expect("GetObject")
-                    .body
-                    .collect()
-                    .await
-                    .expect("body")
-                    .into_bytes();
-                out.insert(
-                    key,
-                    serde_json::from_slice(&body).expect("dead letter is JSON"),
-                );
-            }
-            match page.next_continuation_token() {
-                Some(t) => token = Some(t.to_owned()),
-                None => break,
-            }
-        }
-        out
+        object_bodies(&self.s3, BUCKET, &self.prefix)
+            .await
+            .into_iter()
+            .map(|(key, body)| {
+                let letter = serde_json::from_slice(&body).expect("dead letter is JSON");
+                (key, letter)
+            })
+            .collect()
     }
 
     /// stream-processor's EMF documents so far (one per batch), in order.
@@ -414,19 +260,10 @@ impl SpeedEnv {
     async fn finish(self) {
         self.stream_processor.shutdown(Duration::from_secs(2)).await;
         self.view_refresher.shutdown(Duration::from_secs(2)).await;
-        let _ = self
-            .kinesis
-            .delete_stream()
-            .stream_name(&self.stream)
-            .send()
-            .await;
-        for key in self.dead_letters().await.keys() {
-            let _ = self.s3.delete_object().bucket(BUCKET).key(key).send().await;
-        }
+        delete_stream_quietly(&self.kinesis, &self.stream).await;
+        delete_objects_under(&self.s3, BUCKET, &self.prefix).await;
         drop_test_database(&self.db).await;
-        if std::env::var_os("FLEETLINE_TEST_KEEP_LOGS").is_none() {
-            let _ = std::fs::remove_dir_all(&self.work);
-        }
+        remove_work_dir(&self.work);
     }
 }
 
@@ -464,21 +301,17 @@ async fn mv_rows(env: &SpeedEnv) -> BTreeMap<(String, String, String), DailyRow>
 }
 
 fn truth_daily(truth: &Value) -> BTreeMap<(String, String, String), DailyRow> {
-    truth["daily"]
-        .as_array()
-        .expect("daily")
-        .iter()
+    truth_daily_rows(truth)
+        .into_iter()
         .map(|d| {
-            let s = |k: &str| d[k].as_str().expect(k).to_owned();
-            let i = |k: &str| d[k].as_i64().expect(k);
             (
-                (s("vin"), s("trip_id"), s("date")),
+                (d.vin, d.trip_id, d.date.to_string()),
                 (
-                    i("readings"),
-                    i("sum_speed_milli"),
-                    i("min_odometer_m"),
-                    i("max_odometer_m"),
-                    i("rapid_accelerations"),
+                    d.readings,
+                    d.sum_speed_milli,
+                    d.min_odometer_m,
+                    d.max_odometer_m,
+                    d.rapid_accelerations,
                 ),
             )
         })

@@ -1,4 +1,4 @@
-//! Checks that `localstack/up` left the local stack as DESIGN §7 describes: the Kinesis
+//! Checks that `localstack/up` left the local stack as docs/design.md §7 describes: the Kinesis
 //! stream and lake bucket exist, and every infra/sql file is recorded as applied with the
 //! sha256 of its current contents. Also syntax-checks the stack scripts.
 
@@ -7,7 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_redshiftdata::types::{Field, StatusString};
-use fleetline_tests::{data_api_client, kinesis_client, local_s3_client, require_localstack};
+use fleetline_tests::{
+    data_api_client, kinesis_client, local_s3_client, local_sqs_client, require_localstack,
+};
 
 const STREAM: &str = "vehicle-telemetry";
 const BUCKET: &str = "fleetline-lake";
@@ -32,6 +34,63 @@ async fn up_created_the_stream_with_two_active_shards() {
     let summary = summary.stream_description_summary().expect("summary");
     assert_eq!(summary.stream_status().as_str(), "ACTIVE");
     assert_eq!(summary.open_shard_count(), 2);
+}
+
+/// As template.yaml's LakeBucket NotificationConfiguration: ObjectCreated under the lake
+/// prefix → the lake change queue (README "Local endpoints").
+#[tokio::test]
+async fn up_wired_the_lake_change_queue() {
+    require_localstack();
+    let sqs = local_sqs_client().await;
+    let url = sqs
+        .get_queue_url()
+        .queue_name("fleetline-lake-changes")
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("queue fleetline-lake-changes missing (run localstack/up): {e:?}")
+        })
+        .queue_url()
+        .expect("queue URL")
+        .to_owned();
+    let arn_name = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(arn_name.clone())
+        .send()
+        .await
+        .expect("GetQueueAttributes")
+        .attributes()
+        .and_then(|a| a.get(&arn_name).cloned())
+        .expect("queue ARN");
+    let s3 = local_s3_client().await;
+    let config = s3
+        .get_bucket_notification_configuration()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("GetBucketNotificationConfiguration");
+    let wired = config.queue_configurations().iter().any(|q| {
+        let prefixes: Vec<&str> = q
+            .filter()
+            .and_then(|f| f.key())
+            .map(|k| k.filter_rules())
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| {
+                r.name()
+                    .is_some_and(|n| n.as_str().eq_ignore_ascii_case("prefix"))
+            })
+            .filter_map(|r| r.value())
+            .collect();
+        q.queue_arn() == arn
+            && q.events()
+                .iter()
+                .any(|e| e.as_str() == "s3:ObjectCreated:*")
+            && prefixes == ["vehicle_telematics_raw/"]
+    });
+    assert!(wired, "{BUCKET} notifications: {config:?}");
 }
 
 #[tokio::test]
@@ -182,6 +241,7 @@ fn stack_scripts_pass_bash_syntax_check() {
         "localstack/down",
         "localstack/status",
         "localstack/apply-sql",
+        "localstack/demo",
         "localstack/lib/common.sh",
         "tests/run",
         ".ci/run",
@@ -198,4 +258,69 @@ fn stack_scripts_pass_bash_syntax_check() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// `localstack/demo --print-config`: the names the demo would hand the stack and the local
+/// runner, without starting anything.
+fn demo_config(args: &[&str]) -> Vec<(String, String)> {
+    let mut cmd = Command::new(repo_root().join("localstack/demo"));
+    cmd.args(args).arg("--print-config");
+    // The documented defaults, not a developer's overrides.
+    for var in [
+        "FLEETLINE_STREAM",
+        "FLEETLINE_BUCKET",
+        "FLEETLINE_PG_DATABASE",
+        "FLEETLINE_STATE_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().expect("run localstack/demo --print-config");
+    assert!(
+        out.status.success(),
+        "localstack/demo {args:?} --print-config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| {
+            let (k, v) = l
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not KEY=VALUE: {l}"));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn demo_without_simulation_uses_the_documented_names() {
+    // README "Local endpoints" / docs/design.md §7, written out here rather than read from the code.
+    let want: Vec<(String, String)> = [
+        ("STREAM_NAME", "vehicle-telemetry"),
+        ("LAKE_BUCKET", "fleetline-lake"),
+        ("FLEETLINE_REDSHIFT_DATABASE", "dev"),
+        ("LAKE_PREFIX", "vehicle_telematics_raw/"),
+        ("REJECTED_PREFIX", "rejected/"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    assert_eq!(demo_config(&["--no-simulate"]), want);
+}
+
+#[test]
+fn simulated_demo_runs_use_their_own_names() {
+    let got = demo_config(&[]);
+    let get = |k: &str| {
+        got.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{k} missing: {got:?}"))
+    };
+    let db = get("FLEETLINE_REDSHIFT_DATABASE");
+    assert!(db.starts_with("demo") && db != "dev", "{db}");
+    assert_eq!(get("STREAM_NAME"), format!("fleetline-{db}"));
+    assert_eq!(get("LAKE_PREFIX"), format!("{db}/vehicle_telematics_raw/"));
+    assert_eq!(get("REJECTED_PREFIX"), format!("{db}/rejected/"));
+    assert_eq!(get("LAKE_BUCKET"), BUCKET);
 }

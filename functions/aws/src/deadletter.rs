@@ -2,9 +2,11 @@
 //! and its original bytes, so that nothing is lost and nothing is retried forever.
 //!
 //! [`S3DeadLetterSink`] writes one JSON object per record at
-//! `<prefix><shard_id>/<sequence_number>.json` in the lake bucket (CONTRACTS.md, "Dead
-//! letters"). The key depends only on the record's position in the stream, so a
-//! redelivered record overwrites its own letter instead of adding a second copy.
+//! `<prefix><shard_id>/<sequence_number>.json` in the lake bucket, or
+//! `<prefix><shard_id>/<sequence_number>-<sub_sequence_number>.json` for one sub-record of a
+//! KPL aggregate (docs/contracts.md, "Dead letters"). The key depends only on the record's
+//! position in the stream, so a redelivered record overwrites its own letter instead of
+//! adding a second copy.
 
 use std::future::Future;
 
@@ -27,23 +29,27 @@ pub struct DeadLetter {
     pub shard_id: String,
     /// Kinesis sequence number.
     pub sequence_number: String,
+    /// Position of the rejected sub-record within a KPL aggregate (from 0); `None` for a
+    /// plain record and for an aggregate rejected whole.
+    pub sub_sequence_number: Option<u64>,
     /// Kinesis `approximateArrivalTimestamp`.
     pub approximate_arrival: DateTime<Utc>,
-    /// Kinesis partition key (the VIN, for well-behaved producers).
+    /// Kinesis partition key (the VIN, for well-behaved producers); a sub-record's own key.
     pub partition_key: String,
-    /// The record's data, exactly as received.
+    /// The record's data, exactly as received (a sub-record's own bytes).
     pub data: Vec<u8>,
     /// The function that rejected it, e.g. `stream-processor`.
     pub function: String,
 }
 
-/// The JSON body, field for field as in CONTRACTS.md.
+/// The JSON body, field for field as in docs/contracts.md.
 #[derive(Serialize)]
 struct Body<'a> {
     reason: &'a str,
     detail: &'a str,
     shard_id: &'a str,
     sequence_number: &'a str,
+    sub_sequence_number: Option<u64>,
     approximate_arrival: String,
     partition_key: &'a str,
     data_base64: String,
@@ -56,8 +62,12 @@ impl DeadLetter {
     /// Characters outside `[A-Za-z0-9._-]` in the shard id and sequence number become `_`,
     /// so an odd event id can never escape the prefix; real Kinesis values never contain them.
     pub fn key(&self, prefix: &str) -> String {
+        let sub = self
+            .sub_sequence_number
+            .map(|n| format!("-{n}"))
+            .unwrap_or_default();
         format!(
-            "{prefix}{}/{}.json",
+            "{prefix}{}/{}{sub}.json",
             key_segment(&self.shard_id),
             key_segment(&self.sequence_number)
         )
@@ -70,6 +80,7 @@ impl DeadLetter {
             detail: &self.detail,
             shard_id: &self.shard_id,
             sequence_number: &self.sequence_number,
+            sub_sequence_number: self.sub_sequence_number,
             approximate_arrival: self
                 .approximate_arrival
                 .to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -210,6 +221,7 @@ mod tests {
             detail: "VIN \"X\": VIN must be exactly 17 characters, got 1".into(),
             shard_id: "shardId-000000000000".into(),
             sequence_number: "49590338271490256608559692538361571095921575989136588898".into(),
+            sub_sequence_number: None,
             approximate_arrival: DateTime::from_timestamp(1_764_090_271, 987_000_000).unwrap(),
             partition_key: "X".into(),
             data: data.to_vec(),
@@ -228,6 +240,7 @@ mod tests {
                 "detail": "VIN \"X\": VIN must be exactly 17 characters, got 1",
                 "shard_id": "shardId-000000000000",
                 "sequence_number": "49590338271490256608559692538361571095921575989136588898",
+                "sub_sequence_number": null,
                 "approximate_arrival": "2025-11-25T17:04:31.987Z",
                 "partition_key": "X",
                 "data_base64": "eyJWSU4iOiJYIn0=",
@@ -243,6 +256,7 @@ mod tests {
                 "detail",
                 "shard_id",
                 "sequence_number",
+                "sub_sequence_number",
                 "approximate_arrival",
                 "partition_key",
                 "data_base64",
@@ -279,6 +293,18 @@ mod tests {
         assert_eq!(odd.key("p/"), "p/.._x_y/unknown.json");
         odd.shard_id = "..".into();
         assert_eq!(odd.key("p/"), "p/unknown/unknown.json");
+    }
+
+    #[test]
+    fn a_sub_record_has_its_own_key_and_says_which_it_is() {
+        let mut l = letter(br#"{"VIN":"X"}"#);
+        l.sub_sequence_number = Some(7);
+        assert_eq!(
+            l.key("rejected/"),
+            "rejected/shardId-000000000000/49590338271490256608559692538361571095921575989136588898-7.json"
+        );
+        let v: Value = serde_json::from_str(&l.to_json()).unwrap();
+        assert_eq!(v["sub_sequence_number"], json!(7));
     }
 
     #[test]

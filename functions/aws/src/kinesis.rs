@@ -3,10 +3,17 @@
 //!
 //! Values are kept exactly as Lambda delivered them; a consumer that needs them cleaned for
 //! its own use (SQL literals, S3 keys) does so itself.
+//!
+//! A Kinesis record is either plain (one user record) or a KPL aggregate of many ([`kpl`]);
+//! [`InputRecord::unpack`] yields its [`UserRecord`]s either way, or why it is corrupt.
+
+pub mod kpl;
 
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::streams::KinesisEventResponse;
 use chrono::{DateTime, Utc};
+
+pub use kpl::{AggregateError, SubRecord};
 
 /// One Kinesis record, data already base64-decoded (aws_lambda_events' `Base64Data`
 /// decodes `kinesis.data` during deserialisation).
@@ -41,6 +48,69 @@ impl InputRecord {
             arrival: r.kinesis.approximate_arrival_timestamp.0,
             data: r.kinesis.data.0,
         }
+    }
+}
+
+impl InputRecord {
+    /// The user records this Kinesis record carries: itself when plain (no copy, no
+    /// allocation), its sub-records when it is a KPL aggregate, or why the aggregate is
+    /// corrupt as a whole.
+    pub fn unpack(&self) -> Result<Unpacked<'_>, AggregateError> {
+        let subs = kpl::deaggregate(&self.data).transpose()?;
+        Ok(Unpacked { record: self, subs })
+    }
+}
+
+/// One user record: a plain Kinesis record, or one sub-record of an aggregate. Identified
+/// like the Kinesis Client Library's user records, by (sequence number, sub-sequence number).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UserRecord<'a> {
+    /// The Kinesis record that carried it (shard, sequence number, arrival time).
+    pub record: &'a InputRecord,
+    /// Position within the aggregate, from 0; `None` for a plain record.
+    pub sub_sequence: Option<u64>,
+    /// Its own partition key (a sub-record's comes from the aggregate's key table).
+    pub partition_key: &'a str,
+    pub data: &'a [u8],
+}
+
+impl<'a> UserRecord<'a> {
+    /// The Kinesis record taken whole (a plain record, or a corrupt aggregate).
+    pub fn whole(record: &'a InputRecord) -> Self {
+        Self {
+            record,
+            sub_sequence: None,
+            partition_key: &record.partition_key,
+            data: &record.data,
+        }
+    }
+}
+
+/// A Kinesis record opened up by [`InputRecord::unpack`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unpacked<'a> {
+    record: &'a InputRecord,
+    /// `None` for a plain record.
+    subs: Option<Vec<SubRecord>>,
+}
+
+impl Unpacked<'_> {
+    /// Whether the record was a KPL aggregate.
+    pub fn is_aggregate(&self) -> bool {
+        self.subs.is_some()
+    }
+
+    /// The user records, in order.
+    pub fn user_records(&self) -> impl Iterator<Item = UserRecord<'_>> {
+        let plain = self.subs.is_none().then(|| UserRecord::whole(self.record));
+        plain
+            .into_iter()
+            .chain(self.subs.iter().flatten().map(|s| UserRecord {
+                record: self.record,
+                sub_sequence: Some(s.sub_sequence),
+                partition_key: &s.partition_key,
+                data: &s.data,
+            }))
     }
 }
 
@@ -137,6 +207,63 @@ mod tests {
         assert_eq!(rs[1].shard_id, UNKNOWN_SHARD);
         assert_eq!(rs[1].sequence_number, "7\\8");
         assert!(rs[1].data.is_empty());
+    }
+
+    #[test]
+    fn unpack_yields_user_records_with_their_identity() {
+        let rec = |data: Vec<u8>| InputRecord {
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: "42".into(),
+            partition_key: "outer".into(),
+            arrival: DateTime::UNIX_EPOCH,
+            data,
+        };
+        let plain = rec(br#"{"a":1}"#.to_vec());
+        let u = plain.unpack().unwrap();
+        assert!(!u.is_aggregate());
+        let users: Vec<_> = u.user_records().collect();
+        assert_eq!(users, [UserRecord::whole(&plain)]);
+        // The plain path borrows the record's own bytes.
+        assert!(std::ptr::eq(users[0].data, plain.data.as_slice()));
+
+        let agg = rec(kpl::encode(&kpl::AggregatedRecord {
+            partition_key_table: vec!["A".into(), "B".into()],
+            explicit_hash_key_table: Vec::new(),
+            records: [(1, "x"), (0, "y")]
+                .into_iter()
+                .map(|(i, d)| kpl::Record {
+                    partition_key_index: i,
+                    explicit_hash_key_index: None,
+                    data: d.as_bytes().to_vec(),
+                    tags: Vec::new(),
+                })
+                .collect(),
+        }));
+        let u = agg.unpack().unwrap();
+        assert!(u.is_aggregate());
+        let got: Vec<_> = u
+            .user_records()
+            .map(|r| {
+                (
+                    r.record.sequence_number.as_str(),
+                    r.sub_sequence,
+                    r.partition_key,
+                    r.data,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("42", Some(0), "B", &b"x"[..]),
+                ("42", Some(1), "A", &b"y"[..])
+            ]
+        );
+
+        let mut corrupt = agg.clone();
+        let last = corrupt.data.len() - 1;
+        corrupt.data[last] ^= 1;
+        assert_eq!(corrupt.unpack().unwrap_err().code(), "aggregate_bad_md5");
     }
 
     #[test]

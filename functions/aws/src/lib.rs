@@ -1,6 +1,6 @@
 //! Fleetline adapters over AWS: the shared SDK configuration, the Redshift Data API
-//! warehouse client, CloudWatch EMF metrics and JSON logging (and, as they land, the lake
-//! sinks and the dead-letter sink).
+//! warehouse client, the Kinesis input decoder, the lake sinks, the dead-letter sink,
+//! CloudWatch EMF metrics and JSON logging.
 //!
 //! Every function builds its clients once, from [`sdk_config`], and passes them in.
 

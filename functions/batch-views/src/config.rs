@@ -5,14 +5,18 @@ use fleetline_core::{RapidAccelThreshold, THRESHOLD_ENV, ThresholdError};
 
 pub const ENV_BUCKET: &str = "LAKE_BUCKET";
 pub const ENV_PREFIX: &str = "LAKE_PREFIX";
-/// Days before the previous boundary recomputed by an incremental run (late readings).
+/// Days before the previous boundary also recomputed by every boundary-moving run (an
+/// extra safety margin; late readings are found by change detection without it).
 pub const ENV_REPROCESS_DAYS: &str = "FLEETLINE_BATCH_REPROCESS_DAYS";
+/// URL of the SQS queue receiving the lake bucket's ObjectCreated notifications
+/// (change detection); empty = none (only boundary moves and speed rows mark days).
+pub const ENV_CHANGES_QUEUE: &str = "LAKE_CHANGES_QUEUE_URL";
 /// Speed rows are pruned for days before `boundary − margin`.
 pub const ENV_PRUNE_MARGIN_DAYS: &str = "FLEETLINE_SPEED_PRUNE_MARGIN_DAYS";
 
 pub const DEFAULT_BUCKET: &str = "fleetline-lake";
 pub const DEFAULT_PREFIX: &str = "vehicle_telematics_raw/";
-pub const DEFAULT_REPROCESS_DAYS: u32 = 2;
+pub const DEFAULT_REPROCESS_DAYS: u32 = 0;
 pub const DEFAULT_PRUNE_MARGIN_DAYS: u32 = 2;
 /// Upper bound for day counts from configuration or payloads (ten years): beyond it is a
 /// typo, and a full rebuild is `{"full": true}`.
@@ -47,6 +51,8 @@ pub struct Settings {
     pub reprocess_days: u32,
     pub prune_margin_days: u32,
     pub threshold: RapidAccelThreshold,
+    /// The lake change queue ([`ENV_CHANGES_QUEUE`]).
+    pub changes_queue_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -56,6 +62,7 @@ impl Default for Settings {
             reprocess_days: DEFAULT_REPROCESS_DAYS,
             prune_margin_days: DEFAULT_PRUNE_MARGIN_DAYS,
             threshold: RapidAccelThreshold::DEFAULT,
+            changes_queue_url: None,
         }
     }
 }
@@ -96,6 +103,7 @@ impl Settings {
             reprocess_days: days(ENV_REPROCESS_DAYS, DEFAULT_REPROCESS_DAYS)?,
             prune_margin_days: days(ENV_PRUNE_MARGIN_DAYS, DEFAULT_PRUNE_MARGIN_DAYS)?,
             threshold: RapidAccelThreshold::from_env_value(get(THRESHOLD_ENV).as_deref())?,
+            changes_queue_url: get(ENV_CHANGES_QUEUE),
         })
     }
 }

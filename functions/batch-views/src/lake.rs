@@ -1,4 +1,4 @@
-//! The lake's event-date partitions: `<prefix>year=YYYY/month=MM/day=DD/` (CONTRACTS.md).
+//! The lake's event-date partitions: `<prefix>year=YYYY/month=MM/day=DD/` (docs/contracts.md).
 //! [`LakeCatalog`] lists them; [`S3LakeCatalog`] walks the S3 "directories" with
 //! ListObjectsV2 and a `/` delimiter (one call per year and per month, not per object).
 

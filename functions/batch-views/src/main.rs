@@ -1,6 +1,6 @@
 //! Lambda entry point: build the clients once, run a batch per invocation.
 
-use batch_views::{S3LakeCatalog, Settings};
+use batch_views::{S3LakeCatalog, Settings, SqsChangeFeed};
 use fleetline_aws::deadletter::s3_client;
 use fleetline_aws::telemetry::init_tracing;
 use fleetline_aws::{DataApiWarehouse, WarehouseConfig, sdk_config};
@@ -18,11 +18,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         settings.lake.bucket.clone(),
         &settings.lake.prefix,
     );
-    let (warehouse, lake, settings) = (&warehouse, &lake, &settings);
+    let feed = settings
+        .changes_queue_url
+        .as_ref()
+        .map(|url| SqsChangeFeed::new(aws_sdk_sqs::Client::new(&sdk), url));
+    if feed.is_none() {
+        tracing::warn!("LAKE_CHANGES_QUEUE_URL unset: lake changes are not detected");
+    }
+    let (warehouse, lake, feed, settings) = (&warehouse, &lake, feed.as_ref(), &settings);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         batch_views::handle(
             warehouse,
             lake,
+            feed,
             settings,
             &event.payload,
             chrono::Utc::now(),

@@ -1,5 +1,6 @@
 //! What an invocation asks for: an EventBridge scheduled event (defaults), or a direct
-//! payload `{"boundary": "YYYY-MM-DD", "full": true, "reprocess_days": N}` (all optional).
+//! payload `{"boundary": "YYYY-MM-DD", "full": true, "reprocess_days": N}` or
+//! `{"catch_up": true}` (all optional).
 
 use chrono::NaiveDate;
 use serde_json::Value;
@@ -14,6 +15,8 @@ pub struct Request {
     pub full: bool,
     /// Overrides `FLEETLINE_BATCH_REPROCESS_DAYS` for this run.
     pub reprocess_days: Option<u32>,
+    /// Recompute only the days whose lake content changed; the boundary stays.
+    pub catch_up: bool,
 }
 
 /// A payload that cannot be honoured (the caller's mistake: answered, not retried).
@@ -21,7 +24,7 @@ pub struct Request {
 #[error("{0}")]
 pub struct RequestError(pub String);
 
-const KEYS: [&str; 3] = ["boundary", "full", "reprocess_days"];
+const KEYS: [&str; 4] = ["boundary", "full", "reprocess_days", "catch_up"];
 
 fn is_scheduled_event(obj: &serde_json::Map<String, Value>) -> bool {
     obj.contains_key("detail-type")
@@ -47,7 +50,7 @@ impl Request {
         }
         if let Some(unknown) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
             return Err(RequestError(format!(
-                "unknown field {unknown:?}; accepted: boundary (YYYY-MM-DD), full (boolean), reprocess_days (0..={MAX_DAYS})"
+                "unknown field {unknown:?}; accepted: boundary (YYYY-MM-DD), full (boolean), reprocess_days (0..={MAX_DAYS}), catch_up (boolean)"
             )));
         }
         let boundary = match obj.get("boundary") {
@@ -66,15 +69,15 @@ impl Request {
                 )));
             }
         };
-        let full = match obj.get("full") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(RequestError(format!(
-                    "full must be true or false, got {other}"
-                )));
-            }
+        let flag = |name: &str| match obj.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(RequestError(format!(
+                "{name} must be true or false, got {other}"
+            ))),
         };
+        let full = flag("full")?;
+        let catch_up = flag("catch_up")?;
         let reprocess_days = match obj.get("reprocess_days") {
             None | Some(Value::Null) => None,
             Some(v) => Some(
@@ -88,10 +91,16 @@ impl Request {
                     })?,
             ),
         };
+        if catch_up && (full || boundary.is_some() || reprocess_days.is_some()) {
+            return Err(RequestError(
+                "catch_up keeps the boundary and recomputes changed days only: it takes no boundary, full or reprocess_days".into(),
+            ));
+        }
         Ok(Self {
             boundary,
             full,
             reprocess_days,
+            catch_up,
         })
     }
 }

@@ -1,7 +1,8 @@
-//! One batch run (DESIGN §3): register new lake partitions, recompute the batch views and
-//! advance the time boundary in ONE transaction, then prune the speed layer.
+//! One batch run (docs/design.md §3): drain the lake change notifications (registering new lake
+//! partitions, marking their days pending), recompute the pending days, move the time
+//! boundary in ONE transaction, then prune the speed layer.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -10,13 +11,14 @@ use fleetline_aws::warehouse::DecodeError;
 use fleetline_aws::{Warehouse, WarehouseError};
 use fleetline_core::boundary::today_utc;
 use fleetline_core::{
-    BoundaryError, DayRange, default_boundary, prune_before, recompute_range, validate_boundary,
+    BoundaryError, default_boundary, prune_before, recompute_range, validate_boundary,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::changes::{ChangeFeed, ChangeFeedError, object_keys};
 use crate::config::Settings;
-use crate::lake::{LakeCatalog, LakeError, LakePartition};
+use crate::lake::{LakeCatalog, LakeError, LakePartition, dedupe_by_day, partition_of_key};
 use crate::request::{Request, RequestError};
 use crate::sql;
 
@@ -30,6 +32,8 @@ pub enum BatchError {
     Boundary(#[from] BoundaryError),
     #[error(transparent)]
     Lake(#[from] LakeError),
+    #[error(transparent)]
+    Changes(#[from] ChangeFeedError),
     #[error("{step}: {source}")]
     Warehouse {
         step: &'static str,
@@ -73,22 +77,31 @@ fn dec(step: &'static str) -> impl FnOnce(DecodeError) -> BatchError {
 /// What a run did (the invocation's answer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Summary {
-    pub boundary: NaiveDate,
+    /// `None` only for a catch-up run before the first batch run (nothing to catch up).
+    pub boundary: Option<NaiveDate>,
     pub previous_boundary: Option<NaiveDate>,
     pub full: bool,
-    /// Number of days in `[recomputed_from, recomputed_to)`.
+    pub catch_up: bool,
+    /// Number of days recomputed (`recomputed_days`).
     pub days_recomputed: u64,
+    /// First recomputed day.
     pub recomputed_from: Option<NaiveDate>,
-    /// Exclusive.
+    /// Day after the last recomputed day (the days need not be consecutive).
     pub recomputed_to: Option<NaiveDate>,
     pub recomputed_days: Vec<NaiveDate>,
     /// batch.vehicle_daily rows now present for the recomputed days.
     pub rows_written: u64,
-    /// Partitions present in the lake.
+    /// Partitions found by listing the lake (first and full runs, or without a change
+    /// queue; 0 otherwise: the notifications name the new ones).
     pub lake_partitions: u64,
     /// Partitions newly recorded in batch.registered_partitions by this run.
     pub partitions_registered: u64,
-    pub prune_before: NaiveDate,
+    /// Lake change notifications drained from the queue.
+    pub notifications: u64,
+    /// Days marked pending by this run: named by notifications, with speed rows not yet
+    /// included, or crossed by the boundary.
+    pub days_marked: u64,
+    pub prune_before: Option<NaiveDate>,
     pub pruned_speed_rows: u64,
     pub rapid_accel_threshold_kmh_per_s: String,
     pub duration_ms: u64,
@@ -99,42 +112,52 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// The boundary this run moves to (see `fleetline_core::boundary` for the rules). A
-/// scheduled run never moves the boundary back.
+/// scheduled run never moves the boundary back; a catch-up run keeps it.
 pub fn target_boundary(
     request: &Request,
     previous: Option<NaiveDate>,
     today: NaiveDate,
-) -> Result<NaiveDate, BoundaryError> {
+) -> Result<Option<NaiveDate>, BoundaryError> {
+    if request.catch_up {
+        return Ok(previous);
+    }
     match request.boundary {
-        Some(b) => validate_boundary(b, previous, today, request.full),
+        Some(b) => validate_boundary(b, previous, today, request.full).map(Some),
         None => {
             let b = default_boundary(today);
-            Ok(previous.filter(|p| *p > b).unwrap_or(b))
+            Ok(Some(previous.filter(|p| *p > b).unwrap_or(b)))
         }
     }
 }
 
-/// The statements of the swap transaction, in order. The control row is updated before
-/// the seed procedures run because they read the new boundary from it.
+/// The statements of the swap transaction, in order. The control row is updated first
+/// because the procedures read the new boundary from it.
+///
+/// Overlapping runs (a scheduled and a catch-up run) cannot both commit batch rows: each
+/// transaction starts by updating the single serving.control row. Redshift Serverless
+/// workgroups default to SNAPSHOT isolation, under which concurrent transactions commit
+/// only if they do not update the same rows, so one of the two is cancelled with a
+/// serializable isolation violation (error 1023), which `is_retryable_statement_error`
+/// classifies as retryable. Its swap rolls back, the run fails, and Lambda's
+/// retry of the asynchronous invocation (template.yaml EventInvokeConfig) starts it over,
+/// seeing the other run's commit. "Isolation levels in Amazon Redshift",
+/// https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html. No LOCK on
+/// serving.control: it would block every API read for the whole recompute.
 pub fn swap_statements(
-    range: Option<&DayRange>,
     boundary: NaiveDate,
-    full: bool,
+    full_from: Option<NaiveDate>,
     settings: &Settings,
     control_summary: &str,
 ) -> Result<Vec<String>, WarehouseError> {
-    let mut out = Vec::new();
-    if let Some(r) = range {
-        out.push(sql::call_recompute(r, settings.threshold));
-    }
-    out.push(sql::delete_daily_from(boundary));
-    if full {
+    let mut out = vec![
+        sql::update_control(boundary, control_summary)?,
+        sql::call_recompute_pending(settings.threshold),
+        sql::delete_daily_from(boundary),
+    ];
+    if let Some(from) = full_from {
         // Without lake data at all, nothing before the boundary survives a full rebuild.
-        out.push(sql::delete_daily_before(
-            range.map_or(boundary, DayRange::start),
-        ));
+        out.push(sql::delete_daily_before(from));
     }
-    out.push(sql::update_control(boundary, control_summary)?);
     out.push(sql::CALL_RAPID_BY_YEAR.to_owned());
     out.push(sql::CALL_MILES_BY_YEAR.to_owned());
     Ok(out)
@@ -181,23 +204,47 @@ async fn registered_days<W: Warehouse>(
         .collect())
 }
 
+async fn query_days<W: Warehouse>(
+    warehouse: &W,
+    statement: &str,
+    step: &'static str,
+) -> Result<Vec<NaiveDate>, BatchError> {
+    let rs = warehouse.query(statement, &[]).await.map_err(wh(step))?;
+    let days = rs
+        .map_rows(|r| r.get_opt_date("event_day"))
+        .map_err(dec(step))?;
+    Ok(days.into_iter().flatten().collect())
+}
+
+async fn count<W: Warehouse>(
+    warehouse: &W,
+    statement: &str,
+    step: &'static str,
+) -> Result<u64, BatchError> {
+    let rs = warehouse.query(statement, &[]).await.map_err(wh(step))?;
+    let n = rs.map_rows(|row| row.get_i64("n")).map_err(dec(step))?;
+    Ok(n.first().copied().unwrap_or(0).max(0) as u64)
+}
+
 /// Adds the partitions to the external table (outside any transaction: Redshift refuses
 /// external DDL in one), then records the ones not recorded yet. Re-running after a
-/// failure in between is harmless (`ADD IF NOT EXISTS`). Returns how many were recorded.
+/// failure in between is harmless (`ADD IF NOT EXISTS`). `known` is updated. Returns how
+/// many were recorded.
 async fn register_partitions<W: Warehouse>(
     warehouse: &W,
     settings: &Settings,
+    known: &mut HashSet<(i32, u32, u32)>,
     lake: &[LakePartition],
-    full: bool,
+    readd_all: bool,
 ) -> Result<u64, BatchError> {
-    let known = registered_days(warehouse).await?;
-    let new: Vec<LakePartition> = lake
-        .iter()
-        .filter(|p| !known.contains(&p.ymd()))
-        .cloned()
-        .collect();
+    let new: Vec<LakePartition> = dedupe_by_day(
+        lake.iter()
+            .filter(|p| !known.contains(&p.ymd()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     // A full run re-adds every partition (idempotent), repairing a catalog that lost some.
-    let to_add = if full { lake } else { new.as_slice() };
+    let to_add = if readd_all { lake } else { new.as_slice() };
     for statement in
         sql::add_partitions(&settings.lake, to_add).map_err(wh("building ADD PARTITION"))?
     {
@@ -214,13 +261,96 @@ async fn register_partitions<W: Warehouse>(
             .await
             .map_err(wh("recording partitions"))?;
     }
+    known.extend(new.iter().map(LakePartition::ymd));
     Ok(new.len() as u64)
 }
 
-/// Runs one batch. `now` decides "today" (UTC).
-pub async fn run<W: Warehouse, L: LakeCatalog>(
+/// Marks days pending (committed: each INSERT is its own Data API statement).
+async fn mark_pending<W: Warehouse>(
+    warehouse: &W,
+    days: &BTreeSet<NaiveDate>,
+) -> Result<(), BatchError> {
+    if days.is_empty() {
+        return Ok(());
+    }
+    let days: Vec<NaiveDate> = days.iter().copied().collect();
+    let inserts = sql::insert_pending(&days).map_err(wh("building pending INSERT"))?;
+    warehouse
+        .execute_batches(inserts)
+        .await
+        .map_err(wh("marking days pending"))?;
+    Ok(())
+}
+
+/// What draining the change queue did.
+#[derive(Debug, Default)]
+struct Drained {
+    notifications: u64,
+    registered: u64,
+    days: BTreeSet<NaiveDate>,
+}
+
+/// Notifications handled per warehouse round (one ADD PARTITION, one INSERT, then the
+/// deletes); well inside the queue's visibility timeout.
+const DRAIN_ROUND: usize = 500;
+/// Upper bound per run, so a huge backlog cannot run the function into its timeout; the
+/// rest stays queued for the next run.
+const DRAIN_MAX: usize = 100_000;
+
+/// Drains the lake change queue: for each round of notifications, registers the
+/// partitions they name, marks their days pending (committed), and only then deletes the
+/// messages. A crash before the delete redelivers them (recorded again, harmlessly); a
+/// crash after leaves the days pending, so a day is never forgotten.
+async fn drain_changes<W: Warehouse, C: ChangeFeed>(
+    warehouse: &W,
+    feed: &C,
+    settings: &Settings,
+    known: &mut HashSet<(i32, u32, u32)>,
+) -> Result<Drained, BatchError> {
+    let mut drained = Drained::default();
+    loop {
+        let mut handles = Vec::new();
+        let mut partitions = Vec::new();
+        let mut empty = false;
+        while handles.len() < DRAIN_ROUND {
+            let messages = feed.receive().await?;
+            if messages.is_empty() {
+                empty = true;
+                break;
+            }
+            for m in messages {
+                match object_keys(&m.body) {
+                    Some(keys) => partitions.extend(
+                        keys.iter()
+                            .filter_map(|k| partition_of_key(&settings.lake.prefix, k)),
+                    ),
+                    None => tracing::warn!(body = %m.body, "not an S3 event notification; deleted"),
+                }
+                handles.push(m.receipt_handle);
+            }
+        }
+        if handles.is_empty() {
+            return Ok(drained);
+        }
+        drained.registered +=
+            register_partitions(warehouse, settings, known, &partitions, false).await?;
+        let days: BTreeSet<NaiveDate> = partitions.iter().map(|p| p.day).collect();
+        mark_pending(warehouse, &days).await?;
+        feed.delete(&handles).await?;
+        drained.notifications += handles.len() as u64;
+        drained.days.extend(days);
+        if empty || drained.notifications as usize >= DRAIN_MAX {
+            return Ok(drained);
+        }
+    }
+}
+
+/// Runs one batch. `now` decides "today" (UTC). `feed` is the lake change queue (`None`:
+/// not configured).
+pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
     warehouse: &W,
     lake: &L,
+    feed: Option<&C>,
     settings: &Settings,
     request: &Request,
     now: DateTime<Utc>,
@@ -228,51 +358,113 @@ pub async fn run<W: Warehouse, L: LakeCatalog>(
     let started = Instant::now();
     let today = today_utc(now);
     let previous = read_boundary(warehouse).await?;
-    let boundary = target_boundary(request, previous, today)?;
+    let target = target_boundary(request, previous, today)?;
     let reprocess_days = request.reprocess_days.unwrap_or(settings.reprocess_days);
+    let mut known = registered_days(warehouse).await?;
 
-    let partitions = lake.list_partitions().await?;
-    let partitions_registered =
-        register_partitions(warehouse, settings, &partitions, request.full).await?;
-    let earliest = partitions.iter().map(|p| p.day).min();
-    let range = recompute_range(previous, boundary, reprocess_days, request.full, earliest);
+    // The lake is listed only where no notification can say what is there: the first run,
+    // a full rebuild, or no change queue.
+    let list_lake = !request.catch_up && (previous.is_none() || request.full || feed.is_none());
+    let partitions = if list_lake {
+        lake.list_partitions().await?
+    } else {
+        Vec::new()
+    };
+    let mut partitions_registered =
+        register_partitions(warehouse, settings, &mut known, &partitions, request.full).await?;
+    let drained = match feed {
+        Some(feed) => drain_changes(warehouse, feed, settings, &mut known).await?,
+        None => Drained::default(),
+    };
+    partitions_registered += drained.registered;
 
-    let control_summary = json!({
-        "boundary": boundary,
-        "previous_boundary": previous,
-        "full": request.full,
-        "recomputed_from": range.map(|r| r.start()),
-        "recomputed_to": range.map(|r| r.end()),
-        "days_recomputed": range.map_or(0, |r| r.len_days()),
-        "partitions_registered": partitions_registered,
-        "at": now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-    })
-    .to_string();
-    let statements = swap_statements(
-        range.as_ref(),
+    let empty_summary = |boundary| Summary {
         boundary,
-        request.full,
-        settings,
-        &control_summary,
-    )
-    .map_err(wh("building the swap transaction"))?;
-    warehouse
-        .transaction(statements)
-        .await
-        .map_err(wh("recomputing batch views and moving the boundary"))?;
-    tracing::info!(%boundary, ?previous, ?range, "batch views swapped in");
+        previous_boundary: previous,
+        full: request.full,
+        catch_up: request.catch_up,
+        days_recomputed: 0,
+        recomputed_from: None,
+        recomputed_to: None,
+        recomputed_days: Vec::new(),
+        rows_written: 0,
+        lake_partitions: partitions.len() as u64,
+        partitions_registered,
+        notifications: drained.notifications,
+        days_marked: drained.days.len() as u64,
+        prune_before: None,
+        pruned_speed_rows: 0,
+        rapid_accel_threshold_kmh_per_s: settings.threshold.decimal().to_string(),
+        duration_ms: millis(started.elapsed()),
+    };
+    let Some(boundary) = target else {
+        // Catch-up before the first batch run: the speed layer serves everything; the
+        // drained days stay pending for the first run.
+        return Ok(empty_summary(None));
+    };
 
-    let rows_written = match &range {
-        Some(r) => {
-            const STEP: &str = "counting batch rows";
-            let rs = warehouse
-                .query(&sql::count_daily_rows(r), &[])
-                .await
-                .map_err(wh(STEP))?;
-            let n = rs.map_rows(|row| row.get_i64("n")).map_err(dec(STEP))?;
-            n.first().copied().unwrap_or(0).max(0) as u64
-        }
-        None => 0,
+    // Days to recompute besides the notified ones: those the boundary moves over (all lake
+    // days for a first or full run) and those with speed rows not included yet.
+    let earliest = partitions.iter().map(|p| p.day).min();
+    let mut marked: BTreeSet<NaiveDate> = BTreeSet::new();
+    if !request.catch_up
+        && let Some(range) =
+            recompute_range(previous, boundary, reprocess_days, request.full, earliest)
+    {
+        marked.extend(range.days());
+    }
+    marked.extend(
+        query_days(
+            warehouse,
+            &sql::select_speed_waiting_days(boundary),
+            "finding speed rows not in the batch layer",
+        )
+        .await?,
+    );
+    mark_pending(warehouse, &marked).await?;
+    marked.extend(drained.days.iter().copied());
+
+    let recomputed_days = query_days(
+        warehouse,
+        &sql::select_pending_days(boundary),
+        "reading batch.pending_days",
+    )
+    .await?;
+    let moves = previous != Some(boundary);
+    let full_from = request.full.then(|| earliest.unwrap_or(boundary));
+    // Nothing changed and the boundary stays (a quiet catch-up): no transaction at all.
+    if moves || request.full || !recomputed_days.is_empty() {
+        let control_summary = json!({
+            "boundary": boundary,
+            "previous_boundary": previous,
+            "full": request.full,
+            "catch_up": request.catch_up,
+            "recomputed_from": recomputed_days.first(),
+            "recomputed_to": recomputed_days.last().and_then(|d| d.succ_opt()),
+            "days_recomputed": recomputed_days.len(),
+            "partitions_registered": partitions_registered,
+            "notifications": drained.notifications,
+            "at": now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        })
+        .to_string();
+        let statements = swap_statements(boundary, full_from, settings, &control_summary)
+            .map_err(wh("building the swap transaction"))?;
+        warehouse
+            .transaction(statements)
+            .await
+            .map_err(wh("recomputing batch views and moving the boundary"))?;
+        tracing::info!(%boundary, ?previous, days = recomputed_days.len(), "batch views swapped in");
+    }
+
+    let rows_written = if recomputed_days.is_empty() {
+        0
+    } else {
+        count(
+            warehouse,
+            sql::COUNT_LAST_RECOMPUTED_ROWS,
+            "counting batch rows",
+        )
+        .await?
     };
 
     let prune_day = prune_before(boundary, settings.prune_margin_days);
@@ -282,29 +474,26 @@ pub async fn run<W: Warehouse, L: LakeCatalog>(
         .map_err(wh("pruning speed.telemetry"))?;
 
     Ok(Summary {
-        boundary,
-        previous_boundary: previous,
-        full: request.full,
-        days_recomputed: range.map_or(0, |r| r.len_days()),
-        recomputed_from: range.map(|r| r.start()),
-        recomputed_to: range.map(|r| r.end()),
-        recomputed_days: range.map(|r| r.days().collect()).unwrap_or_default(),
+        days_recomputed: recomputed_days.len() as u64,
+        recomputed_from: recomputed_days.first().copied(),
+        recomputed_to: recomputed_days.last().and_then(|d| d.succ_opt()),
+        recomputed_days,
         rows_written,
-        lake_partitions: partitions.len() as u64,
-        partitions_registered,
-        prune_before: prune_day,
+        days_marked: marked.len() as u64,
+        prune_before: Some(prune_day),
         pruned_speed_rows: pruned.total_rows(),
-        rapid_accel_threshold_kmh_per_s: settings.threshold.decimal().to_string(),
         duration_ms: millis(started.elapsed()),
+        ..empty_summary(Some(boundary))
     })
 }
 
 /// Lambda entry point: parses the payload, runs, emits metrics. Client errors (bad payload
 /// or boundary) are answered with an error body; everything else fails the invocation
 /// (so the Errors alarm fires and the run can simply be retried: every step is idempotent).
-pub async fn handle<W: Warehouse, L: LakeCatalog>(
+pub async fn handle<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
     warehouse: &W,
     lake: &L,
+    feed: Option<&C>,
     settings: &Settings,
     event: &Value,
     now: DateTime<Utc>,
@@ -313,7 +502,7 @@ pub async fn handle<W: Warehouse, L: LakeCatalog>(
     let result = match Request::parse(event) {
         // Boxed: the run's future nests many Data API futures; inline, its layout exceeds
         // the compiler's query depth in the Lambda runtime's service.
-        Ok(request) => Box::pin(run(warehouse, lake, settings, &request, now)).await,
+        Ok(request) => Box::pin(run(warehouse, lake, feed, settings, &request, now)).await,
         Err(e) => Err(e.into()),
     };
     let mut m = Emf::new(FUNCTION_NAME);
@@ -324,8 +513,11 @@ pub async fn handle<W: Warehouse, L: LakeCatalog>(
                 .count("DaysRecomputed", summary.days_recomputed)
                 .count("RowsWritten", summary.rows_written)
                 .count("PrunedSpeedRows", summary.pruned_speed_rows)
+                .count("ChangeNotifications", summary.notifications)
                 .count("RunFailures", 0);
-            m.property("Boundary", summary.boundary.to_string());
+            if let Some(b) = summary.boundary {
+                m.property("Boundary", b.to_string());
+            }
             m.emit();
             let out = serde_json::to_value(&summary).unwrap_or_default();
             tracing::info!(summary = %out, "batch run finished");
@@ -351,6 +543,7 @@ impl From<BatchError> for lambda_runtime::Diagnostic {
         let kind = match &e {
             BatchError::Request(_) | BatchError::Boundary(_) => "InvalidRequest",
             BatchError::Lake(_) => "LakeListingFailed",
+            BatchError::Changes(_) => "ChangeQueueFailed",
             BatchError::Warehouse { .. } | BatchError::Decode { .. } => "WarehouseFailed",
             BatchError::ControlMissing => "ControlRowMissing",
         };

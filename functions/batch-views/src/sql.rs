@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use fleetline_aws::WarehouseError;
 use fleetline_aws::warehouse::{MAX_STATEMENT_BYTES, chunk_values_insert, sql_quote};
-use fleetline_core::{DayRange, RapidAccelThreshold};
+use fleetline_core::RapidAccelThreshold;
 
 use crate::config::LakeLayout;
 use crate::lake::LakePartition;
@@ -70,16 +70,6 @@ pub fn record_partitions(
     )
 }
 
-/// `CALL batch.recompute_daily(from, to, threshold)` for `[from, to)`.
-pub fn call_recompute(range: &DayRange, threshold: RapidAccelThreshold) -> String {
-    format!(
-        "CALL batch.recompute_daily({}, {}, CAST({} AS DECIMAL(10,4)))",
-        date_literal(range.start()),
-        date_literal(range.end()),
-        threshold.decimal()
-    )
-}
-
 /// Batch rows must only exist for days before the boundary (it may move back with `full`).
 pub fn delete_daily_from(boundary: NaiveDate) -> String {
     format!(
@@ -104,17 +94,71 @@ pub fn update_control(boundary: NaiveDate, summary_json: &str) -> Result<String,
     ))
 }
 
-pub fn count_daily_rows(range: &DayRange) -> String {
-    format!(
-        "SELECT COUNT(*) AS n FROM batch.vehicle_daily WHERE event_day >= {} AND event_day < {}",
-        date_literal(range.start()),
-        date_literal(range.end())
-    )
-}
-
+/// Deletes speed rows for days before `before` that the batch layer included after they
+/// arrived: their day's last committed recompute started after their arrival, and the day
+/// is not pending again. `arrived_at` is GETDATE() (whole seconds), so it is compared with
+/// the recompute time truncated to the second (never earlier than the true arrival).
+/// DELETE … USING: https://docs.aws.amazon.com/redshift/latest/dg/r_DELETE.html
 pub fn prune_speed(before: NaiveDate) -> String {
     format!(
-        "DELETE FROM speed.telemetry WHERE event_day < {}",
+        "DELETE FROM speed.telemetry USING batch.day_recomputes r \
+WHERE telemetry.event_day = r.event_day AND telemetry.event_day < {} \
+AND telemetry.arrived_at < DATE_TRUNC('second', r.recomputed_at) \
+AND telemetry.event_day NOT IN (SELECT p.event_day FROM batch.pending_days p)",
         date_literal(before)
     )
 }
+
+/// Days before `boundary` with speed rows the batch layer has not included since they
+/// arrived (the same test as [`prune_speed`], negated): /v1/status counts these readings
+/// as waiting, and the run recomputes their days.
+pub fn select_speed_waiting_days(boundary: NaiveDate) -> String {
+    format!(
+        "SELECT DISTINCT t.event_day FROM speed.telemetry t \
+LEFT JOIN batch.day_recomputes r ON r.event_day = t.event_day \
+WHERE t.event_day < {} \
+AND (r.recomputed_at IS NULL OR t.arrived_at >= DATE_TRUNC('second', r.recomputed_at)) \
+ORDER BY 1",
+        date_literal(boundary)
+    )
+}
+
+/// The pending days `batch.recompute_pending` will recompute under `boundary`.
+pub fn select_pending_days(boundary: NaiveDate) -> String {
+    format!(
+        "SELECT DISTINCT event_day FROM batch.pending_days WHERE event_day < {} ORDER BY 1",
+        date_literal(boundary)
+    )
+}
+
+/// Multi-row INSERTs marking `days` pending (committed before the notifications that
+/// named them are deleted).
+pub fn insert_pending(days: &[NaiveDate]) -> Result<Vec<String>, WarehouseError> {
+    let rows = days
+        .iter()
+        .map(|d| {
+            let next = d.succ_opt().unwrap_or(*d);
+            format!("({},{},GETDATE())", date_literal(*d), date_literal(next))
+        })
+        .collect::<Vec<_>>();
+    chunk_values_insert(
+        "INSERT INTO batch.pending_days (event_day, next_day, noticed_at) VALUES ",
+        rows,
+        "",
+        MAX_STATEMENT_BYTES,
+    )
+}
+
+/// `CALL batch.recompute_pending(threshold)`.
+pub fn call_recompute_pending(threshold: RapidAccelThreshold) -> String {
+    format!(
+        "CALL batch.recompute_pending(CAST({} AS DECIMAL(10,4)))",
+        threshold.decimal()
+    )
+}
+
+/// batch.vehicle_daily rows of the days recomputed by the last committed run (they share
+/// its transaction's start time).
+pub const COUNT_LAST_RECOMPUTED_ROWS: &str = "SELECT COUNT(*) AS n FROM batch.vehicle_daily d \
+JOIN batch.day_recomputes r ON r.event_day = d.event_day \
+WHERE r.recomputed_at = (SELECT MAX(recomputed_at) FROM batch.day_recomputes)";

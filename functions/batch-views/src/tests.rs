@@ -8,6 +8,7 @@ use fleetline_aws::{Warehouse, WarehouseError};
 use fleetline_core::RapidAccelThreshold;
 use serde_json::{Value, json};
 
+use crate::changes::{ChangeFeed, ChangeFeedError, Notification, object_keys};
 use crate::config::{ConfigError, LakeLayout, Settings};
 use crate::lake::{
     LakeCatalog, LakeError, LakePartition, dedupe_by_day, partition_of_key, segment_value,
@@ -30,6 +31,8 @@ enum Call {
     Query(String),
     Execute(String),
     Transaction(Vec<String>),
+    /// Notifications deleted from the change queue.
+    Delete(Vec<String>),
 }
 
 /// Answers the few queries batch-views makes; records every call.
@@ -39,6 +42,10 @@ struct FakeWarehouse {
     count: i64,
     pruned: u64,
     fail_transaction: bool,
+    /// Answer to the pending-days query.
+    pending: Vec<NaiveDate>,
+    /// Answer to the speed-waiting-days query.
+    speed_waiting: Vec<NaiveDate>,
     calls: Mutex<Vec<Call>>,
 }
 
@@ -50,6 +57,8 @@ impl FakeWarehouse {
             count: 7,
             pruned: 3,
             fail_transaction: false,
+            pending: Vec::new(),
+            speed_waiting: Vec::new(),
             calls: Mutex::new(Vec::new()),
         }
     }
@@ -94,6 +103,8 @@ fn rs(columns: &[&str], rows: Vec<Vec<Field>>) -> ResultSet {
 
 impl Warehouse for FakeWarehouse {
     async fn query(&self, sql: &str, _: &[SqlParam]) -> Result<ResultSet, WarehouseError> {
+        // Every statement is checked as Amazon Redshift would see it (redshift-strict).
+        redshift_strict::assert_redshift_sql(sql, false);
         self.calls.lock().unwrap().push(Call::Query(sql.to_owned()));
         if sql.contains("serving.control") {
             let rows = match self.boundary {
@@ -111,6 +122,20 @@ impl Warehouse for FakeWarehouse {
                 .collect();
             return Ok(rs(&["year", "month", "day"], rows));
         }
+        let days = |v: &[NaiveDate]| {
+            rs(
+                &["event_day"],
+                v.iter()
+                    .map(|d| vec![Field::String(d.to_string())])
+                    .collect(),
+            )
+        };
+        if sql.starts_with("SELECT DISTINCT event_day FROM batch.pending_days") {
+            return Ok(days(&self.pending));
+        }
+        if sql.starts_with("SELECT DISTINCT t.event_day FROM speed.telemetry") {
+            return Ok(days(&self.speed_waiting));
+        }
         if sql.contains("COUNT(*)") {
             return Ok(rs(&["n"], vec![vec![Field::Long(self.count)]]));
         }
@@ -118,6 +143,7 @@ impl Warehouse for FakeWarehouse {
     }
 
     async fn execute(&self, sql: &str, _: &[SqlParam]) -> Result<ExecSummary, WarehouseError> {
+        redshift_strict::assert_redshift_sql(sql, false);
         self.calls
             .lock()
             .unwrap()
@@ -134,6 +160,9 @@ impl Warehouse for FakeWarehouse {
     }
 
     async fn transaction(&self, statements: Vec<String>) -> Result<ExecSummary, WarehouseError> {
+        for s in &statements {
+            redshift_strict::assert_redshift_sql(s, true);
+        }
         self.calls
             .lock()
             .unwrap()
@@ -172,6 +201,7 @@ fn settings() -> Settings {
         reprocess_days: 2,
         prune_margin_days: 2,
         threshold: RapidAccelThreshold::DEFAULT,
+        changes_queue_url: None,
     }
 }
 
@@ -294,15 +324,20 @@ fn payloads() {
         Request {
             boundary: Some(d("2026-11-20")),
             full: true,
-            reprocess_days: Some(0)
+            reprocess_days: Some(0),
+            catch_up: false,
         }
     );
+    assert!(Request::parse(&json!({"catch_up": true})).unwrap().catch_up);
     for bad in [
         json!({"boundry": "2026-11-20"}),
         json!({"boundary": "2026-11-31"}),
         json!({"boundary": "20261120"}),
         json!({"boundary": 20261120}),
         json!({"full": "yes"}),
+        json!({"catch_up": true, "full": true}),
+        json!({"catch_up": true, "boundary": "2026-11-20"}),
+        json!({"catch_up": 1}),
         json!({"reprocess_days": -1}),
         json!({"reprocess_days": 1.5}),
         json!("full"),
@@ -317,213 +352,343 @@ fn boundary_targets() {
     let r = |b: Option<&str>, full| Request {
         boundary: b.map(d),
         full,
-        reprocess_days: None,
+        ..Request::default()
     };
-    assert_eq!(target_boundary(&r(None, false), None, today), Ok(today));
+    assert_eq!(
+        target_boundary(&r(None, false), None, today),
+        Ok(Some(today))
+    );
     // A schedule never moves the boundary back.
     assert_eq!(
         target_boundary(&r(None, false), Some(d("2026-11-27")), today),
-        Ok(d("2026-11-27"))
+        Ok(Some(d("2026-11-27")))
     );
+    // A catch-up keeps it (none before the first run).
+    let catch_up = Request {
+        catch_up: true,
+        ..Request::default()
+    };
+    assert_eq!(
+        target_boundary(&catch_up, Some(d("2026-11-20")), today),
+        Ok(Some(d("2026-11-20")))
+    );
+    assert_eq!(target_boundary(&catch_up, None, today), Ok(None));
     assert!(target_boundary(&r(Some("2026-11-26"), false), None, today).is_err());
     assert!(target_boundary(&r(Some("2026-11-01"), false), Some(d("2026-11-10")), today).is_err());
     assert_eq!(
         target_boundary(&r(Some("2026-11-01"), true), Some(d("2026-11-10")), today),
-        Ok(d("2026-11-01"))
+        Ok(Some(d("2026-11-01")))
     );
 }
 
 // ---- whole runs against fakes ----------------------------------------------------------
 
-#[tokio::test]
-async fn incremental_run_statement_sequence() {
-    let mut w = FakeWarehouse::new(Some("2026-11-20"));
-    w.registered = vec![(2026, 11, 18), (2026, 11, 19)];
-    let lake = FakeLake::days(&["2026-11-18", "2026-11-19", "2026-11-21", "2026-11-24"]);
-    let out = handle(&w, &lake, &settings(), &json!({}), at(NOW))
-        .await
-        .unwrap();
+/// A lake change queue holding S3 notifications; deletes are logged into the warehouse's
+/// call log, so tests see their order relative to the warehouse statements.
+struct FakeFeed<'a> {
+    messages: Mutex<Vec<Notification>>,
+    log: &'a FakeWarehouse,
+}
 
-    let calls = w.calls();
-    assert_eq!(
-        calls[0],
-        Call::Query("SELECT boundary FROM serving.control".into())
-    );
-    assert_eq!(
-        calls[1],
-        Call::Query("SELECT year, month, day FROM batch.registered_partitions".into())
-    );
-    // New partitions only, in one ALTER outside any transaction, then recorded.
-    assert_eq!(
-        calls[2],
-        Call::Execute(
-            "ALTER TABLE spectrum.vehicle_telematics_raw ADD IF NOT EXISTS\n\
-             PARTITION (year=2026, month=11, day=21) LOCATION 's3://fleetline-lake/vehicle_telematics_raw/year=2026/month=11/day=21/'\n\
-             PARTITION (year=2026, month=11, day=24) LOCATION 's3://fleetline-lake/vehicle_telematics_raw/year=2026/month=11/day=24/'"
-                .into()
-        )
-    );
-    let Call::Transaction(record) = &calls[3] else {
-        panic!(
-            "expected the INSERT into registered_partitions, got {:?}",
-            calls[3]
-        );
-    };
-    assert_eq!(
-        record,
-        &vec!["INSERT INTO batch.registered_partitions (year, month, day, location, registered_at) VALUES \
-               (2026,11,21,'s3://fleetline-lake/vehicle_telematics_raw/year=2026/month=11/day=21/',GETDATE()),\
-               (2026,11,24,'s3://fleetline-lake/vehicle_telematics_raw/year=2026/month=11/day=24/',GETDATE())"
-            .to_owned()]
-    );
-    // The swap: [B_old − 2, today), rows limited to days < B, control, seed procedures.
-    let Call::Transaction(swap) = &calls[4] else {
-        panic!("expected the swap transaction, got {:?}", calls[4]);
-    };
-    assert_eq!(swap.len(), 5);
-    assert_eq!(
-        swap[0],
-        "CALL batch.recompute_daily(CAST('2026-11-18' AS DATE), CAST('2026-11-25' AS DATE), CAST(10.0000 AS DECIMAL(10,4)))"
-    );
-    assert_eq!(
-        swap[1],
-        "DELETE FROM batch.vehicle_daily WHERE event_day >= CAST('2026-11-25' AS DATE)"
-    );
-    assert!(
-        swap[2].starts_with(
-            "UPDATE serving.control SET boundary = CAST('2026-11-25' AS DATE), last_batch_run_at = GETDATE(), last_batch_summary = '{"
-        ),
-        "{}",
-        swap[2]
-    );
-    assert!(
-        swap[2].contains(r#""previous_boundary":"2026-11-20""#),
-        "{}",
-        swap[2]
-    );
-    assert_eq!(swap[3], "CALL batch.rapid_acceleration_by_year_sp()");
-    assert_eq!(swap[4], "CALL batch.total_miles_driven_by_year_sp()");
-    assert_eq!(
-        calls[5],
-        Call::Query(
-            "SELECT COUNT(*) AS n FROM batch.vehicle_daily WHERE event_day >= CAST('2026-11-18' AS DATE) AND event_day < CAST('2026-11-25' AS DATE)"
-                .into()
-        )
-    );
-    assert_eq!(
-        calls[6],
-        Call::Execute(
-            "DELETE FROM speed.telemetry WHERE event_day < CAST('2026-11-23' AS DATE)".into()
-        )
-    );
-    assert_eq!(calls.len(), 7);
+fn s3_event(keys: &[&str]) -> String {
+    let records: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            json!({"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1",
+                "eventTime":"2026-11-24T10:00:00.000Z","eventName":"ObjectCreated:Put",
+                "s3":{"s3SchemaVersion":"1.0","configurationId":"lake",
+                      "bucket":{"name":"fleetline-lake","arn":"arn:aws:s3:::fleetline-lake"},
+                      "object":{"key":k,"size":10,"sequencer":"0A"}}})
+        })
+        .collect();
+    json!({ "Records": records }).to_string()
+}
 
-    assert_eq!(out["boundary"], "2026-11-25");
-    assert_eq!(out["previous_boundary"], "2026-11-20");
-    assert_eq!(out["days_recomputed"], 7);
-    assert_eq!(out["recomputed_from"], "2026-11-18");
-    assert_eq!(out["recomputed_to"], "2026-11-25");
-    assert_eq!(out["recomputed_days"].as_array().unwrap().len(), 7);
-    assert_eq!(out["recomputed_days"][6], "2026-11-24");
-    assert_eq!(out["rows_written"], 7);
-    assert_eq!(out["partitions_registered"], 2);
-    assert_eq!(out["lake_partitions"], 4);
-    assert_eq!(out["pruned_speed_rows"], 3);
-    assert_eq!(out["prune_before"], "2026-11-23");
+impl<'a> FakeFeed<'a> {
+    fn new(log: &'a FakeWarehouse, bodies: Vec<String>) -> Self {
+        Self {
+            messages: Mutex::new(
+                bodies
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, body)| Notification {
+                        body,
+                        receipt_handle: format!("h{i}"),
+                    })
+                    .collect(),
+            ),
+            log,
+        }
+    }
+}
+
+impl ChangeFeed for FakeFeed<'_> {
+    async fn receive(&self) -> Result<Vec<Notification>, ChangeFeedError> {
+        let mut m = self.messages.lock().unwrap();
+        let n = m.len().min(10);
+        Ok(m.drain(..n).collect())
+    }
+    async fn delete(&self, handles: &[String]) -> Result<(), ChangeFeedError> {
+        self.log
+            .calls
+            .lock()
+            .unwrap()
+            .push(Call::Delete(handles.to_vec()));
+        Ok(())
+    }
+}
+
+const NO_FEED: Option<&FakeFeed<'static>> = None;
+
+#[test]
+fn notification_bodies() {
+    assert_eq!(
+        object_keys(&s3_event(&[
+            "vehicle_telematics_raw/year%3D2025/month%3D03/day%3D14/a+b.parquet"
+        ])),
+        Some(vec![
+            "vehicle_telematics_raw/year=2025/month=03/day=14/a b.parquet".to_owned()
+        ])
+    );
+    let test_event = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-24T10:00:00.000Z","Bucket":"fleetline-lake","RequestId":"x","HostId":"y"}"#;
+    assert_eq!(object_keys(test_event), Some(vec![]));
+    // A Firehose delivery (dynamic partitioning on the event date) names its day the same way.
+    let firehose = "vehicle_telematics_raw/year=2025/month=03/day=14/fleetline-lake-1-2025-03-20-10-00-00-abc.parquet";
+    let keys = object_keys(&s3_event(&[firehose])).unwrap();
+    assert_eq!(
+        partition_of_key(PREFIX, &keys[0]).map(|p| p.day),
+        Some(d("2025-03-14"))
+    );
+    assert_eq!(object_keys("not json"), None);
+    assert_eq!(object_keys("{}"), None);
 }
 
 #[tokio::test]
-async fn first_run_starts_at_the_earliest_lake_day() {
-    let w = FakeWarehouse::new(None);
-    let lake = FakeLake::days(&["2025-03-14", "2025-03-15"]);
+async fn notified_days_are_committed_pending_before_the_messages_are_deleted() {
+    let mut w = FakeWarehouse::new(Some("2026-11-20"));
+    w.registered = vec![(2026, 11, 21)];
+    w.pending = vec![d("2025-01-10"), d("2026-11-20"), d("2026-11-21")];
+    w.speed_waiting = vec![d("2026-11-19")];
+    let feed = FakeFeed::new(
+        &w,
+        vec![
+            s3_event(&["vehicle_telematics_raw/year=2026/month=11/day=21/s-1-2.parquet"]),
+            s3_event(&[
+                "vehicle_telematics_raw/year=2025/month=01/day=10/s-3-4.parquet",
+                "rejected/s/5.json",
+            ]),
+            "garbage".to_owned(),
+        ],
+    );
+    let mut s = settings();
+    s.reprocess_days = 0;
+    // The lake is not listed: the notifications say what changed.
     let out = handle(
         &w,
+        &FakeLake::days(&[]),
+        Some(&feed),
+        &s,
+        &json!({}),
+        at(NOW),
+    )
+    .await
+    .unwrap();
+    let calls = w.calls();
+    let pos = |f: &dyn Fn(&Call) -> bool| calls.iter().position(f).unwrap();
+    let add = pos(&|c| matches!(c, Call::Execute(q) if q.starts_with("ALTER TABLE")));
+    let Call::Execute(alter) = &calls[add] else {
+        unreachable!()
+    };
+    // Only the partition not registered yet is added.
+    assert_eq!(alter.matches("PARTITION (").count(), 1, "{alter}");
+    assert!(alter.contains("year=2025, month=1, day=10"), "{alter}");
+    let notified = pos(&|c| {
+        matches!(c, Call::Transaction(t) if t[0].starts_with("INSERT INTO batch.pending_days")
+            && t[0].contains("'2025-01-10'") && t[0].contains("'2026-11-21'"))
+    });
+    let deleted = pos(&|c| matches!(c, Call::Delete(_)));
+    assert!(add < notified && notified < deleted, "{calls:#?}");
+    assert_eq!(
+        calls[deleted],
+        Call::Delete(vec!["h0".into(), "h1".into(), "h2".into()])
+    );
+    // The boundary's move [2026-11-20, 2026-11-25) and the speed-waiting day are marked too.
+    let moved = pos(&|c| {
+        matches!(c, Call::Transaction(t) if t[0].starts_with("INSERT INTO batch.pending_days")
+            && t[0].contains("(CAST('2026-11-19' AS DATE),CAST('2026-11-20' AS DATE),GETDATE())")
+            && t[0].contains("'2026-11-24'"))
+    });
+    let swap_at = pos(&|c| matches!(c, Call::Transaction(t) if t.len() > 1));
+    assert!(deleted < moved && moved < swap_at);
+    let Call::Transaction(swap) = &calls[swap_at] else {
+        unreachable!()
+    };
+    assert!(swap[0].starts_with(
+        "UPDATE serving.control SET boundary = CAST('2026-11-25' AS DATE), last_batch_run_at = GETDATE(), last_batch_summary = '{"
+    ));
+    assert_eq!(
+        swap[1..],
+        [
+            "CALL batch.recompute_pending(CAST(10.0000 AS DECIMAL(10,4)))".to_owned(),
+            "DELETE FROM batch.vehicle_daily WHERE event_day >= CAST('2026-11-25' AS DATE)"
+                .to_owned(),
+            "CALL batch.rapid_acceleration_by_year_sp()".to_owned(),
+            "CALL batch.total_miles_driven_by_year_sp()".to_owned(),
+        ]
+    );
+    let Call::Execute(prune) = calls.last().unwrap() else {
+        panic!("{calls:?}")
+    };
+    assert!(prune.starts_with("DELETE FROM speed.telemetry USING batch.day_recomputes r"));
+    assert!(prune.contains("telemetry.event_day < CAST('2026-11-23' AS DATE)"));
+    assert!(prune.contains("telemetry.arrived_at < DATE_TRUNC('second', r.recomputed_at)"));
+    assert!(prune.contains("NOT IN (SELECT p.event_day FROM batch.pending_days p)"));
+
+    assert_eq!(out["notifications"], 3);
+    assert_eq!(out["partitions_registered"], 1);
+    assert_eq!(out["lake_partitions"], 0);
+    assert_eq!(out["days_recomputed"], 3);
+    assert_eq!(out["recomputed_from"], "2025-01-10");
+    assert_eq!(out["recomputed_to"], "2026-11-22");
+    assert_eq!(out["rows_written"], 7);
+    assert_eq!(out["boundary"], "2026-11-25");
+}
+
+#[tokio::test]
+async fn a_failed_pending_insert_keeps_the_notifications() {
+    let mut w = FakeWarehouse::new(Some("2026-11-20"));
+    w.fail_transaction = true;
+    let feed = FakeFeed::new(
+        &w,
+        vec![s3_event(&[
+            "vehicle_telematics_raw/year=2026/month=11/day=21/s-1-2.parquet",
+        ])],
+    );
+    let err = handle(
+        &w,
+        &FakeLake::days(&[]),
+        Some(&feed),
+        &settings(),
+        &json!({}),
+        at(NOW),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("recording partitions"), "{err}");
+    assert!(!w.calls().iter().any(|c| matches!(c, Call::Delete(_))));
+    assert!(!w.executes().iter().any(|s| s.contains("speed.telemetry")));
+}
+
+#[tokio::test]
+async fn a_quiet_catch_up_keeps_the_boundary_and_swaps_nothing() {
+    let w = FakeWarehouse::new(Some("2026-11-20"));
+    let feed = FakeFeed::new(&w, vec![]);
+    let out = handle(
+        &w,
+        &FakeLake::days(&["2026-11-19"]),
+        Some(&feed),
+        &settings(),
+        &json!({"catch_up": true}),
+        at(NOW),
+    )
+    .await
+    .unwrap();
+    assert!(w.transactions().is_empty(), "{:?}", w.calls());
+    assert_eq!(out["boundary"], "2026-11-20");
+    assert_eq!(out["catch_up"], true);
+    assert_eq!(out["days_recomputed"], 0);
+    assert_eq!(out["lake_partitions"], 0);
+
+    // With a changed day: recomputed, boundary unchanged.
+    let mut w = FakeWarehouse::new(Some("2026-11-20"));
+    w.pending = vec![d("2026-11-10")];
+    let feed = FakeFeed::new(
+        &w,
+        vec![s3_event(&[
+            "vehicle_telematics_raw/year=2026/month=11/day=10/s-1-2.parquet",
+        ])],
+    );
+    let out = handle(
+        &w,
+        &FakeLake::days(&[]),
+        Some(&feed),
+        &settings(),
+        &json!({"catch_up": true}),
+        at(NOW),
+    )
+    .await
+    .unwrap();
+    let swap = w.transactions().pop().unwrap();
+    assert!(
+        swap[0].contains("boundary = CAST('2026-11-20' AS DATE)"),
+        "{swap:?}"
+    );
+    assert_eq!(out["recomputed_days"], json!(["2026-11-10"]));
+    // A catch-up before any batch run only records the changes.
+    let w = FakeWarehouse::new(None);
+    let feed = FakeFeed::new(&w, vec![]);
+    let out = handle(
+        &w,
+        &FakeLake::days(&[]),
+        Some(&feed),
+        &settings(),
+        &json!({"catch_up": true}),
+        at(NOW),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["boundary"], Value::Null);
+    assert!(w.transactions().is_empty());
+}
+
+#[tokio::test]
+async fn first_and_full_runs_list_the_lake_and_mark_every_day() {
+    let w = FakeWarehouse::new(None);
+    let lake = FakeLake::days(&["2025-03-14", "2025-03-15"]);
+    handle(
+        &w,
         &lake,
+        NO_FEED,
         &settings(),
         &json!({"boundary":"2025-03-16"}),
         at(NOW),
     )
     .await
     .unwrap();
-    let swap = &w.transactions()[1];
-    assert!(swap[0].starts_with(
-        "CALL batch.recompute_daily(CAST('2025-03-14' AS DATE), CAST('2025-03-16' AS DATE)"
-    ));
-    assert_eq!(out["days_recomputed"], 2);
-    assert_eq!(out["previous_boundary"], Value::Null);
-    assert_eq!(out["prune_before"], "2025-03-14");
-}
+    let marked = w
+        .transactions()
+        .into_iter()
+        .find(|t| t[0].starts_with("INSERT INTO batch.pending_days"))
+        .unwrap();
+    assert_eq!(marked[0].matches("GETDATE()").count(), 2, "{marked:?}");
 
-#[tokio::test]
-async fn full_run_readds_every_partition_and_clears_older_rows() {
     let mut w = FakeWarehouse::new(Some("2026-11-20"));
     w.registered = vec![(2025, 3, 14)];
-    let lake = FakeLake::days(&["2025-03-14", "2025-03-15"]);
+    w.pending = vec![d("2025-03-14"), d("2025-03-15")];
     let out = handle(
         &w,
         &lake,
-        &settings().clone(),
+        NO_FEED,
+        &settings(),
         &json!({"full": true, "boundary": "2025-03-16"}),
         at(NOW),
     )
     .await
     .unwrap();
-    let executes = w.executes();
     // Both partitions re-added (idempotent), only the new one recorded.
-    assert_eq!(executes[0].matches("PARTITION (").count(), 2);
+    assert_eq!(w.executes()[0].matches("PARTITION (").count(), 2);
     assert_eq!(out["partitions_registered"], 1);
     let swap = w.transactions().pop().unwrap();
     assert_eq!(
-        swap[..3],
+        swap[2..4],
         [
-            "CALL batch.recompute_daily(CAST('2025-03-14' AS DATE), CAST('2025-03-16' AS DATE), CAST(10.0000 AS DECIMAL(10,4)))"
+            "DELETE FROM batch.vehicle_daily WHERE event_day >= CAST('2025-03-16' AS DATE)"
                 .to_owned(),
-            "DELETE FROM batch.vehicle_daily WHERE event_day >= CAST('2025-03-16' AS DATE)".to_owned(),
-            "DELETE FROM batch.vehicle_daily WHERE event_day < CAST('2025-03-14' AS DATE)".to_owned(),
+            "DELETE FROM batch.vehicle_daily WHERE event_day < CAST('2025-03-14' AS DATE)"
+                .to_owned(),
         ]
     );
-    assert_eq!(out["boundary"], "2025-03-16");
     assert_eq!(out["full"], true);
-}
-
-#[tokio::test]
-async fn nothing_to_recompute_still_moves_the_boundary() {
-    let w = FakeWarehouse::new(Some("2026-11-25"));
-    let lake = FakeLake::days(&[]);
-    let mut s = settings();
-    s.reprocess_days = 0;
-    let out = handle(&w, &lake, &s, &json!({}), at(NOW)).await.unwrap();
-    let swap = w.transactions().pop().unwrap();
-    assert!(
-        swap[0].starts_with("DELETE FROM batch.vehicle_daily"),
-        "{swap:?}"
-    );
-    assert!(!swap.iter().any(|s| s.contains("recompute_daily")));
-    assert_eq!(out["days_recomputed"], 0);
-    assert_eq!(out["rows_written"], 0);
-    assert_eq!(out["recomputed_days"], json!([]));
-    // No COUNT query without a range.
-    assert!(
-        !w.calls()
-            .iter()
-            .any(|c| matches!(c, Call::Query(q) if q.contains("COUNT")))
-    );
-}
-
-#[tokio::test]
-async fn payload_override_of_reprocess_days_and_threshold() {
-    let w = FakeWarehouse::new(Some("2026-11-20"));
-    let lake = FakeLake::days(&[]);
-    let mut s = settings();
-    s.threshold = RapidAccelThreshold::from_e4(125_000).unwrap();
-    handle(&w, &lake, &s, &json!({"reprocess_days": 0}), at(NOW))
-        .await
-        .unwrap();
-    let swap = w.transactions().pop().unwrap();
-    assert_eq!(
-        swap[0],
-        "CALL batch.recompute_daily(CAST('2026-11-20' AS DATE), CAST('2026-11-25' AS DATE), CAST(12.5000 AS DECIMAL(10,4)))"
-    );
 }
 
 #[tokio::test]
@@ -536,13 +701,11 @@ async fn invalid_requests_are_answered_and_change_nothing() {
     ] {
         let w = FakeWarehouse::new(Some("2026-11-20"));
         let lake = FakeLake::days(&["2026-11-21"]);
-        let out = handle(&w, &lake, &settings(), &payload, at(NOW))
+        let out = handle(&w, &lake, NO_FEED, &settings(), &payload, at(NOW))
             .await
             .unwrap();
         assert_eq!(out["error"]["code"], code, "{payload}: {out}");
         assert_eq!(out["status"], 400);
-        assert!(!out["error"]["message"].as_str().unwrap().is_empty());
-        // At most the control row was read: nothing registered, swapped or pruned.
         assert!(
             w.calls()
                 .iter()
@@ -559,15 +722,15 @@ async fn failures_fail_the_invocation_without_pruning() {
     w.fail_transaction = true;
     w.registered = vec![(2026, 11, 21)];
     let lake = FakeLake::days(&["2026-11-21"]);
-    let err = handle(&w, &lake, &settings(), &json!({}), at(NOW))
+    let err = handle(&w, &lake, NO_FEED, &settings(), &json!({}), at(NOW))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("recomputing batch views"), "{err}");
+    assert!(err.to_string().contains("marking days pending"), "{err}");
     assert!(!w.executes().iter().any(|s| s.contains("speed.telemetry")));
 
     let mut w = FakeWarehouse::new(None);
     w.boundary = None; // no control row at all
-    let err = handle(&w, &lake, &settings(), &json!({}), at(NOW))
+    let err = handle(&w, &lake, NO_FEED, &settings(), &json!({}), at(NOW))
         .await
         .unwrap_err();
     assert!(

@@ -1,4 +1,4 @@
-//! The time boundary B (DESIGN §3): batch owns days `< B`, speed owns days `>= B`.
+//! The time boundary B (docs/design.md §3): batch owns days `< B`, speed owns days `>= B`.
 //!
 //! Rules decided here (batch-views and query-api follow them):
 //! * [`default_boundary`] is today (UTC): every complete day goes to batch.
@@ -9,8 +9,9 @@
 //!   ([`BoundaryError::MovesBackward`]): days in `[B_new, B_old)` would become speed-owned,
 //!   but the speed layer may already have pruned them. With `full` the caller accepts that
 //!   (backfills, tests); it should keep the speed layer's data for those days.
-//! * A batch run recomputes [`recompute_range`]; afterwards speed rows for days before
-//!   [`prune_before`] may be deleted.
+//! * A batch run recomputes [`recompute_range`] (the days the boundary moves over) plus every
+//!   day whose lake content changed (docs/design.md §9); afterwards speed rows for days
+//!   before [`prune_before`] may be deleted once a recompute of their day included them.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
@@ -129,8 +130,9 @@ fn sub_days(day: NaiveDate, days: u32) -> NaiveDate {
 
 /// Days a batch run must recompute.
 ///
-/// * Incremental (`b_old` known, not `full`): `[b_old − reprocess_days, b_new)` — the
-///   reprocess window picks up late readings for recently closed days.
+/// * Incremental (`b_old` known, not `full`): `[b_old − reprocess_days, b_new)` — the days
+///   the boundary moves over, plus an optional extra window (late readings are found by
+///   change detection without it).
 /// * First run (`b_old` is `None`) or `full`: `[earliest_data_day, b_new)`; `None` when
 ///   there is no data (`earliest_data_day` is `None`).
 ///

@@ -9,6 +9,7 @@
 
 pub mod aggregate;
 pub mod boundary;
+pub mod columns;
 pub mod fixed;
 pub mod record;
 pub mod threshold;

@@ -156,8 +156,9 @@ pub struct Limits {
     pub acceleration_e4: (i64, i64),
     /// Inclusive odometer range in metres. Default 0..=10 000 000 km.
     pub odometer_m: (i64, i64),
-    /// Maximum `trip_id` length in characters. Default 64 (simulator ids are 21).
-    pub max_trip_id_chars: usize,
+    /// Maximum `trip_id` length in UTF-8 bytes, the unit of its `VARCHAR` column.
+    /// Default [`crate::columns::TRIP_ID_MAX_BYTES`] (simulator ids are 21).
+    pub max_trip_id_bytes: usize,
 }
 
 impl Default for Limits {
@@ -172,7 +173,7 @@ impl Default for Limits {
             speed_milli_kmh: (0, 500_000),
             acceleration_e4: (-1_000_000, 1_000_000),
             odometer_m: (0, 10_000_000_000),
-            max_trip_id_chars: 64,
+            max_trip_id_bytes: crate::columns::TRIP_ID_MAX_BYTES,
         }
     }
 }
@@ -640,17 +641,19 @@ fn build(w: &Wire<'_>, text: &str, ctx: &ValidationContext) -> Result<Reading, R
     })?;
 
     let trip_id = string_value(required(w.trip_id, F_TRIP)?, F_TRIP)?;
-    let trip_chars = trip_id.chars().count();
-    if trip_chars == 0
-        || trip_chars > limits.max_trip_id_chars
+    // Bytes, not characters: Redshift's VARCHAR(64) refuses 33 two-byte characters, and
+    // one refused row fails the whole warehouse batch, so it is dead-lettered here.
+    let trip_bytes = trip_id.len();
+    if trip_bytes == 0
+        || trip_bytes > limits.max_trip_id_bytes
         || trip_id.chars().any(char::is_control)
     {
         return Err(Rejection::new(
             RejectReason::BadTripId,
             Some(F_TRIP),
             format!(
-                "trip_id must be 1..={} characters without control characters, got {trip_chars} characters",
-                limits.max_trip_id_chars
+                "trip_id must be 1..={} UTF-8 bytes without control characters, got {trip_bytes} bytes",
+                limits.max_trip_id_bytes
             ),
         ));
     }

@@ -301,3 +301,25 @@ fn fixture_aggregates_match_hand_computation() {
     assert_eq!(low[&k1].rapid_accelerations, 2);
     assert_eq!(low[&k2].rapid_accelerations, 0);
 }
+
+/// `trip_id VARCHAR(64)` counts bytes on Redshift: 32 two-byte characters fit, 33 do not
+/// and must be dead-lettered here instead of failing the warehouse batch.
+#[test]
+fn trip_id_limit_is_in_utf8_bytes() {
+    let payload = |trip: &str| {
+        format!(
+            r#"{{"VIN":"1HGCM82633A004352","trip_id":"{trip}","timestamp":"2026-11-25 17:04:31","vehicleSpeed":1,"acceleration":1,"odometer":1}}"#
+        )
+    };
+    let fits = "ß".repeat(32); // 64 bytes
+    assert_eq!(fits.len(), 64);
+    let r = parse_and_validate(payload(&fits).as_bytes(), &ctx()).expect("64 bytes fit");
+    assert_eq!(r.trip_id, fits);
+    let too_long = "ß".repeat(33); // 33 characters, 66 bytes
+    let e = parse_and_validate(payload(&too_long).as_bytes(), &ctx()).unwrap_err();
+    assert_eq!(e.reason, RejectReason::BadTripId);
+    assert!(e.detail.contains("got 66 bytes"), "{}", e.detail);
+    let ascii = "a".repeat(65);
+    let e = parse_and_validate(payload(&ascii).as_bytes(), &ctx()).unwrap_err();
+    assert_eq!(e.reason, RejectReason::BadTripId);
+}

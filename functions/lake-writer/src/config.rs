@@ -1,4 +1,4 @@
-//! Settings from the environment (CONTRACTS.md, "Function names / env").
+//! Settings from the environment (docs/contracts.md, "Function names / env").
 
 use fleetline_aws::lake::{DEFAULT_LAKE_PREFIX, DEFAULT_WRITE_CONCURRENCY};
 

@@ -4,7 +4,7 @@
 //! (event day, shard, batch) in S3, or Firehose PutRecordBatch (`LAKE_SINK=firehose`).
 //!
 //! Invalid records are counted (`RecordsRejected`, reasons in the summary log) and skipped:
-//! stream-processor is the single dead-letter writer (CONTRACTS.md, "Dead letters").
+//! stream-processor is the single dead-letter writer (docs/contracts.md, "Dead letters").
 //! The logic ([`Processor`]) is written against the sink trait; `main.rs` wires the
 //! adapters in.
 

@@ -1,6 +1,6 @@
 //! One Kinesis batch: validate, count the invalid records, de-duplicate, write the lake.
 //!
-//! Failure policy (DESIGN §4):
+//! Failure policy (docs/design.md §4):
 //! * invalid record → counted (`RecordsRejected`) and skipped; stream-processor dead-letters
 //!   the same record, so nothing is lost;
 //! * transient sink trouble (S3 5xx/throttling/timeouts, Firehose entries still failing) →
@@ -49,7 +49,11 @@ impl From<ProcessError> for lambda_runtime::Diagnostic {
 /// `records_in = written + rejected + duplicates_in_batch`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchReport {
+    /// User records: a plain Kinesis record counts one, a KPL aggregate one per sub-record
+    /// (one when it is corrupt and rejected whole).
     pub records_in: u64,
+    /// Kinesis records that were KPL aggregates (corrupt ones included).
+    pub aggregates_in: u64,
     /// Rows stored (0 unless the outcome is `Done`).
     pub written: u64,
     pub rejected: u64,
@@ -67,6 +71,8 @@ struct Classified {
     batches: Vec<LakeBatch>,
     rejected_by_reason: BTreeMap<&'static str, u64>,
     duplicates: u64,
+    user_records: u64,
+    aggregates: u64,
 }
 
 pub struct Processor<S> {
@@ -108,9 +114,12 @@ impl<S: LakeSink> Processor<S> {
             batches,
             rejected_by_reason,
             duplicates,
+            user_records,
+            aggregates,
         } = classify(input, now);
         let mut report = BatchReport {
-            records_in: input.len() as u64,
+            records_in: user_records,
+            aggregates_in: aggregates,
             written: 0,
             rejected: rejected_by_reason.values().sum(),
             rejected_by_reason,
@@ -157,8 +166,11 @@ impl<S: LakeSink> Processor<S> {
     }
 }
 
-/// Validates every record, keeps the first reading of each (VIN, ts), and groups the rows
-/// by shard with the shard's first/last *delivered* sequence numbers.
+/// Validates every user record (KPL aggregates are opened up), keeps the first reading of
+/// each (VIN, ts), and groups the rows by shard with the shard's first/last *delivered*
+/// Kinesis sequence numbers. Rows keep the carrying Kinesis record's sequence number: one
+/// Kinesis record yields at most one row per (VIN, ts), so that still orders copies for the
+/// batch layer's de-duplication, and a redelivered aggregate gives the same rows and keys.
 fn classify(input: &[InputRecord], now: DateTime<Utc>) -> Classified {
     let ctx = ValidationContext::new(now);
     let mut seen = HashSet::new();
@@ -166,6 +178,8 @@ fn classify(input: &[InputRecord], now: DateTime<Utc>) -> Classified {
         batches: Vec::new(),
         rejected_by_reason: BTreeMap::new(),
         duplicates: 0,
+        user_records: 0,
+        aggregates: 0,
     };
     for rec in input {
         let i = match out.batches.iter().position(|b| b.shard_id == rec.shard_id) {
@@ -182,16 +196,30 @@ fn classify(input: &[InputRecord], now: DateTime<Utc>) -> Classified {
         };
         let batch = &mut out.batches[i];
         batch.last_sequence.clone_from(&rec.sequence_number);
-        match parse_and_validate(&rec.data, &ctx) {
-            Err(rejection) => {
-                *out.rejected_by_reason.entry(rejection.code()).or_insert(0) += 1;
+        let unpacked = match rec.unpack() {
+            Ok(u) => u,
+            // Rejected whole (stream-processor dead-letters it with this reason).
+            Err(e) => {
+                out.user_records += 1;
+                out.aggregates += 1;
+                *out.rejected_by_reason.entry(e.code()).or_insert(0) += 1;
+                continue;
             }
-            Ok(reading) if !seen.insert(reading.dedupe_key()) => out.duplicates += 1,
-            Ok(reading) => batch.rows.push(LakeRow {
-                reading,
-                shard_id: rec.shard_id.clone(),
-                sequence_number: rec.sequence_number.clone(),
-            }),
+        };
+        out.aggregates += u64::from(unpacked.is_aggregate());
+        for user in unpacked.user_records() {
+            out.user_records += 1;
+            match parse_and_validate(user.data, &ctx) {
+                Err(rejection) => {
+                    *out.rejected_by_reason.entry(rejection.code()).or_insert(0) += 1;
+                }
+                Ok(reading) if !seen.insert(reading.dedupe_key()) => out.duplicates += 1,
+                Ok(reading) => batch.rows.push(LakeRow {
+                    reading,
+                    shard_id: rec.shard_id.clone(),
+                    sequence_number: rec.sequence_number.clone(),
+                }),
+            }
         }
     }
     out
@@ -201,6 +229,7 @@ fn classify(input: &[InputRecord], now: DateTime<Utc>) -> Classified {
 fn emit(report: &BatchReport, sink: &str) {
     let mut m = Emf::new(FUNCTION_NAME);
     m.count("RecordsIn", report.records_in)
+        .count("AggregatesIn", report.aggregates_in)
         .count("RecordsWritten", report.written)
         .count("RecordsRejected", report.rejected)
         .count("DuplicatesInBatch", report.duplicates_in_batch)
@@ -224,6 +253,7 @@ fn emit(report: &BatchReport, sink: &str) {
     tracing::info!(
         sink,
         records_in = report.records_in,
+        aggregates_in = report.aggregates_in,
         records_written = report.written,
         records_rejected = report.rejected,
         rejected_by_reason = %by_reason,

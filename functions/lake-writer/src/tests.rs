@@ -246,3 +246,89 @@ async fn handle_decodes_a_lambda_event() {
     assert_eq!(batches[0].shard_id, "shardId-000000000002");
     assert_eq!(batches[0].rows[0].reading.raw.as_bytes(), data.as_slice());
 }
+
+#[tokio::test]
+async fn aggregates_are_opened_and_a_corrupt_one_is_rejected_whole() {
+    use fleetline_aws::kinesis::kpl;
+    let aggregate = |records: &[Vec<u8>]| {
+        kpl::encode(&kpl::AggregatedRecord {
+            partition_key_table: vec![V1.into(), V2.into()],
+            explicit_hash_key_table: Vec::new(),
+            records: records
+                .iter()
+                .zip(0u64..)
+                .map(|(d, i)| kpl::Record {
+                    partition_key_index: i % 2,
+                    explicit_hash_key_index: None,
+                    data: d.clone(),
+                    tags: Vec::new(),
+                })
+                .collect(),
+        })
+    };
+    let good = aggregate(&[
+        payload(V1, "2025-03-14 10:00:01", "11.0"),
+        payload("bad", "2025-03-14 10:00:02", "1"),
+        payload(V1, "2025-03-14 10:00:00", "99.0"), // duplicate of the plain record
+        payload(V2, "2025-03-14 10:00:03", "13.0"),
+    ]);
+    // Valid MD5 over a message that is not an AggregatedRecord.
+    let corrupt = kpl::frame(&[0x1a, 0x7f, 0x00]);
+    let input = vec![
+        rec(1, payload(V1, "2025-03-14 10:00:00", "10.0")),
+        rec(2, good),
+        rec(3, corrupt),
+    ];
+    let p = Processor::new(FakeSink::default(), "fake");
+    let (result, report) = p.process(&input, now()).await;
+    assert!(result.unwrap().batch_item_failures.is_empty());
+    {
+        let batches = p.sink().batches.lock().unwrap();
+        let b = &batches[0];
+        // Identity still from the Kinesis records delivered (the corrupt one is the last).
+        assert_eq!(
+            (&b.first_sequence[54..], &b.last_sequence[54..]),
+            ("01", "03")
+        );
+        let rows: Vec<(&str, i64, &str)> = b
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    &r.sequence_number[54..],
+                    r.reading.speed_milli_kmh,
+                    r.reading.vin.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [("01", 10_000, V1), ("02", 11_000, V1), ("02", 13_000, V2)]
+        );
+    }
+    assert_eq!(
+        (
+            report.records_in,
+            report.aggregates_in,
+            report.written,
+            report.rejected,
+            report.duplicates_in_batch
+        ),
+        (6, 2, 3, 2, 1)
+    );
+    assert_eq!(
+        report.records_in,
+        report.written + report.rejected + report.duplicates_in_batch
+    );
+    let reasons: Vec<(&str, u64)> = report
+        .rejected_by_reason
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    assert_eq!(reasons, [("aggregate_bad_protobuf", 1), ("bad_vin", 1)]);
+
+    // Redelivery hands the sink the identical batch (same object keys, same bytes).
+    let _ = p.process(&input, now()).await;
+    let batches = p.sink().batches.lock().unwrap();
+    assert_eq!(batches[0], batches[1]);
+}

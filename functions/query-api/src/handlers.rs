@@ -135,6 +135,11 @@ impl<W: Warehouse> App<W> {
                 let day = parse_date("date", q.required("date")?)?;
                 self.trips(&vin, day).await
             }
+            Route::VehicleDays(raw) => {
+                let vin = parse_vin("path parameter 'vin'", &raw)?;
+                let q = Query::new(&req.query, &["year"])?;
+                self.vehicle_days(&vin, q.year()?).await
+            }
             Route::FleetDaily => {
                 let q = Query::new(&req.query, &["from", "to"])?;
                 let (from, to) = parse_range(&q)?;
@@ -256,6 +261,25 @@ impl<W: Warehouse> App<W> {
         Ok(answer(boundary, data, None))
     }
 
+    async fn vehicle_days(&self, vin: &Vin, year: Option<i32>) -> Outcome {
+        let rs = self.run(&sql::vehicle_days(vin, year)).await?;
+        let boundary = boundary(&rs)?;
+        let data = data_rows(&rs, "event_day", |r| {
+            let readings = r.get_i64("readings")?;
+            let m = NanoMiles(i128::from(r.get_scaled_i64("miles", MILES_SCALE)?));
+            Ok(json!({
+                "date": r.get_date("event_day")?.format("%Y-%m-%d").to_string(),
+                "trips": r.get_i64("trips")?,
+                "readings": readings,
+                "avg_speed_kmh": avg_speed_kmh(r.get_scaled_i64("sum_speed", MILLI_SCALE)?, readings),
+                "miles": miles_number(m),
+                "miles_exact": miles_exact(m),
+                "rapid_accelerations": r.get_i64("rapid_accelerations")?,
+            }))
+        })?;
+        Ok(answer(boundary, data, None))
+    }
+
     async fn fleet_daily(&self, from: NaiveDate, to: NaiveDate) -> Outcome {
         let rs = self.run(&sql::fleet_daily(from, to)).await?;
         let boundary = boundary(&rs)?;
@@ -289,6 +313,9 @@ impl<W: Warehouse> App<W> {
         let day = |c: &str| -> Result<Option<NaiveDate>, Failure> { Ok(row.get_opt_date(c)?) };
         let ts =
             |c: &str| -> Result<Option<NaiveDateTime>, Failure> { Ok(row.get_opt_timestamp(c)?) };
+        let count = |c: &str| -> Result<i64, Failure> {
+            Ok(row.get_opt_scaled_i64(c, 0)?.unwrap_or(0).max(0))
+        };
         let boundary = day("boundary")?;
         let speed_newest_day = day("speed_newest_day")?;
         let batch_newest_day = day("batch_newest_day")?;
@@ -320,6 +347,13 @@ impl<W: Warehouse> App<W> {
             "batch_layer": {
                 "oldest_day": day("batch_oldest_day")?.map(fmt_day),
                 "newest_day": batch_newest_day.map(fmt_day),
+                "waiting_readings": count("waiting_readings")?,
+                "pending_days": count("pending_days")?,
+                "oldest_waiting_day": day("waiting_oldest_day")?
+                    .into_iter()
+                    .chain(day("pending_oldest_day")?)
+                    .min()
+                    .map(fmt_day),
             },
             "newest_day": speed_newest_day.max(batch_newest_day).map(fmt_day),
             "now": now.to_rfc3339_opts(SecondsFormat::Micros, true),

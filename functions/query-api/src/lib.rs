@@ -1,4 +1,4 @@
-//! Fleetline's serving layer: the merged REST API of DESIGN §7 behind API Gateway (REST,
+//! Fleetline's serving layer: the merged REST API of docs/design.md §7 behind API Gateway (REST,
 //! proxy integration), plus the dashboard page.
 //!
 //! `main.rs` only builds the Data API warehouse and hands each event to

@@ -1,6 +1,6 @@
 //! Path → route. Only GET exists; other methods on a known path are 405.
 
-/// The resources of the API (DESIGN §7) plus the dashboard and the spec.
+/// The resources of the API (docs/design.md §7) plus the dashboard and the spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Dashboard,
@@ -10,6 +10,7 @@ pub enum Route {
     /// Raw (unvalidated) VIN path segment.
     VehicleMiles(String),
     VehicleTrips(String),
+    VehicleDays(String),
     FleetDaily,
     Status,
 }
@@ -24,6 +25,7 @@ impl Route {
             Route::RapidAccelerations => "rapid_accelerations",
             Route::VehicleMiles(_) => "vehicle_miles",
             Route::VehicleTrips(_) => "vehicle_trips",
+            Route::VehicleDays(_) => "vehicle_days",
             Route::FleetDaily => "fleet_daily",
             Route::Status => "status",
         }
@@ -42,6 +44,7 @@ pub fn route(path: &str) -> Option<Route> {
         ["v1", "vehicles", "rapid-accelerations"] => Route::RapidAccelerations,
         ["v1", "vehicles", vin, "miles"] => Route::VehicleMiles((*vin).to_owned()),
         ["v1", "vehicles", vin, "trips"] => Route::VehicleTrips((*vin).to_owned()),
+        ["v1", "vehicles", vin, "days"] => Route::VehicleDays((*vin).to_owned()),
         _ => return None,
     })
 }
@@ -58,6 +61,10 @@ mod tests {
         assert_eq!(
             route("/v1/vehicles/ABC/miles"),
             Some(Route::VehicleMiles("ABC".into()))
+        );
+        assert_eq!(
+            route("/v1/vehicles/ABC/days"),
+            Some(Route::VehicleDays("ABC".into()))
         );
         assert_eq!(
             route("/v1/vehicles//trips"),

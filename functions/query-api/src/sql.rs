@@ -191,6 +191,28 @@ ORDER BY d.min_odometer, d.trip_id",
     }
 }
 
+/// `GET /v1/vehicles/{vin}/days`: one vehicle's totals per day with data (its trips summed),
+/// ascending; the dashboard's day picker, whose newest row is the default day.
+pub fn vehicle_days(vin: &Vin, year: Option<i32>) -> Statement {
+    let f = Filters {
+        vin: Some(*vin),
+        days: Filters::year(year),
+    };
+    let sql = format!(
+        "{}, r AS (SELECT event_day, COUNT(*) AS trips, SUM(readings) AS readings, \
+SUM(sum_speed) AS sum_speed, {} AS miles, SUM(rapid_accelerations) AS rapid_accelerations \
+FROM daily GROUP BY event_day) \
+SELECT b.boundary, r.event_day, r.trips, r.readings, r.sum_speed, r.miles, r.rapid_accelerations \
+FROM b LEFT JOIN r ON 1 = 1 ORDER BY r.event_day",
+        merged_daily(&f),
+        miles_sum()
+    );
+    Statement {
+        sql,
+        params: f.params(),
+    }
+}
+
 /// `GET /v1/fleet/daily?from=&to=`: fleet totals per day.
 pub fn fleet_daily(from: NaiveDate, to: NaiveDate) -> Statement {
     let f = Filters {
@@ -212,13 +234,22 @@ r.rapid_accelerations FROM b LEFT JOIN r ON 1 = 1 ORDER BY r.event_day",
     }
 }
 
-/// `GET /v1/status`: the control row and the extent of both layers.
+/// `GET /v1/status`: the control row, the extent of both layers, and what waits for the
+/// batch layer: speed rows for days before the boundary that no committed batch recompute
+/// of their day included after they arrived (the test batch-views prunes by, negated), and
+/// days whose lake content changed since their last recompute (`batch.pending_days`).
 pub fn status() -> Statement {
     let sql = "WITH s AS (SELECT MIN(event_day) AS speed_oldest_day, MAX(event_day) AS speed_newest_day, \
 MAX(ts) AS speed_newest_event_at, MAX(arrived_at) AS speed_newest_arrival_at FROM speed.telemetry), \
-v AS (SELECT MIN(event_day) AS batch_oldest_day, MAX(event_day) AS batch_newest_day FROM batch.vehicle_daily) \
-SELECT c.boundary, c.last_batch_run_at, c.last_batch_summary, c.last_view_refresh_at, s.*, v.* \
-FROM s CROSS JOIN v LEFT JOIN serving.control c ON 1 = 1"
+v AS (SELECT MIN(event_day) AS batch_oldest_day, MAX(event_day) AS batch_newest_day FROM batch.vehicle_daily), \
+w AS (SELECT COUNT(*) AS waiting_readings, MIN(t.event_day) AS waiting_oldest_day \
+FROM speed.telemetry t JOIN serving.control wc ON t.event_day < wc.boundary \
+LEFT JOIN batch.day_recomputes r ON r.event_day = t.event_day \
+WHERE r.recomputed_at IS NULL OR t.arrived_at >= DATE_TRUNC('second', r.recomputed_at)), \
+p AS (SELECT COUNT(DISTINCT pd.event_day) AS pending_days, MIN(pd.event_day) AS pending_oldest_day \
+FROM batch.pending_days pd JOIN serving.control pc ON pd.event_day < pc.boundary) \
+SELECT c.boundary, c.last_batch_run_at, c.last_batch_summary, c.last_view_refresh_at, s.*, v.*, w.*, p.* \
+FROM s CROSS JOIN v CROSS JOIN w CROSS JOIN p LEFT JOIN serving.control c ON 1 = 1"
         .to_owned();
     Statement {
         sql,
@@ -278,5 +309,17 @@ mod tests {
         assert!(!s.sql.contains(":after_vin"));
         let t = trips(&vin(), NaiveDate::from_ymd_opt(2026, 3, 1).unwrap());
         assert!(t.params.contains(&SqlParam::new("day_to", "2026-03-01")));
+    }
+
+    #[test]
+    fn vehicle_days_filter_by_vin_and_optional_year() {
+        let s = vehicle_days(&vin(), None);
+        assert_eq!(s.sql.matches(":vin").count(), 2);
+        assert!(!s.sql.contains(":day_from"));
+        assert_eq!(s.params, vec![SqlParam::new("vin", "1HGCM82633A004352")]);
+        assert!(s.sql.contains("GROUP BY event_day"));
+        let s = vehicle_days(&vin(), Some(2025));
+        assert_eq!(s.sql.matches("CAST(:day_from AS DATE)").count(), 2);
+        assert!(s.params.contains(&SqlParam::new("day_to", "2025-12-31")));
     }
 }

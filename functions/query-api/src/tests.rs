@@ -32,6 +32,8 @@ impl Fake {
 
 impl Warehouse for Fake {
     async fn query(&self, sql: &str, params: &[SqlParam]) -> Result<ResultSet, WarehouseError> {
+        // Every statement is checked as Amazon Redshift would see it (redshift-strict).
+        redshift_strict::assert_redshift_sql(sql, false);
         self.calls
             .lock()
             .unwrap()
@@ -168,6 +170,79 @@ async fn trips_decode_exact_decimals() {
         json!([{"trip_id": "trip-a", "date": "2026-11-25", "readings": 3, "avg_speed_kmh": 55.033,
                 "miles": 2.699857, "miles_exact": "2.699856995", "rapid_accelerations": 1}])
     );
+}
+
+#[tokio::test]
+async fn vehicle_days_sum_the_trips_of_each_day() {
+    let cols = &[
+        "boundary",
+        "event_day",
+        "trips",
+        "readings",
+        "sum_speed",
+        "miles",
+        "rapid_accelerations",
+    ];
+    let fake = Fake::with(vec![
+        Ok(rs(
+            cols,
+            vec![
+                vec![
+                    s("2026-11-20"),
+                    s("2026-11-19"),
+                    V::Long(2),
+                    V::Long(4),
+                    s("200.002"),
+                    s("3.000000500"),
+                    V::Long(0),
+                ],
+                vec![
+                    s("2026-11-20"),
+                    s("2026-11-25"),
+                    V::Long(1),
+                    V::Long(3),
+                    s("165.100"),
+                    s("2.699856995"),
+                    V::Long(1),
+                ],
+            ],
+        )),
+        Ok(rs(cols, vec![vec![V::Null; 7]])),
+    ]);
+    let app = App::new(&fake);
+    let path = format!("/v1/vehicles/{VIN}/days");
+    let (status, body) = call(&app, &path, &[]).await;
+    assert_eq!(status, 200);
+    // 200.002 / 4 = 50.0005 → 50.001 (half away from zero); 165.1 / 3 = 55.0333….
+    assert_eq!(
+        body,
+        json!({"boundary": "2026-11-20", "data": [
+            {"date": "2026-11-19", "trips": 2, "readings": 4, "avg_speed_kmh": 50.001,
+             "miles": 3.000001, "miles_exact": "3.000000500", "rapid_accelerations": 0},
+            {"date": "2026-11-25", "trips": 1, "readings": 3, "avg_speed_kmh": 55.033,
+             "miles": 2.699857, "miles_exact": "2.699856995", "rapid_accelerations": 1},
+        ]})
+    );
+    assert_eq!(fake.calls()[0].1, vec![SqlParam::new("vin", VIN)]);
+    let (status, body) = call(&app, &path, &[("year", "2030")]).await;
+    assert_eq!((status, body), (200, json!({"boundary": null, "data": []})));
+    assert!(
+        fake.calls()[1]
+            .1
+            .contains(&SqlParam::new("day_from", "2030-01-01"))
+    );
+    // Validation answers before any query.
+    let (status, body) = call(&app, "/v1/vehicles/abc/days", &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_vin"))
+    );
+    let (status, body) = call(&app, &path, &[("date", "2026-11-25")]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("unknown_parameter"))
+    );
+    assert_eq!(fake.calls().len(), 2);
 }
 
 #[tokio::test]
@@ -375,6 +450,10 @@ async fn status_reports_boundary_and_lags() {
             "speed_newest_arrival_at",
             "batch_oldest_day",
             "batch_newest_day",
+            "waiting_readings",
+            "waiting_oldest_day",
+            "pending_days",
+            "pending_oldest_day",
         ],
         vec![vec![
             s("2026-11-20"),
@@ -387,6 +466,10 @@ async fn status_reports_boundary_and_lags() {
             s("2020-01-01 00:00:00"),
             s("2026-11-01"),
             s("2026-11-19"),
+            V::Long(7),
+            s("2026-11-12"),
+            V::Long(2),
+            s("2025-10-03"),
         ]],
     ))]);
     let app = App::new(&fake);
@@ -398,6 +481,10 @@ async fn status_reports_boundary_and_lags() {
     assert_eq!(body["last_view_refresh_at"], Value::Null);
     assert_eq!(body["newest_day"], "2026-11-22");
     assert_eq!(body["batch_layer"]["oldest_day"], "2026-11-01");
+    assert_eq!(body["batch_layer"]["waiting_readings"], 7);
+    assert_eq!(body["batch_layer"]["pending_days"], 2);
+    // The older of the oldest waiting reading's day and the oldest pending day.
+    assert_eq!(body["batch_layer"]["oldest_waiting_day"], "2025-10-03");
     // Arrived in 2020: the lag is at least the years since then.
     assert!(body["speed_layer"]["lag_seconds"].as_f64().unwrap() > 5.0 * 365.0 * 86400.0);
 }

@@ -60,6 +60,10 @@ pub struct Cli {
     /// Send every record to this Kinesis stream (PutRecords, partition key = VIN).
     #[arg(long)]
     pub kinesis_stream: Option<String>,
+    /// With --kinesis-stream: pack N readings into each Kinesis record in the KPL aggregated
+    /// record format (partition key table, MD5), as the Kinesis Producer Library does.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub kpl_aggregate: u32,
     /// Sleep so records are sent at the pace of their timestamps.
     #[arg(long)]
     pub realtime: bool,
@@ -113,10 +117,10 @@ pub async fn run_cli(
 ) -> Result<Summary, RunError> {
     let cfg = cli.sim_config(chrono::Utc::now)?;
     let mut sender = match (&cli.kinesis_stream, kinesis) {
-        (Some(stream), Some(client)) => Some(Sender::new(
-            KinesisPutter::new(client, stream),
-            RetryPolicy::default(),
-        )),
+        (Some(stream), Some(client)) => Some(
+            Sender::new(KinesisPutter::new(client, stream), RetryPolicy::default())
+                .with_kpl_aggregate(cli.kpl_aggregate as usize),
+        ),
         (Some(_), None) => return Err(ConfigError::Invalid("no Kinesis client".into()).into()),
         _ => None,
     };

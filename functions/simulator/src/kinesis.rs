@@ -166,7 +166,7 @@ impl Default for RetryPolicy {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SendStats {
-    /// Records stored by Kinesis.
+    /// Kinesis records stored (with KPL aggregation, each carries several readings).
     pub records: u64,
     /// Bytes of payload stored.
     pub bytes: u64,
@@ -183,6 +183,8 @@ pub struct Sender<P> {
     buf_bytes: usize,
     stats: SendStats,
     jitter: ChaCha8Rng,
+    /// `Some` when readings are packed into KPL aggregates (`--kpl-aggregate`).
+    aggregator: Option<crate::kpl::Aggregator>,
 }
 
 impl<P: RecordPutter> Sender<P> {
@@ -199,7 +201,14 @@ impl<P: RecordPutter> Sender<P> {
             buf_bytes: 0,
             stats: SendStats::default(),
             jitter: ChaCha8Rng::seed_from_u64(seed),
+            aggregator: None,
         }
+    }
+
+    /// Packs every `per_record` pushed entries into one KPL aggregated record (1 = off).
+    pub fn with_kpl_aggregate(mut self, per_record: usize) -> Self {
+        self.aggregator = (per_record > 1).then(|| crate::kpl::Aggregator::new(per_record));
+        self
     }
 
     pub fn stats(&self) -> SendStats {
@@ -210,22 +219,40 @@ impl<P: RecordPutter> Sender<P> {
         &self.putter
     }
 
-    /// Queues an entry, sending the buffer first when the entry would not fit in it.
+    /// Queues an entry (into the pending aggregate when aggregating), sending the buffer
+    /// first when the entry would not fit in it.
     pub async fn push(&mut self, entry: Entry) -> Result<(), SendError> {
+        match self.aggregator.as_mut() {
+            None => self.push_record(entry).await,
+            Some(a) => match a.push(entry) {
+                Some(aggregate) => self.push_record(aggregate).await,
+                None => Ok(()),
+            },
+        }
+    }
+
+    async fn push_record(&mut self, entry: Entry) -> Result<(), SendError> {
         let size = entry.size();
         if size > MAX_BYTES_PER_RECORD {
             return Err(SendError::RecordTooLarge(size));
         }
         if self.buf.len() == MAX_RECORDS_PER_CALL || self.buf_bytes + size > MAX_BYTES_PER_CALL {
-            self.flush().await?;
+            self.send_buffered().await?;
         }
         self.buf_bytes += size;
         self.buf.push(entry);
         Ok(())
     }
 
-    /// Sends whatever is buffered.
+    /// Sends whatever is buffered (a partial aggregate included).
     pub async fn flush(&mut self) -> Result<(), SendError> {
+        if let Some(aggregate) = self.aggregator.as_mut().and_then(|a| a.take()) {
+            self.push_record(aggregate).await?;
+        }
+        self.send_buffered().await
+    }
+
+    async fn send_buffered(&mut self) -> Result<(), SendError> {
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -374,6 +401,25 @@ mod tests {
         assert_eq!(all, expected, "order and content preserved");
         assert_eq!(s.stats().records, 1_234);
         assert_eq!(s.stats().bytes, 1_234 * 50);
+    }
+
+    #[tokio::test]
+    async fn kpl_aggregate_packs_entries_and_flush_sends_the_partial_one() {
+        let mut s = Sender::new(Fake::default(), fast()).with_kpl_aggregate(4);
+        for i in 0..10 {
+            s.push(entry(i, 50)).await.unwrap();
+        }
+        s.flush().await.unwrap();
+        let calls = s.putter().calls.lock().unwrap().clone();
+        let sent: Vec<Entry> = calls.into_iter().flatten().collect();
+        assert_eq!(sent.len(), 3, "4 + 4 + 2 readings");
+        assert!(
+            sent.iter()
+                .all(|e| e.data.starts_with(&[0xF3, 0x89, 0x9A, 0xC2]))
+        );
+        assert_eq!(s.stats().records, 3);
+        let plain = Sender::new(Fake::default(), fast()).with_kpl_aggregate(1);
+        assert!(plain.aggregator.is_none());
     }
 
     #[tokio::test]

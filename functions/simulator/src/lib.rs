@@ -4,7 +4,8 @@
 //!
 //! Modules: [`config`] (options), [`vehicle`] (driving model), [`reading`] (payload),
 //! [`faults`], [`generator`] (the record stream in send order), [`truth`] (independent
-//! aggregation), [`kinesis`] (PutRecords sender), [`run`], [`cli`], [`lambda`].
+//! aggregation), [`kinesis`] (PutRecords sender), [`kpl`] (KPL record aggregation), [`run`],
+//! [`cli`], [`lambda`].
 
 pub mod cli;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod faults;
 pub mod generator;
 pub mod ids;
 pub mod kinesis;
+pub mod kpl;
 pub mod lambda;
 pub mod progress;
 pub mod reading;

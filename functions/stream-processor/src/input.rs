@@ -18,9 +18,9 @@ pub fn records(event: KinesisEvent) -> Vec<InputRecord> {
         .collect()
 }
 
-/// Shard ids and sequence numbers are stored as SQL literals and used in S3 keys; Kinesis
-/// only produces `[A-Za-z0-9-]` here, so anything else (a hand-made event) is dropped
-/// rather than allowed to break quoting.
+/// Shard ids and sequence numbers are stored as SQL literals and used in S3 keys. Kinesis
+/// only produces `[A-Za-z0-9-]` here; of anything else (a hand-made event) the two
+/// characters that could break quoting, backslash and NUL, are dropped.
 fn clean(s: &str) -> String {
     s.chars().filter(|c| !matches!(c, '\\' | '\0')).collect()
 }

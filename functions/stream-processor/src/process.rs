@@ -1,6 +1,6 @@
 //! One Kinesis batch: validate, dead-letter the invalid records, store the valid ones.
 //!
-//! Failure policy (DESIGN §4):
+//! Failure policy (docs/design.md §4):
 //! * invalid record → dead letter (never retried, never lost);
 //! * transient trouble (a retryable warehouse error, any dead-letter write failure) →
 //!   `batchItemFailures` = the sequence number of the FIRST record of the batch, i.e. "retry
@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use fleetline_aws::Warehouse;
 use fleetline_aws::deadletter::{DeadLetter, DeadLetterSink};
 pub use fleetline_aws::kinesis::Outcome;
-use fleetline_aws::kinesis::retry_whole_batch;
+use fleetline_aws::kinesis::{AggregateError, UserRecord, retry_whole_batch};
 use fleetline_aws::metrics::Emf;
 use fleetline_aws::warehouse::WarehouseError;
 use fleetline_core::{
@@ -62,7 +62,11 @@ impl From<ProcessError> for lambda_runtime::Diagnostic {
 /// `records_in = stored + rejected + duplicates_in_batch + already_stored`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchReport {
+    /// User records: a plain Kinesis record counts one, a KPL aggregate one per sub-record
+    /// (one when it is corrupt and rejected whole).
     pub records_in: u64,
+    /// Kinesis records that were KPL aggregates (corrupt ones included).
+    pub aggregates_in: u64,
     /// Rows actually inserted into `speed.telemetry` (0 unless the outcome is `Done`).
     pub stored: u64,
     /// Dead-lettered records (written, or attempted when the outcome is `Retry`).
@@ -90,6 +94,8 @@ struct Classified {
     rows: Vec<String>,
     letters: Vec<DeadLetter>,
     duplicates: u64,
+    user_records: u64,
+    aggregates: u64,
 }
 
 impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
@@ -132,6 +138,8 @@ impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
             rows,
             letters,
             duplicates,
+            user_records,
+            aggregates,
         } = self.classify(input, now);
 
         let valid_unique = rows.len() as u64;
@@ -140,11 +148,15 @@ impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
 
         let mut rejected_by_reason = BTreeMap::new();
         for l in &letters {
-            let code = RejectReason::from_code(&l.reason).map_or("other", RejectReason::code);
+            let code = RejectReason::from_code(&l.reason)
+                .map(RejectReason::code)
+                .or_else(|| AggregateError::static_code(&l.reason))
+                .unwrap_or("other");
             *rejected_by_reason.entry(code).or_insert(0) += 1;
         }
         let mut report = BatchReport {
-            records_in: input.len() as u64,
+            records_in: user_records,
+            aggregates_in: aggregates,
             stored: 0,
             rejected: letters.len() as u64,
             rejected_by_reason,
@@ -201,40 +213,74 @@ impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
             rows: Vec::new(),
             letters: Vec::new(),
             duplicates: 0,
+            user_records: 0,
+            aggregates: 0,
         };
         for rec in input {
-            let reading = match parse_and_validate(&rec.data, &ctx) {
-                Ok(r) => r,
-                Err(rejection) => {
-                    out.letters.push(dead_letter(rec, &rejection));
+            let unpacked = match rec.unpack() {
+                Ok(u) => u,
+                // A corrupt aggregate is rejected whole: none of its bytes can be trusted.
+                Err(e) => {
+                    out.user_records += 1;
+                    out.aggregates += 1;
+                    out.letters.push(DeadLetter {
+                        reason: e.code().to_owned(),
+                        detail: e.to_string(),
+                        ..dead_letter_base(UserRecord::whole(rec))
+                    });
                     continue;
                 }
             };
-            if !seen.insert(reading.dedupe_key()) {
-                out.duplicates += 1;
-                continue;
-            }
-            match sql::row_literal(
-                &reading,
-                &rec.shard_id,
-                &rec.sequence_number,
-                self.settings.threshold,
-            ) {
-                Ok(row) => out.rows.push(row),
-                // Only text with a backslash or NUL gets here (the trip id: VINs are
-                // validated, shard and sequence are cleaned on input). It would fail the
-                // whole batch forever, so it is rejected like any other bad trip id.
-                Err(e) => {
-                    seen.remove(&reading.dedupe_key());
-                    out.letters.push(DeadLetter {
-                        reason: RejectReason::BadTripId.code().to_owned(),
-                        detail: format!("trip_id cannot be stored: {e}"),
-                        ..dead_letter_base(rec)
-                    });
-                }
+            out.aggregates += u64::from(unpacked.is_aggregate());
+            for user in unpacked.user_records() {
+                out.user_records += 1;
+                self.classify_one(user, &ctx, &mut seen, &mut out);
             }
         }
         out
+    }
+
+    /// One user record: a row, a dead letter, or an in-batch duplicate. Rows keep the
+    /// carrying Kinesis record's sequence number (at most one row per (VIN, ts) comes out of
+    /// one Kinesis record, so it still orders copies for the batch layer's de-duplication).
+    fn classify_one(
+        &self,
+        user: UserRecord<'_>,
+        ctx: &ValidationContext,
+        seen: &mut HashSet<fleetline_core::DedupeKey>,
+        out: &mut Classified,
+    ) {
+        let rec = user.record;
+        let reading = match parse_and_validate(user.data, ctx) {
+            Ok(r) => r,
+            Err(rejection) => {
+                out.letters.push(dead_letter(user, &rejection));
+                return;
+            }
+        };
+        if !seen.insert(reading.dedupe_key()) {
+            out.duplicates += 1;
+            return;
+        }
+        match sql::row_literal(
+            &reading,
+            &rec.shard_id,
+            &rec.sequence_number,
+            self.settings.threshold,
+        ) {
+            Ok(row) => out.rows.push(row),
+            // Only text with a backslash or NUL gets here (the trip id: VINs are
+            // validated, shard and sequence are cleaned on input). It would fail the
+            // whole batch forever, so it is rejected like any other bad trip id.
+            Err(e) => {
+                seen.remove(&reading.dedupe_key());
+                out.letters.push(DeadLetter {
+                    reason: RejectReason::BadTripId.code().to_owned(),
+                    detail: format!("trip_id cannot be stored: {e}"),
+                    ..dead_letter_base(user)
+                });
+            }
+        }
     }
 
     /// Writes every letter, at most `dead_letter_concurrency` at once; returns the number
@@ -281,24 +327,27 @@ impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
     }
 }
 
-fn dead_letter_base(rec: &InputRecord) -> DeadLetter {
+/// A letter for one user record: its Kinesis position, its sub-record number (if any), its
+/// own partition key and bytes.
+fn dead_letter_base(user: UserRecord<'_>) -> DeadLetter {
     DeadLetter {
         reason: String::new(),
         detail: String::new(),
-        shard_id: rec.shard_id.clone(),
-        sequence_number: rec.sequence_number.clone(),
-        approximate_arrival: rec.arrival,
-        partition_key: rec.partition_key.clone(),
-        data: rec.data.clone(),
+        shard_id: user.record.shard_id.clone(),
+        sequence_number: user.record.sequence_number.clone(),
+        sub_sequence_number: user.sub_sequence,
+        approximate_arrival: user.record.arrival,
+        partition_key: user.partition_key.to_owned(),
+        data: user.data.to_vec(),
         function: FUNCTION_NAME.to_owned(),
     }
 }
 
-fn dead_letter(rec: &InputRecord, rejection: &Rejection) -> DeadLetter {
+fn dead_letter(user: UserRecord<'_>, rejection: &Rejection) -> DeadLetter {
     DeadLetter {
         reason: rejection.code().to_owned(),
         detail: rejection.detail.clone(),
-        ..dead_letter_base(rec)
+        ..dead_letter_base(user)
     }
 }
 
@@ -306,6 +355,7 @@ fn dead_letter(rec: &InputRecord, rejection: &Rejection) -> DeadLetter {
 fn emit(report: &BatchReport) {
     let mut m = Emf::new(FUNCTION_NAME);
     m.count("RecordsIn", report.records_in)
+        .count("AggregatesIn", report.aggregates_in)
         .count("RecordsStored", report.stored)
         .count("RecordsRejected", report.rejected)
         .count("DuplicatesInBatch", report.duplicates_in_batch)
@@ -326,6 +376,7 @@ fn emit(report: &BatchReport) {
     let reason = report.outcome.reason();
     tracing::info!(
         records_in = report.records_in,
+        aggregates_in = report.aggregates_in,
         records_stored = report.stored,
         records_rejected = report.rejected,
         rejected_by_reason = %by_reason,

@@ -1,12 +1,16 @@
 //! The SQL that stores one batch of readings in `speed.telemetry`.
 //!
 //! Per transaction (one BatchExecuteStatement):
-//! 0. `LOCK speed.telemetry` — consumers of different shards run concurrently, and two
-//!    Redshift transactions that both read and write the table abort one another with
-//!    `1023 Serializable isolation violation` (then retry, again and again under load).
-//!    Taking the table lock first makes them queue instead, which is what Redshift
-//!    recommends; it also keeps a redelivered batch that races its own crashed first attempt
-//!    from inserting anything twice on engines with weaker isolation (the local emulator);
+//! 0. `LOCK speed.telemetry` — consumers of different shards (and a redelivered batch
+//!    racing its own timed-out first attempt) run concurrently. Redshift Serverless runs
+//!    SNAPSHOT isolation ("Isolation levels in Amazon Redshift",
+//!    https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html), under which two
+//!    transactions that both insert the same new (vin, ts) after their NOT EXISTS checks
+//!    would both commit: a duplicate. The lock makes the writers queue, and since LOCK takes
+//!    no snapshot (the first query, DML or CREATE TABLE does), each transaction's snapshot
+//!    starts after the previous holder committed, so step 3 sees its rows. Nothing that
+//!    reads or writes may come before the LOCK. The local emulator runs the same snapshot
+//!    isolation (PostgreSQL REPEATABLE READ);
 //! 1. `CREATE TEMP TABLE stage_telemetry (…)` — explicit columns, no `arrived_at`;
 //! 2. `INSERT INTO stage_telemetry (…) VALUES (…),(…)` — as many ≤ 100 KB chunks as needed;
 //! 3. `INSERT INTO speed.telemetry (…) SELECT … FROM stage_telemetry s WHERE NOT EXISTS

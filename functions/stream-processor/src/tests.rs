@@ -54,6 +54,10 @@ impl Warehouse for FakeWarehouse {
     }
 
     async fn transaction(&self, statements: Vec<String>) -> Result<ExecSummary, WarehouseError> {
+        // Every statement is checked as Amazon Redshift would see it (redshift-strict).
+        for s in &statements {
+            redshift_strict::assert_redshift_sql(s, true);
+        }
         let n = statements.len();
         self.transactions.lock().unwrap().push(statements);
         let failed = |message: &str| WarehouseError::StatementFailed {
@@ -421,4 +425,152 @@ async fn handle_decodes_a_lambda_event_and_answers_in_the_lambda_shape() {
     );
     let sql = &p_warehouse(&p).transactions()[0][2];
     assert!(sql.contains("'shardId-000000000003','100')"), "{sql}");
+}
+
+// ------------------------------------------------------------------------------------
+// KPL aggregated records
+
+fn aggregate(keys: &[&str], records: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    use fleetline_aws::kinesis::kpl;
+    kpl::encode(&kpl::AggregatedRecord {
+        partition_key_table: keys.iter().map(|k| (*k).to_owned()).collect(),
+        explicit_hash_key_table: Vec::new(),
+        records: records
+            .iter()
+            .map(|(i, d)| kpl::Record {
+                partition_key_index: *i,
+                explicit_hash_key_index: None,
+                data: d.clone(),
+                tags: Vec::new(),
+            })
+            .collect(),
+    })
+}
+
+/// A plain reading, an aggregate of four (one invalid, one duplicate of the plain one), a
+/// corrupt aggregate, another plain reading.
+fn batch_with_aggregates() -> (Vec<InputRecord>, Vec<u8>) {
+    let good = aggregate(
+        &[VIN_B, VIN_A],
+        &[
+            (0, reading(VIN_B, 1, "61.25", "12.5", "200.5")),
+            (1, b"not json".to_vec()),
+            (1, reading(VIN_A, 1, "99.9", "0.0", "100.000")),
+            (1, reading(VIN_A, 3, "52.0", "1.0", "100.030")),
+        ],
+    );
+    let mut corrupt = aggregate(&[VIN_B], &[(0, reading(VIN_B, 9, "1", "1", "1"))]);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x80;
+    (
+        vec![
+            rec(1, reading(VIN_A, 1, "50.5", "1.0", "100.000")),
+            rec(2, good),
+            rec(3, corrupt.clone()),
+            rec(4, reading(VIN_A, 2, "51.0", "-3.0", "100.014")),
+        ],
+        corrupt,
+    )
+}
+
+#[tokio::test]
+async fn aggregates_are_opened_and_a_corrupt_one_is_dead_lettered_whole() {
+    let p = processor(Mode::Ok(Some(4)), FakeSink::default());
+    let (input, corrupt) = batch_with_aggregates();
+    let (result, report) = p.process(&input, now()).await;
+    assert!(result.unwrap().batch_item_failures.is_empty());
+    assert_eq!(
+        (
+            report.records_in,
+            report.aggregates_in,
+            report.stored,
+            report.rejected,
+            report.duplicates_in_batch
+        ),
+        (7, 2, 4, 2, 1)
+    );
+    assert_eq!(
+        report.rejected_by_reason,
+        BTreeMap::from([("aggregate_bad_md5", 1), ("not_json", 1)])
+    );
+
+    // Rows in (sequence, sub-sequence) order, each with its carrying record's sequence;
+    // the aggregate's copy of (VIN_A, 17:00:01) is a duplicate of the plain one.
+    let txs = p_warehouse(&p).transactions();
+    let values = txs[0][2].split_once(" VALUES ").unwrap().1;
+    let rows: Vec<(String, String, String, String)> = values
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .split("),(")
+        .map(|row| {
+            let f: Vec<&str> = row.split(',').collect();
+            let t = |s: &str| s.trim_matches('\'').to_owned();
+            (t(f[0]), t(f[2]), f[4].to_owned(), t(f[11]))
+        })
+        .collect();
+    let row = |vin: &str, second: u32, speed: &str, seq: &str| {
+        (
+            vin.to_owned(),
+            format!("2026-11-25 17:00:{second:02}.000000"),
+            speed.to_owned(),
+            seq.to_owned(),
+        )
+    };
+    assert_eq!(
+        rows,
+        [
+            row(VIN_A, 1, "50.500", "4959000001"),
+            row(VIN_B, 1, "61.250", "4959000002"),
+            row(VIN_A, 3, "52.000", "4959000002"),
+            row(VIN_A, 2, "51.000", "4959000004"),
+        ]
+    );
+
+    let letters = p_sink(&p).letters.lock().unwrap().clone();
+    assert_eq!(
+        letters.keys().cloned().collect::<Vec<_>>(),
+        [
+            "rejected/shardId-000000000000/4959000002-1.json",
+            "rejected/shardId-000000000000/4959000003.json",
+        ]
+    );
+    let sub = &letters["rejected/shardId-000000000000/4959000002-1.json"];
+    assert_eq!(
+        (
+            sub.reason.as_str(),
+            sub.sub_sequence_number,
+            sub.partition_key.as_str(),
+            sub.data.as_slice(),
+            sub.sequence_number.as_str()
+        ),
+        ("not_json", Some(1), VIN_A, &b"not json"[..], "4959000002")
+    );
+    let whole = &letters["rejected/shardId-000000000000/4959000003.json"];
+    assert_eq!(whole.reason, "aggregate_bad_md5");
+    assert_eq!(whole.sub_sequence_number, None);
+    assert_eq!(whole.data, corrupt);
+    assert!(whole.detail.contains("MD5 mismatch"), "{}", whole.detail);
+}
+
+#[tokio::test]
+async fn a_redelivered_aggregate_changes_nothing_and_retries_report_the_kinesis_sequence() {
+    let (input, _) = batch_with_aggregates();
+    let p = processor(Mode::Ok(Some(4)), FakeSink::default());
+    let p2 = processor(Mode::Ok(Some(0)), FakeSink::default());
+    let _ = p.process(&input, now()).await;
+    let (_, report2) = p2.process(&input, now()).await;
+    assert_eq!(
+        p_warehouse(&p).transactions(),
+        p_warehouse(&p2).transactions()
+    );
+    assert_eq!(
+        *p_sink(&p).letters.lock().unwrap(),
+        *p_sink(&p2).letters.lock().unwrap()
+    );
+    assert_eq!((report2.stored, report2.already_stored), (0, 4));
+
+    // A batch that starts with an aggregate hands back that Kinesis record's sequence.
+    let p3 = processor(Mode::Transient, FakeSink::default());
+    let (result, _) = p3.process(&input[1..], now()).await;
+    assert_eq!(failures(&result.unwrap()), ["4959000002"]);
 }

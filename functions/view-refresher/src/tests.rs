@@ -30,6 +30,8 @@ impl Warehouse for Fake {
     }
     async fn execute(&self, sql: &str, params: &[SqlParam]) -> Result<ExecSummary, WarehouseError> {
         assert!(params.is_empty());
+        // Every statement is checked as Amazon Redshift would see it (redshift-strict).
+        redshift_strict::assert_redshift_sql(sql, false);
         self.executed.lock().unwrap().push(sql.to_owned());
         if self.fail_on.is_some_and(|f| sql.contains(f)) {
             return Err(WarehouseError::StatementFailed {

@@ -1,8 +1,10 @@
 -- LOCAL STACK ONLY (applied by localstack/up after infra/sql): the lake table that the
 -- template's AWS::Glue::Table `vehicle_telematics_raw` provides on AWS. Same columns as
--- that Glue table and the Parquet objects lake-writer writes (CONTRACTS.md "Lake").
+-- that Glue table and the Parquet objects lake-writer writes (docs/contracts.md "Lake").
 -- Placeholders (localstack/apply-sql --var): LAKE_BUCKET, LAKE_PREFIX (ends with /).
 -- fleetline:no-transaction
+-- `raw` is a Redshift reserved word ("Reserved words",
+-- https://docs.aws.amazon.com/redshift/latest/dg/r_pg_keywords.html), hence quoted.
 
 CREATE EXTERNAL TABLE IF NOT EXISTS spectrum.vehicle_telematics_raw (
     vin             VARCHAR(17),
@@ -16,7 +18,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS spectrum.vehicle_telematics_raw (
     longitude       DOUBLE PRECISION,
     shard_id        VARCHAR(128),
     sequence_number VARCHAR(128),
-    raw             VARCHAR(65535)
+    "raw"           VARCHAR(65535)
 )
 PARTITIONED BY (year INTEGER, month INTEGER, day INTEGER)
 STORED AS PARQUET

@@ -6,7 +6,7 @@
 //!   and returns the function's answer. Concurrency 1 per function; timeouts, crashes and
 //!   init failures replace the process like Lambda replaces an execution environment.
 //! - [`invoke_api::serve`]: the Lambda Invoke API over a [`FunctionRegistry`], what the
-//!   `lambda-host` binary serves on http://127.0.0.1:9000 (DESIGN §7).
+//!   `lambda-host` binary serves on http://127.0.0.1:9000 (docs/design.md §7).
 
 pub mod envfile;
 mod environment;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 use uuid::Uuid;
 
@@ -12,6 +13,7 @@ use crate::lexer::{Token, join, split_statements, tokenize};
 use crate::pool::{Conn, Pools};
 use crate::sql_translate::translate_tokens;
 use crate::store::{Execution, ResultSet, Status, Store};
+use crate::strict;
 use crate::values::ColumnInfo;
 
 /// A statement failure, worded like Redshift's (`ERROR: …`).
@@ -21,10 +23,24 @@ pub struct ExecError(pub String);
 
 impl From<tokio_postgres::Error> for ExecError {
     fn from(e: tokio_postgres::Error) -> Self {
-        match e.as_db_error() {
-            Some(db) => ExecError(format!("ERROR: {}", db.message())),
-            None => ExecError(format!("ERROR: {e}")),
+        let Some(db) = e.as_db_error() else {
+            return ExecError(format!("ERROR: {e}"));
+        };
+        if *db.code() == SqlState::T_R_SERIALIZATION_FAILURE {
+            // Redshift's wording, which retry classifiers match ("Troubleshooting
+            // serializable isolation errors", https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation-serializable-isolation-troubleshooting.html).
+            // The table and transaction ids are not known here.
+            return ExecError(format!(
+                "ERROR: 1023 DETAIL: Serializable isolation violation on table - 0, transactions forming the cycle are: 0 (pid:0) [{}]",
+                db.message()
+            ));
         }
+        if *db.code() == SqlState::CHECK_VIOLATION
+            && let Some(msg) = db.constraint().and_then(strict::length_error)
+        {
+            return ExecError(msg);
+        }
+        ExecError(format!("ERROR: {}", db.message()))
     }
 }
 
@@ -32,6 +48,8 @@ pub struct Engine {
     pub pools: Pools,
     pub lake: Lake,
     pub store: Store,
+    /// Strict mode (src/strict.rs).
+    pub strict: bool,
 }
 
 #[derive(Debug, Default)]
@@ -246,17 +264,25 @@ pub async fn run_sql(
     let mut txn = in_txn;
     let mut outcome = Outcome::default();
     for st in statements {
+        if engine.strict {
+            strict::check(&st, txn).map_err(ExecError)?;
+        }
         if let Some(ddl) = external::parse(&st)?
-            && external::execute(&conn.client, ddl, txn).await?
+            && external::execute(&conn.client, ddl, txn, engine.strict).await?
         {
             outcome = Outcome::default();
             continue;
         }
-        let tables = external::load_tables(&conn.client).await?;
-        for t in external::referenced(&st, &tables) {
-            external::sync(&conn.client, &engine.lake, &t, txn).await?;
+        // LOCK and transaction control take no snapshot (in Redshift and in PostgreSQL),
+        // so the catalog lookup must not take one for them either: a LOCK first in a
+        // transaction then sees everything committed before the lock was granted.
+        if !takes_no_snapshot(&st) {
+            let tables = external::load_tables(&conn.client).await?;
+            for t in external::referenced(&st, &tables) {
+                external::sync(&conn.client, &engine.lake, &t, txn).await?;
+            }
         }
-        let text = join(&translate_tokens(&st));
+        let text = join(&translate_tokens(&st, engine.strict));
         outcome = run_one(&conn.client, &text).await?;
         match first_word(&st).as_str() {
             "begin" | "start" => txn = true,
@@ -265,6 +291,13 @@ pub async fn run_sql(
         }
     }
     Ok(outcome)
+}
+
+fn takes_no_snapshot(st: &[Token]) -> bool {
+    matches!(
+        first_word(st).as_str(),
+        "lock" | "begin" | "start" | "commit" | "end" | "rollback" | "abort" | "set" | "reset"
+    )
 }
 
 /// One PostgreSQL statement: prepared first for the result's column types, then run

@@ -7,8 +7,9 @@
 //! Before a statement reads an external table, every registered partition is synced
 //! from S3: new objects are loaded, changed ones (ETag/size) reloaded, deleted ones'
 //! rows removed. Nothing is loaded twice, and the partitions' common prefix is listed once
-//! per sync (see [`Listings`]). Unlike Redshift, the DDL is allowed inside a
-//! transaction block (it is transactional here).
+//! per sync (see [`Listings`]). The DDL is transactional here; in strict mode the forms
+//! Redshift restricts (CREATE/DROP/ALTER EXTERNAL TABLE) are refused inside a
+//! transaction block, as on Redshift.
 
 use std::collections::HashMap;
 
@@ -623,7 +624,15 @@ async fn find_table(
 
 /// Executes `ddl` if it concerns external objects; `Ok(false)` hands the statement back
 /// to PostgreSQL (e.g. DROP TABLE of an ordinary table).
-pub async fn execute(client: &Client, ddl: Ddl, in_txn: bool) -> Result<bool, ExecError> {
+/// `strict`: refuse, like Redshift, the DDL it restricts inside a transaction block
+/// (CREATE/DROP/ALTER EXTERNAL TABLE, "SVL_MULTI_STATEMENT_VIOLATIONS",
+/// https://docs.aws.amazon.com/redshift/latest/dg/r_SVL_MULTI_STATEMENT_VIOLATIONS.html).
+pub async fn execute(
+    client: &Client,
+    ddl: Ddl,
+    in_txn: bool,
+    strict: bool,
+) -> Result<bool, ExecError> {
     match &ddl {
         Ddl::DropTable {
             schema,
@@ -636,6 +645,21 @@ pub async fn execute(client: &Client, ddl: Ddl, in_txn: bool) -> Result<bool, Ex
             return Ok(false);
         }
         _ => {}
+    }
+    if strict && in_txn {
+        let cmd = match &ddl {
+            Ddl::CreateTable { .. } => Some("CREATE EXTERNAL TABLE"),
+            Ddl::DropTable { .. } => Some("DROP EXTERNAL TABLE"),
+            Ddl::AddPartitions { .. }
+            | Ddl::DropPartition { .. }
+            | Ddl::SetPartitionLocation { .. } => Some("ALTER EXTERNAL TABLE"),
+            Ddl::CreateSchema { .. } | Ddl::DropSchema { .. } => None,
+        };
+        if let Some(cmd) = cmd {
+            return Err(ExecError(format!(
+                "ERROR: {cmd} cannot run inside a transaction block (refused like Amazon Redshift (redshift-data-emulator strict mode))"
+            )));
+        }
     }
     begin(client, in_txn).await?;
     let r = execute_in_txn(client, ddl).await;

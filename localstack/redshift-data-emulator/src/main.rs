@@ -13,6 +13,7 @@ mod protocol;
 mod server;
 mod sql_translate;
 mod store;
+mod strict;
 mod values;
 
 use std::net::SocketAddr;
@@ -59,6 +60,11 @@ struct Args {
     /// Most statements kept in memory (oldest finished ones are evicted first).
     #[arg(long, env = "EMULATOR_MAX_STATEMENTS", default_value_t = 10_000)]
     max_statements: usize,
+    /// Refuse what Amazon Redshift refuses and run transactions under snapshot isolation
+    /// (see src/strict.rs); `--strict false` / `EMULATOR_STRICT=false` runs plain
+    /// PostgreSQL semantics, e.g. to debug a statement.
+    #[arg(long, env = "EMULATOR_STRICT", default_value_t = true, action = clap::ArgAction::Set)]
+    strict: bool,
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -112,12 +118,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &env_or("AWS_SECRET_ACCESS_KEY", "test"),
     );
     let engine = Arc::new(executor::Engine {
-        pools: pool::Pools::new(pg, args.max_connections.max(1)),
+        pools: pool::Pools::new(pg, args.max_connections.max(1), args.strict),
         lake,
         store: store::Store::new(
             chrono::Duration::seconds(args.retention_secs),
             args.max_statements.max(1),
         ),
+        strict: args.strict,
     });
     let app = Arc::new(server::App {
         engine,
@@ -127,7 +134,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         faults: faults::Faults::default(),
     });
     let listener = TcpListener::bind(args.listen).await?;
-    tracing::info!(listen = %args.listen, s3 = %args.s3_endpoint, "redshift-data-emulator listening");
+    tracing::info!(listen = %args.listen, s3 = %args.s3_endpoint, strict = args.strict, "redshift-data-emulator listening");
     let graceful = GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

@@ -34,6 +34,8 @@ struct TargetIn {
     result_format: Option<String>,
     statement_name: Option<String>,
     client_token: Option<String>,
+    session_id: Option<String>,
+    session_keep_alive_seconds: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -193,12 +195,28 @@ fn admit(engine: &Engine, limits: &Limits, t: &TargetIn) -> Result<Option<Value>
     Ok(None)
 }
 
+/// Data API sessions (`SessionId`, `SessionKeepAliveSeconds`, "Calling the Data API",
+/// https://docs.aws.amazon.com/redshift/latest/mgmt/data-api-calling.html) are not
+/// emulated: every call borrows a pooled connection, so a session's temp tables and
+/// settings would silently not carry over. Refused rather than ignored.
+fn refuse_sessions(t: &TargetIn) -> Result<(), ApiError> {
+    if t.session_id.is_some() || t.session_keep_alive_seconds.is_some() {
+        return Err(ApiError::validation(
+            "Sessions (SessionId, SessionKeepAliveSeconds) are not supported by this emulator: \
+             each call runs on its own pooled connection. Send statements that must share a \
+             session in one BatchExecuteStatement.",
+        ));
+    }
+    Ok(())
+}
+
 pub fn execute_statement(
     engine: &Arc<Engine>,
     limits: &Limits,
     body: &Value,
 ) -> Result<Value, ApiError> {
     let input: ExecuteIn = parse(body)?;
+    refuse_sessions(&input.target)?;
     let database = validate_target(&input.target)?;
     let sql = input
         .sql
@@ -234,6 +252,7 @@ pub fn batch_execute_statement(
     body: &Value,
 ) -> Result<Value, ApiError> {
     let input: BatchIn = parse(body)?;
+    refuse_sessions(&input.target)?;
     let database = validate_target(&input.target)?;
     let sqls = input
         .sqls

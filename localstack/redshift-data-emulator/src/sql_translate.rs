@@ -12,15 +12,20 @@
 //! - the same rewrites apply inside the dollar-quoted body of `CREATE PROCEDURE` /
 //!   `CREATE FUNCTION`.
 
-use crate::lexer::{Kind, Token, join, significant, tokenize};
+use crate::lexer::{Kind, Token, join, quote_literal, significant, tokenize};
 
 /// Translates one statement (or several) from Redshift to PostgreSQL.
 pub fn translate(sql: &str) -> String {
-    join(&translate_tokens(&tokenize(sql)))
+    join(&translate_tokens(&tokenize(sql), false))
 }
 
-pub fn translate_tokens(tokens: &[Token]) -> Vec<Token> {
-    let mut toks = tokens.to_vec();
+/// `strict`: also give every CHAR/VARCHAR column Redshift's byte-length limit.
+pub fn translate_tokens(tokens: &[Token], strict: bool) -> Vec<Token> {
+    let mut toks = if has_redshift_call(tokens) {
+        tokenize(&rewrite_calls(tokens))
+    } else {
+        tokens.to_vec()
+    };
     let is_routine = is_create_routine(&toks);
     strip_storage_attributes(&mut toks);
     rewrite_identity(&mut toks);
@@ -40,9 +45,13 @@ pub fn translate_tokens(tokens: &[Token]) -> Vec<Token> {
     if is_routine {
         for t in toks.iter_mut() {
             if t.kind == Kind::DollarStr {
-                t.text = translate_dollar_body(&t.text);
+                t.text = translate_dollar_body(&t.text, strict);
             }
         }
+    }
+    if strict {
+        // Last: it appends text to tokens, which the passes above would not recognise.
+        crate::strict::add_byte_checks(&mut toks);
     }
     toks
 }
@@ -57,7 +66,7 @@ fn is_create_routine(toks: &[Token]) -> bool {
         .any(|t| t.is_word("procedure") || t.is_word("function"))
 }
 
-fn translate_dollar_body(text: &str) -> String {
+fn translate_dollar_body(text: &str, strict: bool) -> String {
     // `$tag$ body $tag$`
     let Some(open_end) = text[1..].find('$').map(|p| p + 2) else {
         return text.to_string();
@@ -67,7 +76,10 @@ fn translate_dollar_body(text: &str) -> String {
         return text.to_string();
     }
     let body = &text[open_end..text.len() - tag.len()];
-    format!("{tag}{}{tag}", translate(body))
+    format!(
+        "{tag}{}{tag}",
+        join(&translate_tokens(&tokenize(body), strict))
+    )
 }
 
 /// Marks tokens `from..=to` (indices into `toks`) as removed, keeping one space.
@@ -195,6 +207,161 @@ fn rewrite_varchar_max(toks: &mut [Token]) {
     }
 }
 
+/// Redshift functions rewritten into PostgreSQL forms (the others are SQL functions,
+/// see `pool.rs`).
+const REWRITTEN: &[&str] = &[
+    "dateadd",
+    "datediff",
+    "approximate",
+    "median",
+    "listagg",
+    "decode",
+];
+
+fn has_redshift_call(toks: &[Token]) -> bool {
+    toks.iter().any(|t| REWRITTEN.iter().any(|w| t.is_word(w)))
+}
+
+/// Splits the significant tokens `sig[from..to]` at depth-0 commas.
+fn split_args(toks: &[Token], sig: &[usize], from: usize, to: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let (mut start, mut depth) = (from, 0i32);
+    for k in from..to {
+        let t = &toks[sig[k]];
+        if t.is_punct("(") {
+            depth += 1;
+        } else if t.is_punct(")") {
+            depth -= 1;
+        } else if depth == 0 && t.is_punct(",") {
+            out.push((start, k));
+            start = k + 1;
+        }
+    }
+    if start < to {
+        out.push((start, to));
+    }
+    out
+}
+
+/// The text of tokens `sig[a]..=sig[b-1]` (with the trivia between them), itself rewritten.
+fn span(toks: &[Token], sig: &[usize], a: usize, b: usize) -> String {
+    if a >= b {
+        return String::new();
+    }
+    rewrite_calls(&toks[sig[a]..=sig[b - 1]])
+}
+
+/// `DATEADD(day, …)`/`DATEDIFF(day, …)` (bare datepart → a literal), `APPROXIMATE
+/// COUNT(…)` → `COUNT(…)`, `MEDIAN(x)` → `percentile_cont(0.5) WITHIN GROUP (ORDER BY x)`,
+/// `LISTAGG(x, d) [WITHIN GROUP (ORDER BY …)]` → `string_agg(x::text, d [ORDER BY …])`,
+/// `DECODE(e, s1, r1, …, [default])` → `CASE`. Window (`OVER`) forms of MEDIAN and
+/// LISTAGG are left alone.
+fn rewrite_calls(toks: &[Token]) -> String {
+    let sig = significant(toks);
+    let mut out = String::new();
+    let mut copied = 0usize; // index into toks of the first token not yet copied
+    let mut k = 0;
+    while k < sig.len() {
+        let i = sig[k];
+        let t = &toks[i];
+        let is_call =
+            t.kind == Kind::Word && sig.get(k + 1).is_some_and(|&j| toks[j].is_punct("("));
+        let w = t.text.to_ascii_lowercase();
+        if w == "approximate" && sig.get(k + 1).is_some_and(|&j| toks[j].is_word("count")) {
+            out.push_str(&join(&toks[copied..i]));
+            copied = sig[k + 1];
+            k += 1;
+            continue;
+        }
+        if !is_call || !REWRITTEN.contains(&w.as_str()) {
+            k += 1;
+            continue;
+        }
+        let Some(close) = matching_paren(toks, &sig, k + 1) else {
+            k += 1;
+            continue;
+        };
+        let args = split_args(toks, &sig, k + 2, close);
+        let over_follows = sig.get(close + 1).is_some_and(|&j| toks[j].is_word("over"));
+        let mut end = close; // last significant index replaced
+        let replacement = match w.as_str() {
+            "dateadd" | "datediff"
+                if args.len() == 3
+                    && args[0].1 == args[0].0 + 1
+                    && toks[sig[args[0].0]].kind == Kind::Word =>
+            {
+                let part = quote_literal(&toks[sig[args[0].0]].text.to_ascii_lowercase());
+                Some(format!(
+                    "{w}({part}, {}, {})",
+                    span(toks, &sig, args[1].0, args[1].1),
+                    span(toks, &sig, args[2].0, args[2].1)
+                ))
+            }
+            "median" if args.len() == 1 && !over_follows => Some(format!(
+                "percentile_cont(0.5) WITHIN GROUP (ORDER BY {})",
+                span(toks, &sig, args[0].0, args[0].1)
+            )),
+            "listagg" if (1..=2).contains(&args.len()) && !over_follows => {
+                let first = span(toks, &sig, args[0].0, args[0].1);
+                let distinct = toks[sig[args[0].0]].is_word("distinct");
+                let expr = if distinct {
+                    first
+                } else {
+                    format!("({first})::text")
+                };
+                let delim = args
+                    .get(1)
+                    .map(|a| span(toks, &sig, a.0, a.1))
+                    .unwrap_or_else(|| "''".into());
+                let get = |d: usize| sig.get(close + d).map(|&j| &toks[j]);
+                let mut order = String::new();
+                if get(1).is_some_and(|t| t.is_word("within"))
+                    && get(2).is_some_and(|t| t.is_word("group"))
+                    && get(3).is_some_and(|t| t.is_punct("("))
+                    && let Some(gclose) = matching_paren(toks, &sig, close + 3)
+                {
+                    order = format!(" {}", span(toks, &sig, close + 4, gclose));
+                    end = gclose;
+                }
+                Some(format!("string_agg({expr}, {delim}{order})"))
+            }
+            "decode" if args.len() >= 3 => {
+                let e = span(toks, &sig, args[0].0, args[0].1);
+                let mut case = String::from("(CASE");
+                let rest = &args[1..];
+                for pair in rest.chunks(2) {
+                    if let [s, r] = pair {
+                        case.push_str(&format!(
+                            " WHEN ({e}) IS NOT DISTINCT FROM ({}) THEN ({})",
+                            span(toks, &sig, s.0, s.1),
+                            span(toks, &sig, r.0, r.1)
+                        ));
+                    } else {
+                        case.push_str(&format!(
+                            " ELSE ({})",
+                            span(toks, &sig, pair[0].0, pair[0].1)
+                        ));
+                    }
+                }
+                case.push_str(" END)");
+                Some(case)
+            }
+            _ => None,
+        };
+        match replacement {
+            Some(r) => {
+                out.push_str(&join(&toks[copied..i]));
+                out.push_str(&r);
+                copied = sig[end] + 1;
+                k = end + 1;
+            }
+            None => k += 1,
+        }
+    }
+    out.push_str(&join(&toks[copied.min(toks.len())..]));
+    out
+}
+
 /// Maps a Spectrum/Hive column type of an external table to a PostgreSQL type.
 pub fn external_column_type(ty: &str) -> String {
     let t = ty.trim();
@@ -284,6 +451,35 @@ mod tests {
         assert_eq!(
             translate("SELECT 'SYSDATE', $$SYSDATE$$"),
             "SELECT 'SYSDATE', $$SYSDATE$$"
+        );
+    }
+
+    #[test]
+    fn redshift_functions_become_postgresql() {
+        assert_eq!(
+            translate("SELECT DATEADD(day, 1, ts), datediff(Hour, a, b) FROM t"),
+            "SELECT dateadd('day', 1, ts), datediff('hour', a, b) FROM t"
+        );
+        assert_eq!(
+            translate("SELECT APPROXIMATE COUNT(DISTINCT vin) FROM t"),
+            "SELECT COUNT(DISTINCT vin) FROM t"
+        );
+        assert_eq!(
+            translate("SELECT MEDIAN(speed) FROM t"),
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY speed) FROM t"
+        );
+        assert_eq!(
+            translate("SELECT LISTAGG(vin, ',') WITHIN GROUP (ORDER BY vin DESC) FROM t"),
+            "SELECT string_agg((vin)::text, ',' ORDER BY vin DESC) FROM t"
+        );
+        assert_eq!(
+            translate("SELECT decode(a, 1, 'one', 2, decode(b, 0, 'z', 'nz'), 'other') FROM t"),
+            "SELECT (CASE WHEN (a) IS NOT DISTINCT FROM (1) THEN ('one') WHEN (a) IS NOT DISTINCT FROM (2) THEN ((CASE WHEN (b) IS NOT DISTINCT FROM (0) THEN ('z') ELSE ('nz') END)) ELSE ('other') END) FROM t"
+        );
+        // Not inside literals; the two-argument PostgreSQL decode stays.
+        assert_eq!(
+            translate("SELECT 'median(x)', decode(x, 'hex')"),
+            "SELECT 'median(x)', decode(x, 'hex')"
         );
     }
 

@@ -39,6 +39,8 @@ pub struct Route {
     pub resource: String,
     /// Upper case; `ANY` matches every method.
     pub method: String,
+    /// The event's `Auth.ApiKeyRequired`: `Some(false)` exempts the route from the API key.
+    pub api_key_required: Option<bool>,
     segments: Vec<Segment>,
 }
 
@@ -57,6 +59,17 @@ impl Router {
     }
 
     pub fn add(&mut self, function: &str, resource: &str, method: &str) {
+        self.add_with_auth(function, resource, method, None);
+    }
+
+    /// A route with its event's `Auth.ApiKeyRequired`.
+    pub fn add_with_auth(
+        &mut self,
+        function: &str,
+        resource: &str,
+        method: &str,
+        api_key_required: Option<bool>,
+    ) {
         let segments = split_path(resource)
             .into_iter()
             .map(
@@ -73,6 +86,7 @@ impl Router {
             function: function.to_owned(),
             resource: resource.to_owned(),
             method: method.to_ascii_uppercase(),
+            api_key_required,
             segments,
         });
     }
@@ -86,7 +100,12 @@ impl Router {
             }
             for event in &function.events {
                 if let EventSource::Api(api) = &event.source {
-                    router.add(&function.name, &api.path, &api.method);
+                    router.add_with_auth(
+                        &function.name,
+                        &api.path,
+                        &api.method,
+                        api.api_key_required,
+                    );
                 }
             }
         }
@@ -419,7 +438,13 @@ impl<I: Invoker> Gateway<I> {
                 request_id,
             );
         };
-        if let Some(expected) = &self.config.api_key {
+        // A route whose event says `Auth: {ApiKeyRequired: false}` needs no key (the dashboard).
+        if let Some(expected) = self
+            .config
+            .api_key
+            .as_ref()
+            .filter(|_| route.api_key_required != Some(false))
+        {
             let given = headers
                 .iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case("x-api-key"))

@@ -16,5 +16,6 @@ pub mod invoke_front;
 pub mod invoker;
 pub mod kinesis;
 pub mod schedule;
+pub mod schema;
 pub mod status;
 pub mod template;

@@ -62,6 +62,9 @@ struct Args {
     /// Don't run the Kinesis event source mappings.
     #[arg(long)]
     no_kinesis: bool,
+    /// Don't perform the template's Custom::WarehouseSchema Create (the SQL) at start.
+    #[arg(long)]
+    no_warehouse_schema: bool,
     /// Replace a function's schedule: `view-refresher=rate(10 seconds)`; `=off` disables it.
     #[arg(long, value_parser = parse_pair)]
     schedule_override: Vec<(String, String)>,
@@ -71,6 +74,10 @@ struct Args {
     /// The local Kinesis stream for every Kinesis event (default: the template's).
     #[arg(long)]
     stream: Option<String>,
+    /// What `Ref <LogicalId>` resolves to: `LakeChangesQueue=<queue URL>` (repeatable;
+    /// over the runner's table of local names).
+    #[arg(long, value_parser = parse_pair)]
+    resource_ref: Vec<(String, String)>,
     /// Local API Gateway (REST API proxy integration).
     #[arg(long, default_value = "127.0.0.1:3000")]
     api_listen: SocketAddr,
@@ -204,12 +211,41 @@ async fn host_functions(
     registry
 }
 
+/// The template's schema custom resource, created before any event source or schedule
+/// starts (on AWS they `DependsOn` it); a FAILED answer stops the runner, as it fails a deploy.
+async fn create_warehouse_schema(
+    args: &Args,
+    template: &Template,
+    registry: &FunctionRegistry,
+) -> Result<(), String> {
+    let text = std::fs::read_to_string(&args.template)
+        .map_err(|e| format!("cannot read {}: {e}", args.template.display()))?;
+    for (resource, function_id) in local_runner::schema::schema_resources(&text)? {
+        let hosted = template
+            .functions
+            .iter()
+            .find(|f| f.logical_id == function_id)
+            .and_then(|f| registry.hosted(&f.name));
+        let Some(hosted) = hosted else {
+            tracing::info!(%resource, function = %function_id,
+                "schema custom resource skipped: its function is not hosted here");
+            continue;
+        };
+        let answer = local_runner::schema::create(hosted, &resource)
+            .await
+            .map_err(|reason| format!("{resource} (Custom::WarehouseSchema) FAILED: {reason}"))?;
+        tracing::info!(%resource, data = %answer["Data"], "schema custom resource created");
+    }
+    Ok(())
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let options = TemplateOptions {
         region: args.region.clone(),
         stack_name: args.stack_name.clone(),
         parameter_overrides: args.parameter_override.iter().cloned().collect(),
         stream_override: args.stream.clone(),
+        resource_refs: args.resource_ref.iter().cloned().collect(),
         ..TemplateOptions::default()
     };
     let template = Template::load(&args.template, &options).map_err(|e| e.to_string())?;
@@ -262,6 +298,9 @@ async fn run(args: Args) -> Result<(), String> {
     let status = Arc::new(StatusBoard::new());
 
     let registry = Arc::new(host_functions(&args, &selected, &env).await);
+    if !args.no_warehouse_schema {
+        create_warehouse_schema(&args, &template, &registry).await?;
+    }
     let invoker = Arc::new(RegistryInvoker::new(registry.clone(), args.region.clone()));
     let available = |name: &str| registry.hosted(name).is_some();
 

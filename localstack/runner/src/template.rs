@@ -16,7 +16,7 @@ const DEFAULT_MEMORY_MB: u32 = 128;
 const DEFAULT_KINESIS_BATCH_SIZE: usize = 100;
 
 /// Local values for environment variables whose template value cannot be computed here
-/// (`!Ref` of a secret, a bucket with a generated name, …). DESIGN §7 names.
+/// (`!Ref` of a secret, a bucket with a generated name, …). docs/design.md §7 names.
 pub const LOCAL_ENV_FALLBACKS: &[(&str, &str)] = &[
     ("STREAM_NAME", "vehicle-telemetry"),
     ("LAKE_BUCKET", "fleetline-lake"),
@@ -39,6 +39,10 @@ fn local_resource_refs(stream: &str) -> BTreeMap<String, String> {
         // localstack/lib/resources.py's DirectPut delivery stream.
         ("LakeDeliveryStream", "fleetline-lake-delivery"),
         ("ServingAdminSecret", ""),
+        // Its URL depends on the endpoint: localstack/stack creates `fleetline-lake-changes`
+        // and the callers pass `--resource-ref LakeChangesQueue=<url>`. Without it,
+        // batch-views lists the lake instead of draining change notifications.
+        ("LakeChangesQueue", ""),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -71,6 +75,9 @@ pub struct TemplateOptions {
     /// The local Kinesis stream every Kinesis event reads (default: the template's
     /// stream name, `vehicle-telemetry`).
     pub stream_override: Option<String>,
+    /// `--resource-ref LogicalId=Value`: what `Ref LogicalId` means locally, over the
+    /// built-in table (e.g. a queue URL, which depends on the endpoint).
+    pub resource_refs: BTreeMap<String, String>,
 }
 
 impl Default for TemplateOptions {
@@ -81,6 +88,7 @@ impl Default for TemplateOptions {
             stack_name: "fleetline".to_owned(),
             parameter_overrides: BTreeMap::new(),
             stream_override: None,
+            resource_refs: BTreeMap::new(),
         }
     }
 }
@@ -162,6 +170,8 @@ pub struct ApiEvent {
     pub path: String,
     /// Upper case; `ANY` matches every method.
     pub method: String,
+    /// The event's `Auth.ApiKeyRequired` (`None`: the API's default).
+    pub api_key_required: Option<bool>,
 }
 
 impl Template {
@@ -197,7 +207,10 @@ impl Template {
                 .cloned()
                 .unwrap_or_default(),
             resources: resources.clone(),
-            resource_refs: local_resource_refs(&stream),
+            resource_refs: local_resource_refs(&stream)
+                .into_iter()
+                .chain(options.resource_refs.clone())
+                .collect(),
             region: options.region.clone(),
             account_id: options.account_id.clone(),
             stack_name: options.stack_name.clone(),
@@ -533,7 +546,15 @@ impl<'a> FunctionReader<'a> {
                     .and_then(|v| self.string(function, &what("Method"), v))
                     .unwrap_or_else(|| "ANY".to_owned())
                     .to_ascii_uppercase();
-                EventSource::Api(ApiEvent { path, method })
+                let api_key_required = props
+                    .get("Auth")
+                    .and_then(|a| a.get("ApiKeyRequired"))
+                    .and_then(Value::as_bool);
+                EventSource::Api(ApiEvent {
+                    path,
+                    method,
+                    api_key_required,
+                })
             }
             other => {
                 self.warnings.push(format!(

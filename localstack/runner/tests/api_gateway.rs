@@ -18,6 +18,8 @@ fn router() -> Router {
     r.add("query-api", "/dashboard", "GET");
     r.add("special", "/v1/vehicles/{vin}/trips", "GET");
     r.add("any", "/things", "ANY");
+    // An event with `Auth: {ApiKeyRequired: false}`.
+    r.add_with_auth("query-api", "/open", "GET", Some(false));
     r
 }
 
@@ -286,5 +288,8 @@ async fn an_api_key_is_enforced_only_when_configured() {
     let (status, _, body) = request(addr, "GET /dashboard HTTP/1.1").await;
     assert_eq!((status, body.as_str()), (403, r#"{"message":"Forbidden"}"#));
     let (status, _, _) = request(addr, "GET /dashboard HTTP/1.1\r\nx-api-key: secret").await;
+    assert_eq!(status, 204);
+    // A route exempted by its event needs no key.
+    let (status, _, _) = request(addr, "GET /open HTTP/1.1").await;
     assert_eq!(status, 204);
 }

@@ -55,6 +55,7 @@ fn every_function_is_found_by_its_code_uri_name() {
             "batch-views",
             "lake-writer",
             "query-api",
+            "schema-migrator",
             "simulator",
             "stream-processor",
             "view-refresher"
@@ -73,6 +74,7 @@ fn timeouts_and_memory_come_from_the_function_or_globals() {
         ("view-refresher", 60, 256),
         ("query-api", 29, 256),
         ("simulator", 900, 256),
+        ("schema-migrator", 900, 256),
     ];
     for (name, timeout, memory) in expect {
         let f = function(&t, name);
@@ -112,8 +114,20 @@ fn kinesis_events_carry_the_event_source_mapping_settings() {
 #[test]
 fn schedules_and_api_routes_are_read() {
     let t = load(&TemplateOptions::default());
-    assert_eq!(schedule(function(&t, "view-refresher")), "rate(1 minute)");
+    assert_eq!(schedule(function(&t, "view-refresher")), "rate(15 minutes)");
     assert_eq!(schedule(function(&t, "batch-views")), "cron(30 0 * * ? *)");
+    // The hourly catch-up: a second schedule with a constant payload.
+    let catch_up = function(&t, "batch-views")
+        .events
+        .iter()
+        .find_map(|e| match &e.source {
+            EventSource::Schedule(s) if e.name == "CatchUp" => Some(s.clone()),
+            _ => None,
+        })
+        .expect("the CatchUp schedule");
+    assert_eq!(catch_up.expression, "rate(1 hour)");
+    assert_eq!(catch_up.input.as_deref(), Some(r#"{"catch_up": true}"#));
+    assert!(catch_up.enabled);
     assert_eq!(
         function(&t, "batch-views").dead_letter_target.as_deref(),
         Some("arn:aws:sqs:us-east-1:000000000000:fleetline-on-failure")
@@ -127,13 +141,19 @@ fn schedules_and_api_routes_are_read() {
         })
         .collect();
     routes.sort_by(|a, b| a.path.cmp(&b.path));
-    let route = |path: &str| ApiEvent {
+    let route = |path: &str, api_key_required: Option<bool>| ApiEvent {
         path: path.to_owned(),
         method: "GET".to_owned(),
+        api_key_required,
     };
+    // The page loads without the key (it asks for it); the API needs it.
     assert_eq!(
         routes,
-        vec![route("/"), route("/dashboard"), route("/v1/{proxy+}")]
+        vec![
+            route("/", Some(false)),
+            route("/dashboard", Some(false)),
+            route("/v1/{proxy+}", None)
+        ]
     );
     assert!(function(&t, "simulator").events.is_empty());
 }
@@ -176,7 +196,9 @@ fn parameter_overrides_flow_through_conditions() {
     let mut options = TemplateOptions::default();
     for (k, v) in [
         ("KinesisBatchSize", "100"),
-        ("EnableSpeedCluster", "true"),
+        ("ServingTarget", "existing-cluster"),
+        ("ServingName", "prod-cluster"),
+        ("ExistingRedshiftDbUser", "loader"),
         ("LakeSink", "firehose"),
         ("ViewRefreshSchedule", "rate(5 minutes)"),
     ] {
@@ -187,9 +209,11 @@ fn parameter_overrides_flow_through_conditions() {
     let t = load(&options);
     let sp = function(&t, "stream-processor");
     assert_eq!(kinesis(sp).batch_size, 100);
-    // !If [CreateSpeedCluster, '', ...] and !If [CreateSpeedCluster, !Ref MasterUserName, ...]
+    // !If [CreateServerless, ..., !If [UseExistingWorkgroup, ..., '']] and
+    // !If [HasExistingDbUser, !Ref ExistingRedshiftDbUser, '']
     assert_eq!(env(sp, "FLEETLINE_REDSHIFT_WORKGROUP"), Some(""));
-    assert_eq!(env(sp, "FLEETLINE_REDSHIFT_DB_USER"), Some("speedadmin"));
+    assert_eq!(env(sp, "FLEETLINE_REDSHIFT_CLUSTER"), Some("prod-cluster"));
+    assert_eq!(env(sp, "FLEETLINE_REDSHIFT_DB_USER"), Some("loader"));
     let lw = function(&t, "lake-writer");
     assert_eq!(env(lw, "LAKE_SINK"), Some("firehose"));
     // !Ref LakeDeliveryStream → the local delivery stream (localstack/lib/resources.py)
@@ -210,6 +234,28 @@ fn a_stream_override_renames_the_stream_everywhere() {
     assert_eq!(
         env(function(&t, "simulator"), "STREAM_NAME"),
         Some("test-stream-42")
+    );
+}
+
+#[test]
+fn a_resource_ref_gives_the_lake_change_queue_its_url() {
+    let url =
+        "http://sqs.us-east-1.localhost.localstack.cloud:4566/000000000000/fleetline-lake-changes";
+    let bv =
+        |t: &Template| env(function(t, "batch-views"), "LAKE_CHANGES_QUEUE_URL").map(str::to_owned);
+    // Without one, no queue: batch-views lists the lake instead.
+    let plain = load(&TemplateOptions::default());
+    assert_eq!(bv(&plain).as_deref().unwrap_or(""), "");
+    let options = TemplateOptions {
+        resource_refs: [("LakeChangesQueue".to_owned(), url.to_owned())].into(),
+        ..TemplateOptions::default()
+    };
+    let t = load(&options);
+    assert_eq!(bv(&t).as_deref(), Some(url));
+    // Only that Ref changes.
+    assert_eq!(
+        env(function(&t, "lake-writer"), "LAKE_BUCKET"),
+        Some("fleetline-lake")
     );
 }
 

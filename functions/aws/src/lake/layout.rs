@@ -1,4 +1,4 @@
-//! Where lake objects live (CONTRACTS.md, "Lake"):
+//! Where lake objects live (docs/contracts.md, "Lake"):
 //! `<prefix>year=YYYY/month=MM/day=DD/<shard_id>-<first_seq>-<last_seq>.parquet`,
 //! `<prefix>` = `LAKE_PREFIX` (default `vehicle_telematics_raw/`). Partition columns
 //! `year`, `month`, `day` are Hive-style ints (the path pads month and day to two digits,

@@ -1,5 +1,5 @@
 //! The lake-sink port: where lake-writer puts validated readings (the batch layer's master
-//! dataset), and its two adapters (DESIGN §3, "The lake sink"; CONTRACTS.md, "Lake").
+//! dataset), and its two adapters (docs/design.md §3, "The lake sink"; docs/contracts.md, "Lake").
 //!
 //! - [`S3LakeSink`] (default): one Parquet object per (event day, shard, Kinesis batch) at
 //!   [`object_key`], so a redelivered batch overwrites its own objects (idempotent);

@@ -1,4 +1,4 @@
-//! The lake's Parquet encoding (CONTRACTS.md schema = the Glue table in template.yaml),
+//! The lake's Parquet encoding (docs/contracts.md schema = the Glue table in template.yaml),
 //! written with the parquet crate's low-level column writers (no arrow: lean build).
 //!
 //! Physical/logical types are the ones Redshift Spectrum, Glue/Athena and Spark read

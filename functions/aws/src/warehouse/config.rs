@@ -60,8 +60,10 @@ impl Default for RetryPolicy {
 pub struct WarehouseConfig {
     pub target: Target,
     pub database: String,
-    /// Secrets Manager secret with the database credentials (otherwise IAM temporary
-    /// credentials are used).
+    /// Secrets Manager secret with the database credentials. Without one (and without a
+    /// cluster `db_user`) the Data API signs in with IAM temporary credentials: on a workgroup
+    /// as `IAMR:<role name>`, with the database roles of the role's `RedshiftDbRoles` tag
+    /// (template.yaml: query-api and stream-processor).
     pub secret_arn: Option<String>,
     pub poll: PollConfig,
     pub retry: RetryPolicy,
@@ -226,6 +228,23 @@ mod tests {
         assert!(c.secret_arn.is_some());
         assert_eq!(c.poll.timeout, Duration::from_secs(25));
         assert_eq!(c.retry.max_attempts, 3);
+    }
+
+    #[test]
+    fn workgroup_without_secret_is_the_iam_path() {
+        // What template.yaml gives query-api on a serverless target.
+        let c = cfg(&[
+            (ENV_WORKGROUP, "fleetline"),
+            (ENV_CLUSTER, ""),
+            (ENV_DATABASE, "dev"),
+            (ENV_SECRET_ARN, ""),
+            (ENV_DB_USER, ""),
+            (ENV_TIMEOUT_SECS, "25"),
+        ])
+        .unwrap();
+        assert_eq!(c.target, Target::Workgroup("fleetline".into()));
+        assert_eq!(c.secret_arn, None);
+        assert_eq!(c.poll.timeout, Duration::from_secs(25));
     }
 
     #[test]
