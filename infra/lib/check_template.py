@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Static checks of template.yaml against the project's contracts (docs/design.md §1, §4, §7).
 
-What cfn-lint, sam validate and checkov cannot know: the seven functions and their crates,
+What cfn-lint, sam validate and checkov cannot know: the functions (listed by
+infra/lib/functions.py, checked here against the full parse) and their crates,
 the Kinesis event-source settings that the failure semantics rely on, the schedules, the
 API routes, the lake schema, that IAM allows no wildcard actions and "*" resources only for
 actions without resource-level permissions, and that every checkov skip has a reason.
@@ -16,15 +17,8 @@ import re
 import sys
 from pathlib import Path
 
-FUNCTIONS = {
-    "StreamProcessorFunction": "stream-processor",
-    "LakeWriterFunction": "lake-writer",
-    "BatchViewsFunction": "batch-views",
-    "ViewRefresherFunction": "view-refresher",
-    "QueryApiFunction": "query-api",
-    "SimulatorFunction": "simulator",
-    "SchemaMigratorFunction": "schema-migrator",
-}
+from functions import functions, local_functions  # infra/lib/functions.py
+
 # Start only after the WarehouseSchema custom resource succeeded (their event source
 # mappings, schedules and rule reference them, so they are created after them).
 NEEDS_SCHEMA = ("StreamProcessorFunction", "LakeWriterFunction", "BatchViewsFunction",
@@ -83,7 +77,23 @@ def main() -> int:
     expect(gvars.get("REJECTED_PREFIX") == "rejected/", "REJECTED_PREFIX must be rejected/")
     expect(t["Parameters"]["Architecture"]["Default"] == "arm64", "Architecture defaults to arm64")
 
-    for lid, name in FUNCTIONS.items():
+    # The one function list (infra/lib/functions.py reads the template's layout) must be what
+    # the full parse finds, and every function's crate a workspace member.
+    listed = functions(path)
+    parsed = {lid for lid, r in res.items() if r.get("Type") == "AWS::Serverless::Function"}
+    expect(set(listed) == parsed, f"infra/lib/functions.py lists {sorted(listed)}, the template has {sorted(parsed)}")
+    members = (root / "Cargo.toml").read_text()
+    for name in listed.values():
+        expect(f'"functions/{name}"' in members, f"functions/{name} is not a workspace member (Cargo.toml)")
+    # lambda-host's default --functions (used when it runs alone) must be the local list.
+    host = re.search(r'const FLEETLINE_FUNCTIONS: &str =\s*"([^"]*)"',
+                     (root / "localstack/lambda-host/src/main.rs").read_text())
+    expect(host is not None and host[1].split(",") == local_functions(path),
+           f"lambda-host's FLEETLINE_FUNCTIONS must be {','.join(local_functions(path))}")
+    for lid in {*NEEDS_SCHEMA, *KINESIS_CONSUMERS, *REQUIRED_ENV} - {"TelemetryTopicRule"}:
+        expect(lid in listed, f"{lid} is named in the checks but is not a function in the template")
+
+    for lid, name in listed.items():
         fn = res.get(lid)
         expect(fn is not None and fn["Type"] == "AWS::Serverless::Function", f"{lid} missing")
         if not fn:

@@ -57,7 +57,8 @@ impl<W: Warehouse> App<W> {
     }
 
     /// Handles one request: never fails; logs one JSON line and emits one EMF document.
-    pub async fn handle(&self, req: &ApiRequest) -> ApiResponse {
+    /// `now` is the caller's clock (injected, as in the other functions' entry points).
+    pub async fn handle(&self, req: &ApiRequest, now: DateTime<Utc>) -> ApiResponse {
         let started = Instant::now();
         let matched = route(&req.path);
         let route_name = matched.as_ref().map_or("unknown", Route::name);
@@ -66,7 +67,7 @@ impl<W: Warehouse> App<W> {
             Some(_) if req.method != "GET" => {
                 Err(Failure::Client(ApiError::method_not_allowed(&req.method)))
             }
-            Some(r) => self.dispatch(r, req).await,
+            Some(r) => self.dispatch(r, req, now).await,
         };
         let response = match outcome {
             Ok(resp) => resp,
@@ -98,7 +99,7 @@ impl<W: Warehouse> App<W> {
         response
     }
 
-    async fn dispatch(&self, route: Route, req: &ApiRequest) -> Outcome {
+    async fn dispatch(&self, route: Route, req: &ApiRequest, now: DateTime<Utc>) -> Outcome {
         match route {
             // The dashboard ignores query strings (cache busters, bookmarks).
             Route::Dashboard => Ok(ApiResponse::text(200, HTML, DASHBOARD_HTML)),
@@ -147,7 +148,7 @@ impl<W: Warehouse> App<W> {
             }
             Route::Status => {
                 Query::new(&req.query, &[])?;
-                self.status().await
+                self.status(now).await
             }
         }
     }
@@ -303,9 +304,8 @@ impl<W: Warehouse> App<W> {
         Ok(ApiResponse::json(200, &body))
     }
 
-    async fn status(&self) -> Outcome {
+    async fn status(&self, now: DateTime<Utc>) -> Outcome {
         let rs = self.run(&sql::status()).await?;
-        let now = Utc::now();
         let row = rs
             .iter()
             .next()

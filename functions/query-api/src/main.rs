@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let app = App::new(DataApiWarehouse::from_env().await?);
     let app = &app;
     lambda_http::run(service_fn(move |req: Request| async move {
-        let resp = app.handle(&to_api_request(&req)).await;
+        let resp = app.handle(&to_api_request(&req), chrono::Utc::now()).await;
         Ok::<_, std::convert::Infallible>(to_lambda_response(resp))
     }))
     .await

@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 
+use chrono::{DateTime, TimeZone, Utc};
 use fleetline_aws::warehouse::{
     Column, ExecSummary, FailedStatus, ResultSet, SqlParam, Value as V, Warehouse, WarehouseError,
 };
@@ -70,12 +71,19 @@ fn rs(columns: &[&str], rows: Vec<Vec<V>>) -> ResultSet {
     }
 }
 
+/// The injected clock: a fixed instant, so the status lags are exact.
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 5)
+        .single()
+        .expect("valid instant")
+}
+
 fn s(x: &str) -> V {
     V::String(x.to_owned())
 }
 
 async fn call(app: &App<&Fake>, path: &str, query: &[(&str, &str)]) -> (u16, Value) {
-    let resp = app.handle(&ApiRequest::get(path, query)).await;
+    let resp = app.handle(&ApiRequest::get(path, query), now()).await;
     (resp.status, resp.json_body().unwrap_or(Value::Null))
 }
 
@@ -415,7 +423,7 @@ async fn unknown_paths_wrong_methods_and_internal_errors() {
 
     let mut req = ApiRequest::get("/v1/status", &[]);
     req.method = "POST".into();
-    let resp = app.handle(&req).await;
+    let resp = app.handle(&req, now()).await;
     assert_eq!(resp.status, 405);
     assert!(resp.headers.contains(&("allow", "GET".to_owned())));
     assert_eq!(
@@ -425,7 +433,7 @@ async fn unknown_paths_wrong_methods_and_internal_errors() {
 
     let mut req = ApiRequest::get("/v1/fleet/miles", &[]);
     req.request_id = "req-42".into();
-    let resp = app.handle(&req).await;
+    let resp = app.handle(&req, now()).await;
     assert_eq!(resp.status, 500);
     let body = resp.json_body().unwrap();
     assert_eq!(body["error"]["code"], "internal");
@@ -485,8 +493,12 @@ async fn status_reports_boundary_and_lags() {
     assert_eq!(body["batch_layer"]["pending_days"], 2);
     // The older of the oldest waiting reading's day and the oldest pending day.
     assert_eq!(body["batch_layer"]["oldest_waiting_day"], "2025-10-03");
-    // Arrived in 2020: the lag is at least the years since then.
-    assert!(body["speed_layer"]["lag_seconds"].as_f64().unwrap() > 5.0 * 365.0 * 86400.0);
+    // Lags against the injected clock (2026-11-22 10:00:05): the newest event five seconds
+    // earlier; the newest arrival at 2020-01-01 00:00:00.
+    assert_eq!(body["now"], "2026-11-22T10:00:05.000000Z");
+    assert_eq!(body["speed_layer"]["event_lag_seconds"], json!(5.0));
+    let since_2020 = (now() - Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap()).num_seconds();
+    assert_eq!(body["speed_layer"]["lag_seconds"], json!(since_2020 as f64));
 }
 
 #[tokio::test]
@@ -494,12 +506,14 @@ async fn dashboard_and_spec_are_served() {
     let fake = Fake::default();
     let app = App::new(&fake);
     for path in ["/", "/dashboard"] {
-        let resp = app.handle(&ApiRequest::get(path, &[])).await;
+        let resp = app.handle(&ApiRequest::get(path, &[]), now()).await;
         assert_eq!(resp.status, 200);
         assert!(resp.content_type.starts_with("text/html"));
         assert!(resp.body.contains("id=\"chart-daily\""));
     }
-    let resp = app.handle(&ApiRequest::get("/v1/openapi.yaml", &[])).await;
+    let resp = app
+        .handle(&ApiRequest::get("/v1/openapi.yaml", &[]), now())
+        .await;
     assert_eq!(resp.status, 200);
     assert!(resp.body.starts_with("openapi: 3"));
 }

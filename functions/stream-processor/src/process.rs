@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use fleetline_aws::Warehouse;
 use fleetline_aws::deadletter::{DeadLetter, DeadLetterSink};
 pub use fleetline_aws::kinesis::Outcome;
-use fleetline_aws::kinesis::{AggregateError, UserRecord, retry_whole_batch};
+use fleetline_aws::kinesis::{UserRecord, retry_whole_batch};
 use fleetline_aws::metrics::Emf;
 use fleetline_aws::warehouse::WarehouseError;
 use fleetline_core::{
@@ -93,9 +93,22 @@ pub struct Processor<W, S> {
 struct Classified {
     rows: Vec<String>,
     letters: Vec<DeadLetter>,
+    /// Counted as the letters are made, from the typed reason (the metrics' dimension).
+    rejected_by_reason: BTreeMap<&'static str, u64>,
     duplicates: u64,
     user_records: u64,
     aggregates: u64,
+}
+
+impl Classified {
+    /// Adds a dead letter with reason `code`, counting it under the same code.
+    fn reject(&mut self, code: &'static str, letter: DeadLetter) {
+        *self.rejected_by_reason.entry(code).or_insert(0) += 1;
+        self.letters.push(DeadLetter {
+            reason: code.to_owned(),
+            ..letter
+        });
+    }
 }
 
 impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
@@ -137,6 +150,7 @@ impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
         let Classified {
             rows,
             letters,
+            rejected_by_reason,
             duplicates,
             user_records,
             aggregates,
@@ -146,14 +160,6 @@ impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
         let (dead_letter_failures, stored) =
             futures::join!(self.write_dead_letters(&letters), self.store(&rows));
 
-        let mut rejected_by_reason = BTreeMap::new();
-        for l in &letters {
-            let code = RejectReason::from_code(&l.reason)
-                .map(RejectReason::code)
-                .or_else(|| AggregateError::static_code(&l.reason))
-                .unwrap_or("other");
-            *rejected_by_reason.entry(code).or_insert(0) += 1;
-        }
         let mut report = BatchReport {
             records_in: user_records,
             aggregates_in: aggregates,
@@ -212,6 +218,7 @@ impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
         let mut out = Classified {
             rows: Vec::new(),
             letters: Vec::new(),
+            rejected_by_reason: BTreeMap::new(),
             duplicates: 0,
             user_records: 0,
             aggregates: 0,
@@ -223,11 +230,13 @@ impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
                 Err(e) => {
                     out.user_records += 1;
                     out.aggregates += 1;
-                    out.letters.push(DeadLetter {
-                        reason: e.code().to_owned(),
-                        detail: e.to_string(),
-                        ..dead_letter_base(UserRecord::whole(rec))
-                    });
+                    out.reject(
+                        e.code(),
+                        DeadLetter {
+                            detail: e.to_string(),
+                            ..dead_letter_base(UserRecord::whole(rec))
+                        },
+                    );
                     continue;
                 }
             };
@@ -254,7 +263,7 @@ impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
         let reading = match parse_and_validate(user.data, ctx) {
             Ok(r) => r,
             Err(rejection) => {
-                out.letters.push(dead_letter(user, &rejection));
+                out.reject(rejection.code(), dead_letter(user, &rejection));
                 return;
             }
         };
@@ -274,11 +283,13 @@ impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
             // whole batch forever, so it is rejected like any other bad trip id.
             Err(e) => {
                 seen.remove(&reading.dedupe_key());
-                out.letters.push(DeadLetter {
-                    reason: RejectReason::BadTripId.code().to_owned(),
-                    detail: format!("trip_id cannot be stored: {e}"),
-                    ..dead_letter_base(user)
-                });
+                out.reject(
+                    RejectReason::BadTripId.code(),
+                    DeadLetter {
+                        detail: format!("trip_id cannot be stored: {e}"),
+                        ..dead_letter_base(user)
+                    },
+                );
             }
         }
     }
@@ -343,9 +354,9 @@ fn dead_letter_base(user: UserRecord<'_>) -> DeadLetter {
     }
 }
 
+/// The reason is set by [`Classified::reject`].
 fn dead_letter(user: UserRecord<'_>, rejection: &Rejection) -> DeadLetter {
     DeadLetter {
-        reason: rejection.code().to_owned(),
         detail: rejection.detail.clone(),
         ..dead_letter_base(user)
     }

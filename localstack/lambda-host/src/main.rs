@@ -11,6 +11,10 @@ use clap::Parser;
 use lambda_host::{EnvFile, FunctionRegistry, FunctionSpec, HostedFunction, invoke_api};
 use tokio::net::TcpListener;
 
+/// Default for `--functions` when lambda-host runs alone: template.yaml's functions but the
+/// deploy-only schema-migrator (`python3 infra/lib/functions.py --local`). The local runner
+/// passes its own list, read from the template; `infra/validate --only contract` fails when
+/// this default drifts from the template.
 const FLEETLINE_FUNCTIONS: &str =
     "stream-processor,lake-writer,batch-views,view-refresher,query-api,simulator";
 

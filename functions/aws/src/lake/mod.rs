@@ -10,7 +10,8 @@
 //!   redelivery: the batch layer de-duplicates on (VIN, ts) anyway.
 //!
 //! Layout helpers ([`partition_path`], [`parse_partition`], [`parse_object_key`] …) are
-//! shared with batch-views, which registers the partitions.
+//! the writer's; batch-views, which registers the partitions, still spells the layout
+//! itself (docs/design.md §11, item 3).
 
 mod error;
 mod firehose;

@@ -97,51 +97,42 @@ pub trait Warehouse: Send + Sync {
     }
 }
 
-impl<W: Warehouse> Warehouse for &W {
-    fn query(
-        &self,
-        sql: &str,
-        params: &[SqlParam],
-    ) -> impl Future<Output = Result<ResultSet, WarehouseError>> + Send {
-        (**self).query(sql, params)
-    }
-    fn execute(
-        &self,
-        sql: &str,
-        params: &[SqlParam],
-    ) -> impl Future<Output = Result<ExecSummary, WarehouseError>> + Send {
-        (**self).execute(sql, params)
-    }
-    fn transaction(
-        &self,
-        statements: Vec<String>,
-    ) -> impl Future<Output = Result<ExecSummary, WarehouseError>> + Send {
-        (**self).transaction(statements)
-    }
+/// Forwards every method, `execute_batches` included, so an adapter that overrides a
+/// provided method is reached through a reference or an `Arc` too.
+macro_rules! forward_warehouse {
+    ($($ty:ty),+) => {$(
+        impl<W: Warehouse> Warehouse for $ty {
+            fn query(
+                &self,
+                sql: &str,
+                params: &[SqlParam],
+            ) -> impl Future<Output = Result<ResultSet, WarehouseError>> + Send {
+                (**self).query(sql, params)
+            }
+            fn execute(
+                &self,
+                sql: &str,
+                params: &[SqlParam],
+            ) -> impl Future<Output = Result<ExecSummary, WarehouseError>> + Send {
+                (**self).execute(sql, params)
+            }
+            fn transaction(
+                &self,
+                statements: Vec<String>,
+            ) -> impl Future<Output = Result<ExecSummary, WarehouseError>> + Send {
+                (**self).transaction(statements)
+            }
+            fn execute_batches(
+                &self,
+                statements: Vec<String>,
+            ) -> impl Future<Output = Result<Vec<ExecSummary>, WarehouseError>> + Send {
+                (**self).execute_batches(statements)
+            }
+        }
+    )+};
 }
 
-impl<W: Warehouse> Warehouse for Arc<W> {
-    fn query(
-        &self,
-        sql: &str,
-        params: &[SqlParam],
-    ) -> impl Future<Output = Result<ResultSet, WarehouseError>> + Send {
-        (**self).query(sql, params)
-    }
-    fn execute(
-        &self,
-        sql: &str,
-        params: &[SqlParam],
-    ) -> impl Future<Output = Result<ExecSummary, WarehouseError>> + Send {
-        (**self).execute(sql, params)
-    }
-    fn transaction(
-        &self,
-        statements: Vec<String>,
-    ) -> impl Future<Output = Result<ExecSummary, WarehouseError>> + Send {
-        (**self).transaction(statements)
-    }
-}
+forward_warehouse!(&W, Arc<W>);
 
 #[cfg(test)]
 mod tests {
@@ -239,5 +230,46 @@ mod tests {
         assert_eq!(via(&*arc, 41).await, 2);
         assert_eq!(via(arc.clone(), 3).await, 1);
         assert_eq!(arc.calls.lock().unwrap().len(), 3);
+    }
+
+    /// Overrides the provided `execute_batches`: answers one summary per statement without
+    /// running any transaction.
+    struct OwnBatches;
+
+    impl Warehouse for OwnBatches {
+        async fn query(&self, _: &str, _: &[SqlParam]) -> Result<ResultSet, WarehouseError> {
+            unreachable!()
+        }
+        async fn execute(&self, _: &str, _: &[SqlParam]) -> Result<ExecSummary, WarehouseError> {
+            unreachable!()
+        }
+        async fn transaction(&self, _: Vec<String>) -> Result<ExecSummary, WarehouseError> {
+            panic!("the default execute_batches ran instead of the override")
+        }
+        async fn execute_batches(
+            &self,
+            statements: Vec<String>,
+        ) -> Result<Vec<ExecSummary>, WarehouseError> {
+            Ok(statements
+                .iter()
+                .map(|s| ExecSummary {
+                    statement_id: s.clone(),
+                    rows_affected: vec![Some(1)],
+                })
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_overriding_adapter_is_reached_through_a_reference_and_an_arc() {
+        async fn via<W: Warehouse>(w: W, n: usize) -> usize {
+            w.execute_batches(stmts(n)).await.unwrap().len()
+        }
+        let own = Arc::new(OwnBatches);
+        // The override answers one summary per statement; the default would give one per
+        // group of forty (and call `transaction`, which panics here).
+        assert_eq!(via(&*own, 41).await, 41);
+        assert_eq!(via(own.clone(), 3).await, 3);
+        assert_eq!(via(&own, 2).await, 2);
     }
 }
