@@ -321,6 +321,21 @@ class DeployedButWrong(unittest.TestCase):
     def test_b15_database_output(self):
         self.assertEqual(sam()["Outputs"]["RedshiftDatabase"]["Value"], {"Ref": "ServingDatabase"})
 
+    def test_schema_migrator_target_comes_with_the_request(self):
+        # SAM hashes the environment's template text, not parameter values, into the version
+        # (SAM issues #1640, #3820): another ServingName publishes no version for the alias ...
+        def versions(**params: str) -> set[str]:
+            return {k for k, v in transformed(**params)["Resources"].items()
+                    if v["Type"] == "AWS::Lambda::Version" and k.startswith("SchemaMigratorFunction")}
+        self.assertEqual(versions(ServingName="wg-a"), versions(ServingName="wg-b"))
+        # ... so WarehouseSchema carries the target, as the function's environment states it.
+        fn_env = sam()["Resources"]["SchemaMigratorFunction"]["Properties"]["Environment"]["Variables"]
+        prop = sam()["Resources"]["WarehouseSchema"]["Properties"]["Warehouse"]
+        target_keys = {"FLEETLINE_REDSHIFT_WORKGROUP", "FLEETLINE_REDSHIFT_CLUSTER", "FLEETLINE_REDSHIFT_DATABASE",
+                       "FLEETLINE_REDSHIFT_SECRET_ARN", "FLEETLINE_REDSHIFT_DB_USER"}
+        self.assertEqual(set(prop), target_keys)
+        self.assertEqual(prop, {k: fn_env[k] for k in target_keys})
+
     def test_b16_statement_actions_limited_to_own_statements(self):
         sts = list(statements(sam()["Resources"]["WarehouseStatementsPolicy"]["Properties"]))
         follow = [s for s in sts if "redshift-data:GetStatementResult" in actions(s)]

@@ -858,8 +858,9 @@ async fn buffered_uploads_of_any_age_are_in_the_next_scheduled_run() {
     env.cleanup().await;
 }
 
-/// Pruning never loses a reading: speed rows for a batch-owned day are deleted only once a
-/// committed recompute of their day started after they arrived. Rows "arriving" an hour
+/// Speed rows for a batch-owned day (never served) are deleted only once a committed
+/// recompute of their day started after they arrived — a test of time, not content: these
+/// rows have no lake data (docs/design.md §3). Rows "arriving" an hour
 /// before the run are included and pruned; rows stamped an hour after it (arrived after
 /// the recompute) stay, and every run marks their day again until one includes them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -914,5 +915,47 @@ async fn speed_rows_are_pruned_only_once_a_recompute_included_them() {
     assert_eq!(days_of(&second), BTreeSet::from([day]), "{second}");
     assert_eq!(second["pruned_speed_rows"], 0, "{second}");
     assert_eq!(count().await, 2);
+    env.cleanup().await;
+}
+
+/// An overlapping run whose swap starts after another run committed a later boundary (a
+/// catch-up that read the boundary before the daily run moved it) does not conflict with
+/// it under snapshot isolation; its swap must not move the boundary back, or the days in
+/// between would lose their batch rows while their speed rows may already be pruned. Only
+/// a `full` swap sets an earlier boundary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_swap_never_moves_the_boundary_back() {
+    let env = BatchEnv::start().await;
+    let committed = NaiveDate::from_ymd_opt(2025, 3, 20).unwrap();
+    let stale = NaiveDate::from_ymd_opt(2025, 3, 10).unwrap();
+    env.run_batch(json!({"boundary": "2025-03-20"})).await;
+    assert_eq!(env.control().await.0, Some(committed));
+    // A batch-owned day between the stale and the committed boundary.
+    env.warehouse
+        .execute(
+            "INSERT INTO batch.vehicle_daily (vin, trip_id, event_day, readings, sum_speed, \
+             min_odometer, max_odometer, rapid_accelerations, computed_at) VALUES \
+             ('1HGCM82633A004352','t',DATE '2025-03-15',4,200.000,10.000,12.500,1,GETDATE())",
+            &[],
+        )
+        .await
+        .expect("insert a batch row");
+    let settings = batch_views::Settings::default();
+    let days = |rows: BTreeMap<Daily, NaiveDateTime>| {
+        rows.keys().map(|d| (d.day, d.readings)).collect::<Vec<_>>()
+    };
+    let kept = vec![(NaiveDate::from_ymd_opt(2025, 3, 15).unwrap(), 4)];
+
+    let swap = batch_views::run::swap_statements(stale, None, &settings, "{}").unwrap();
+    env.warehouse.transaction(swap).await.expect("stale swap");
+    assert_eq!(env.control().await.0, Some(committed));
+    assert_eq!(days(env.daily().await), kept);
+    assert_eq!(env.rapid_by_year().await.values().sum::<i64>(), 1);
+
+    // A full swap does move it back, and the day becomes speed-owned.
+    let swap = batch_views::run::swap_statements(stale, Some(stale), &settings, "{}").unwrap();
+    env.warehouse.transaction(swap).await.expect("full swap");
+    assert_eq!(env.control().await.0, Some(stale));
+    assert_eq!(days(env.daily().await), vec![]);
     env.cleanup().await;
 }

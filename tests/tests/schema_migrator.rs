@@ -326,6 +326,63 @@ async fn the_lambda_creates_updates_and_deletes_the_schema() {
     drop_test_database(&db.name).await;
 }
 
+/// The published version the alias runs keeps the environment of its deploy (SAM publishes
+/// no new version when only a parameter behind the environment changes), so the stack passes
+/// the target in the `Warehouse` property: an Update to another database applies the schema
+/// there, under the same PhysicalResourceId (no replacement, no Delete of the old one).
+#[tokio::test]
+async fn the_warehouse_property_moves_the_schema_to_a_new_target() {
+    let old = Db::new().await;
+    let new = Db::new().await;
+    let mut url = ResponseUrl::start().await;
+    let work = tempfile::tempdir().expect("tempdir");
+    // The function's environment still names the old database.
+    let function = hosted_migrator(&old.name, work.path()).await;
+    let invoke = |event: Value| {
+        let function = &function;
+        async move {
+            match function.invoke_json(&event).await {
+                Ok(InvokeOutcome::Ok(_)) => {}
+                other => panic!("schema-migrator invocation failed: {other:?}"),
+            }
+        }
+    };
+    let expected = expected_infra_sql();
+
+    invoke(request(&url, "Create", "move-create", None, "1")).await;
+    let created = url.answer("move-create").await;
+    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    let physical_id = created["PhysicalResourceId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(old.recorded().await, expected);
+
+    let mut update = request(&url, "Update", "move-update", Some(&physical_id), "1");
+    update["ResourceProperties"]["Warehouse"] = json!({
+        "FLEETLINE_REDSHIFT_WORKGROUP": "fleetline",
+        "FLEETLINE_REDSHIFT_CLUSTER": "",
+        "FLEETLINE_REDSHIFT_DATABASE": new.name,
+        "FLEETLINE_REDSHIFT_SECRET_ARN": "",
+        "FLEETLINE_REDSHIFT_DB_USER": ""
+    });
+    invoke(update).await;
+    let updated = url.answer("move-update").await;
+    assert_eq!(updated["Status"], "SUCCESS", "{updated}");
+    assert_eq!(
+        updated["Data"]["AppliedCount"],
+        expected.len().to_string(),
+        "{updated}"
+    );
+    assert_eq!(updated["PhysicalResourceId"], physical_id.as_str());
+    assert_eq!(new.recorded().await, expected);
+    assert!(new.table_exists("speed", "telemetry").await);
+
+    function.shutdown(Duration::from_secs(2)).await;
+    drop_test_database(&old.name).await;
+    drop_test_database(&new.name).await;
+}
+
 #[tokio::test]
 async fn a_changed_file_is_reapplied_and_a_failing_statement_is_reported() {
     let db = Db::new().await;

@@ -150,9 +150,9 @@ pub fn swap_statements(
     control_summary: &str,
 ) -> Result<Vec<String>, WarehouseError> {
     let mut out = vec![
-        sql::update_control(boundary, control_summary)?,
+        sql::update_control(boundary, full_from.is_some(), control_summary)?,
         sql::call_recompute_pending(settings.threshold),
-        sql::delete_daily_from(boundary),
+        sql::DELETE_DAILY_FROM_BOUNDARY.to_owned(),
     ];
     if let Some(from) = full_from {
         // Without lake data at all, nothing before the boundary survives a full rebuild.

@@ -70,13 +70,10 @@ pub fn record_partitions(
     )
 }
 
-/// Batch rows must only exist for days before the boundary (it may move back with `full`).
-pub fn delete_daily_from(boundary: NaiveDate) -> String {
-    format!(
-        "DELETE FROM batch.vehicle_daily WHERE event_day >= {}",
-        date_literal(boundary)
-    )
-}
+/// Batch rows must only exist for days before the boundary (it may move back with `full`):
+/// the one [`update_control`] left in serving.control, earlier in the same transaction.
+pub const DELETE_DAILY_FROM_BOUNDARY: &str = "DELETE FROM batch.vehicle_daily \
+WHERE event_day >= (SELECT MAX(boundary) FROM serving.control)";
 
 /// A full rebuild drops rows for days before the earliest lake day (no data there any more).
 pub fn delete_daily_before(day: NaiveDate) -> String {
@@ -86,10 +83,24 @@ pub fn delete_daily_before(day: NaiveDate) -> String {
     )
 }
 
-pub fn update_control(boundary: NaiveDate, summary_json: &str) -> Result<String, WarehouseError> {
+/// Sets the boundary. Only a `full` run may move it back: a run computes its boundary from
+/// the one it read at its start, and an overlapping run (a catch-up started before the daily
+/// run committed) whose swap begins after the other's commit does not conflict with it
+/// under SNAPSHOT isolation, so without the guard it would move the boundary back over
+/// days whose batch rows it then deletes and whose speed rows may be pruned.
+pub fn update_control(
+    boundary: NaiveDate,
+    full: bool,
+    summary_json: &str,
+) -> Result<String, WarehouseError> {
+    let b = date_literal(boundary);
+    let value = if full {
+        b
+    } else {
+        format!("CASE WHEN boundary > {b} THEN boundary ELSE {b} END")
+    };
     Ok(format!(
-        "UPDATE serving.control SET boundary = {}, last_batch_run_at = GETDATE(), last_batch_summary = {}",
-        date_literal(boundary),
+        "UPDATE serving.control SET boundary = {value}, last_batch_run_at = GETDATE(), last_batch_summary = {}",
         sql_quote(summary_json)?
     ))
 }
@@ -97,7 +108,9 @@ pub fn update_control(boundary: NaiveDate, summary_json: &str) -> Result<String,
 /// Deletes speed rows for days before `before` that the batch layer included after they
 /// arrived: their day's last committed recompute started after their arrival, and the day
 /// is not pending again. `arrived_at` is GETDATE() (whole seconds), so it is compared with
-/// the recompute time truncated to the second (never earlier than the true arrival).
+/// the recompute time truncated to the second (a row that arrived during the recompute is
+/// never taken as included). A test of time, not content: the recompute counts the lake,
+/// and batch-owned speed rows are never served (docs/design.md §3).
 /// DELETE … USING: https://docs.aws.amazon.com/redshift/latest/dg/r_DELETE.html
 pub fn prune_speed(before: NaiveDate) -> String {
     format!(

@@ -15,6 +15,7 @@ use crate::lake::{
 };
 use crate::request::Request;
 use crate::run::{handle, target_boundary};
+use crate::sql;
 
 fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()
@@ -523,15 +524,15 @@ async fn notified_days_are_committed_pending_before_the_messages_are_deleted() {
     let Call::Transaction(swap) = &calls[swap_at] else {
         unreachable!()
     };
+    // Not full: the boundary never moves back, even past a run that committed meanwhile.
     assert!(swap[0].starts_with(
-        "UPDATE serving.control SET boundary = CAST('2026-11-25' AS DATE), last_batch_run_at = GETDATE(), last_batch_summary = '{"
+        "UPDATE serving.control SET boundary = CASE WHEN boundary > CAST('2026-11-25' AS DATE) THEN boundary ELSE CAST('2026-11-25' AS DATE) END, last_batch_run_at = GETDATE(), last_batch_summary = '{"
     ));
     assert_eq!(
         swap[1..],
         [
             "CALL batch.recompute_pending(CAST(10.0000 AS DECIMAL(10,4)))".to_owned(),
-            "DELETE FROM batch.vehicle_daily WHERE event_day >= CAST('2026-11-25' AS DATE)"
-                .to_owned(),
+            sql::DELETE_DAILY_FROM_BOUNDARY.to_owned(),
             "CALL batch.rapid_acceleration_by_year_sp()".to_owned(),
             "CALL batch.total_miles_driven_by_year_sp()".to_owned(),
         ]
@@ -620,7 +621,7 @@ async fn a_quiet_catch_up_keeps_the_boundary_and_swaps_nothing() {
     .unwrap();
     let swap = w.transactions().pop().unwrap();
     assert!(
-        swap[0].contains("boundary = CAST('2026-11-20' AS DATE)"),
+        swap[0].contains("ELSE CAST('2026-11-20' AS DATE) END"),
         "{swap:?}"
     );
     assert_eq!(out["recomputed_days"], json!(["2026-11-10"]));
@@ -679,11 +680,15 @@ async fn first_and_full_runs_list_the_lake_and_mark_every_day() {
     assert_eq!(w.executes()[0].matches("PARTITION (").count(), 2);
     assert_eq!(out["partitions_registered"], 1);
     let swap = w.transactions().pop().unwrap();
+    // Full: the boundary is set as requested, even backwards.
+    assert!(
+        swap[0].starts_with("UPDATE serving.control SET boundary = CAST('2025-03-16' AS DATE),"),
+        "{swap:?}"
+    );
     assert_eq!(
         swap[2..4],
         [
-            "DELETE FROM batch.vehicle_daily WHERE event_day >= CAST('2025-03-16' AS DATE)"
-                .to_owned(),
+            sql::DELETE_DAILY_FROM_BOUNDARY.to_owned(),
             "DELETE FROM batch.vehicle_daily WHERE event_day < CAST('2025-03-14' AS DATE)"
                 .to_owned(),
         ]

@@ -1,5 +1,8 @@
 //! Daily aggregates per (VIN, trip, UTC day): the unit both layers compute and merge.
 //!
+//! A reference model (test oracle), used by the property tests and the simulator's
+//! contract tests; production computes these aggregates in SQL (`infra/sql`).
+//!
 //! [`DailyAggregate`] is a commutative monoid ([`DailyAggregate::merge`], identity
 //! [`DailyAggregate::EMPTY`]), so any partition of a de-duplicated set of readings,
 //! aggregated part by part and merged, gives exactly the aggregate of the whole.

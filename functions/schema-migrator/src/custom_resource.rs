@@ -17,7 +17,10 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use fleetline_aws::warehouse::Warehouse;
+use fleetline_aws::WarehouseConfig;
+use fleetline_aws::warehouse::{
+    ENV_CLUSTER, ENV_DATABASE, ENV_DB_USER, ENV_SECRET_ARN, ENV_WORKGROUP, Warehouse,
+};
 use futures::FutureExt as _;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -38,6 +41,21 @@ pub const PROPERTY_VARIABLES: &str = "Variables";
 /// Changes whenever the function's code (and so the embedded SQL) changes, so that
 /// CloudFormation sends an Update; the function itself decides what to apply by hash.
 pub const PROPERTY_CODE_VERSION: &str = "CodeVersion";
+
+/// The warehouse target, keyed like the functions' environment (`FLEETLINE_REDSHIFT_*`).
+/// The alias runs a published version, and SAM publishes one only when the template text of
+/// the code or the environment changes, not when a parameter behind the environment does
+/// (samtranslator `SamFunction._construct_version`; SAM issues #1640 and #3820): the stack
+/// passes the target here, so a new target is an Update that reaches the new warehouse.
+pub const PROPERTY_WAREHOUSE: &str = "Warehouse";
+/// The keys [`PROPERTY_WAREHOUSE`] may hold; with the property present these come only from it.
+pub const WAREHOUSE_KEYS: [&str; 5] = [
+    ENV_WORKGROUP,
+    ENV_CLUSTER,
+    ENV_DATABASE,
+    ENV_SECRET_ARN,
+    ENV_DB_USER,
+];
 
 const DEFAULT_LAKE_PREFIX: &str = "vehicle_telematics_raw/";
 
@@ -139,6 +157,45 @@ pub fn variables(props: &Map<String, Value>) -> Result<BTreeMap<String, String>,
         }
     }
     Ok(vars)
+}
+
+/// The warehouse a request is for: the target from the [`PROPERTY_WAREHOUSE`] property when
+/// the request has one, else from `env`; the polling and retry settings always from `env`.
+pub fn warehouse_config(
+    props: &Map<String, Value>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<WarehouseConfig, String> {
+    let target = match props.get(PROPERTY_WAREHOUSE) {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => {
+            let mut target = BTreeMap::new();
+            for (key, value) in map {
+                if !WAREHOUSE_KEYS.contains(&key.as_str()) {
+                    return Err(format!(
+                        "property {PROPERTY_WAREHOUSE}.{key}: expected one of {}",
+                        WAREHOUSE_KEYS.join(", ")
+                    ));
+                }
+                let Value::String(value) = value else {
+                    return Err(format!(
+                        "property {PROPERTY_WAREHOUSE}.{key} must be a string, got {value}"
+                    ));
+                };
+                target.insert(key.clone(), value.clone());
+            }
+            Some(target)
+        }
+        Some(other) => {
+            return Err(format!(
+                "property {PROPERTY_WAREHOUSE} must be an object, got {other}"
+            ));
+        }
+    };
+    WarehouseConfig::from_lookup(|key| match &target {
+        Some(target) if WAREHOUSE_KEYS.contains(&key) => target.get(key).cloned(),
+        _ => env(key),
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// Runs one request to an [`Answer`]: Delete answers SUCCESS and touches nothing (the
@@ -365,6 +422,57 @@ mod tests {
         ))
         .unwrap_err();
         assert!(err.contains("own property"), "{err}");
+    }
+
+    #[test]
+    fn the_warehouse_property_replaces_the_target_of_the_environment() {
+        use fleetline_aws::warehouse::Target;
+        let env = |key: &str| match key {
+            "FLEETLINE_REDSHIFT_WORKGROUP" => Some("old-wg".to_owned()),
+            "FLEETLINE_REDSHIFT_DATABASE" => Some("old-db".to_owned()),
+            "FLEETLINE_REDSHIFT_SECRET_ARN" => Some("old-secret".to_owned()),
+            "FLEETLINE_REDSHIFT_TIMEOUT_SECS" => Some("840".to_owned()),
+            _ => None,
+        };
+        // No property: the environment, as before.
+        let c = warehouse_config(&props(json!({})), env).unwrap();
+        assert_eq!(
+            (c.target, c.database.as_str(), c.secret_arn.as_deref()),
+            (
+                Target::Workgroup("old-wg".into()),
+                "old-db",
+                Some("old-secret")
+            )
+        );
+        // A cluster in the property: the environment's workgroup and secret do not leak in
+        // (both targets set would be refused), the timeout still comes from the environment.
+        let c = warehouse_config(
+            &props(json!({"Warehouse": {
+                "FLEETLINE_REDSHIFT_WORKGROUP": "",
+                "FLEETLINE_REDSHIFT_CLUSTER": "c1",
+                "FLEETLINE_REDSHIFT_DATABASE": "new-db",
+                "FLEETLINE_REDSHIFT_DB_USER": "admin"
+            }})),
+            env,
+        )
+        .unwrap();
+        assert_eq!(
+            c.target,
+            Target::Cluster {
+                identifier: "c1".into(),
+                db_user: Some("admin".into())
+            }
+        );
+        assert_eq!((c.database.as_str(), c.secret_arn), ("new-db", None));
+        assert_eq!(c.poll.timeout, Duration::from_secs(840));
+        let err = warehouse_config(
+            &props(json!({"Warehouse": {"FLEETLINE_REDSHIFT_TIMEOUT_SECS": "1"}})),
+            env,
+        )
+        .unwrap_err();
+        assert!(err.contains("expected one of"), "{err}");
+        let err = warehouse_config(&props(json!({"Warehouse": "wg"})), env).unwrap_err();
+        assert!(err.contains("must be an object"), "{err}");
     }
 
     fn request(reason_len: usize) -> (Request, Answer) {

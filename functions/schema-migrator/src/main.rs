@@ -23,6 +23,11 @@ use serde_json::Value;
 
 /// Time kept back from the Lambda deadline to send the answer to CloudFormation.
 const ANSWER_MARGIN: Duration = Duration::from_secs(30);
+// The answer must fit into the margin even when the response URL is slow.
+const _: () = assert!(
+    schema_migrator::respond::MAX_DELIVERY_TIME.as_secs() < ANSWER_MARGIN.as_secs(),
+    "ANSWER_MARGIN must cover the response delivery"
+);
 
 #[derive(Parser)]
 #[command(
@@ -124,36 +129,16 @@ fn main() -> ExitCode {
 async fn lambda() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let responder = HttpsResponder::new()?;
-    // A bad configuration is reported to CloudFormation (FAILED) rather than failing the
-    // init, which would leave the stack waiting for the resource's ServiceTimeout.
-    let (warehouse, physical_id) = match WarehouseConfig::from_env() {
-        Ok(config) => {
-            let id = physical_id(&config);
-            (
-                Ok(DataApiWarehouse::from_sdk_config(
-                    &sdk_config().await,
-                    config,
-                )),
-                id,
-            )
-        }
-        Err(e) => (
-            Err(format!("schema-migrator configuration: {e}")),
-            "warehouse-schema:unconfigured".to_owned(),
-        ),
-    };
+    // The target comes with each request (the `Warehouse` property, else the environment),
+    // so the client is built per request; the SDK configuration once.
+    let sdk = sdk_config().await;
     let files = schema_migrator::bundled_files();
     tracing::info!(
         bundle_sha256 = %schema_migrator::bundle_sha256(),
         files = files.len(),
         "schema-migrator ready"
     );
-    let (warehouse, responder, files, physical_id) = (
-        &warehouse,
-        &responder,
-        files.as_slice(),
-        physical_id.as_str(),
-    );
+    let (sdk, responder, files) = (&sdk, &responder, files.as_slice());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let budget = event
             .context
@@ -164,21 +149,34 @@ async fn lambda() -> Result<(), lambda_runtime::Error> {
         let request: Request = serde_json::from_value(event.payload)
             .map_err(|e| format!("not a CloudFormation custom resource request: {e}"))?;
         let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
-        let answered = match warehouse {
-            Ok(warehouse) => {
+        // A bad configuration is reported to CloudFormation (FAILED; SUCCESS for Delete)
+        // rather than failing the invocation, which would leave the stack waiting for the
+        // resource's ServiceTimeout.
+        let answered = match custom_resource::warehouse_config(&request.resource_properties, |k| {
+            std::env::var(k).ok()
+        }) {
+            Ok(config) => {
+                let physical_id = physical_id(&config);
+                let warehouse = DataApiWarehouse::from_sdk_config(sdk, config);
                 custom_resource::handle(
-                    warehouse,
+                    &warehouse,
                     responder,
                     files,
                     &request,
-                    physical_id,
+                    &physical_id,
                     budget,
                     &now,
                 )
                 .await
             }
-            Err(reason) => {
-                custom_resource::answer_unrunnable(responder, &request, physical_id, reason).await
+            Err(e) => {
+                custom_resource::answer_unrunnable(
+                    responder,
+                    &request,
+                    "warehouse-schema:unconfigured",
+                    &format!("schema-migrator configuration: {e}"),
+                )
+                .await
             }
         };
         answered

@@ -11,8 +11,15 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::custom_resource::Responder;
 
-const ATTEMPTS: u32 = 4;
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+const ATTEMPTS: u64 = 3;
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(7);
+
+/// The longest [`HttpsResponder::put`] takes: every attempt timing out, with the pauses of
+/// 1 s, 2 s, … between attempts. The Lambda handler keeps more than this back from its
+/// deadline, so that a slow response URL cannot turn into a Lambda timeout (and with it an
+/// unanswered request and a retried migration).
+pub const MAX_DELIVERY_TIME: Duration =
+    Duration::from_secs(ATTEMPTS * ATTEMPT_TIMEOUT.as_secs() + ATTEMPTS * (ATTEMPTS - 1) / 2);
 
 /// PUTs with rustls (ring, the system's root certificates), http:// allowed for local
 /// listeners. Build once per process.
@@ -65,8 +72,38 @@ impl Responder for HttpsResponder {
                     last = e;
                 }
             }
-            tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(Duration::from_secs(attempt)).await;
+            }
         }
         Err(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A response URL that accepts the connection and never answers: the PUT gives up
+    /// after its attempts, within [`MAX_DELIVERY_TIME`] (paused clock: no real waiting).
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswering_url_is_given_up_within_the_delivery_time() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/response", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let responder = HttpsResponder::new().unwrap();
+        let started = tokio::time::Instant::now();
+        let err = responder.put(&url, b"{}".to_vec()).await.unwrap_err();
+        assert!(err.contains("no answer"), "{err}");
+        assert!(
+            started.elapsed() <= MAX_DELIVERY_TIME,
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

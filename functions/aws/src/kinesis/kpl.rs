@@ -7,6 +7,12 @@
 //! message order: the Kinesis Client Library's sub-sequence number, which together with the
 //! Kinesis sequence number identifies one user record.
 //!
+//! Unlike the KCL, no sub-record is discarded for a hash key outside the shard's range (the
+//! KCL's guard against copies the KPL re-sends after mispredicting a shard during
+//! resharding; awslabs/amazon-kinesis-client#343): such a copy is a duplicate reading that
+//! the (VIN, timestamp) de-duplication of both layers absorbs, whereas discarding would drop
+//! readings from aggregators that never re-send (awslabs/kinesis-aggregation#11).
+//!
 //! A payload without the magic is a plain record: [`deaggregate`] returns `None` without
 //! allocating. A payload with the magic that fails any check is corrupt as a whole
 //! ([`AggregateError`]): its reading(s) cannot be trusted one by one.
