@@ -13,11 +13,16 @@ pub const ENV_REPROCESS_DAYS: &str = "FLEETLINE_BATCH_REPROCESS_DAYS";
 pub const ENV_CHANGES_QUEUE: &str = "LAKE_CHANGES_QUEUE_URL";
 /// Speed rows are pruned for days before `boundary − margin`.
 pub const ENV_PRUNE_MARGIN_DAYS: &str = "FLEETLINE_SPEED_PRUNE_MARGIN_DAYS";
+/// A day the boundary moves over whose lake content is behind the speed layer holds the
+/// boundary, unless it is older than `new boundary − this` (a lake that never catches up
+/// must not freeze the boundary); 0 disables holding (docs/design.md §3).
+pub const ENV_MAX_HOLD_DAYS: &str = "FLEETLINE_BATCH_MAX_HOLD_DAYS";
 
 pub const DEFAULT_BUCKET: &str = "fleetline-lake";
 pub const DEFAULT_PREFIX: &str = "vehicle_telematics_raw/";
 pub const DEFAULT_REPROCESS_DAYS: u32 = 0;
 pub const DEFAULT_PRUNE_MARGIN_DAYS: u32 = 2;
+pub const DEFAULT_MAX_HOLD_DAYS: u32 = 2;
 /// Upper bound for day counts from configuration or payloads (ten years): beyond it is a
 /// typo, and a full rebuild is `{"full": true}`.
 pub const MAX_DAYS: u32 = 3660;
@@ -50,6 +55,8 @@ pub struct Settings {
     pub lake: LakeLayout,
     pub reprocess_days: u32,
     pub prune_margin_days: u32,
+    /// [`ENV_MAX_HOLD_DAYS`].
+    pub max_hold_days: u32,
     pub threshold: RapidAccelThreshold,
     /// The lake change queue ([`ENV_CHANGES_QUEUE`]).
     pub changes_queue_url: Option<String>,
@@ -61,6 +68,7 @@ impl Default for Settings {
             lake: LakeLayout::new(DEFAULT_BUCKET, DEFAULT_PREFIX),
             reprocess_days: DEFAULT_REPROCESS_DAYS,
             prune_margin_days: DEFAULT_PRUNE_MARGIN_DAYS,
+            max_hold_days: DEFAULT_MAX_HOLD_DAYS,
             threshold: RapidAccelThreshold::DEFAULT,
             changes_queue_url: None,
         }
@@ -102,6 +110,7 @@ impl Settings {
             ),
             reprocess_days: days(ENV_REPROCESS_DAYS, DEFAULT_REPROCESS_DAYS)?,
             prune_margin_days: days(ENV_PRUNE_MARGIN_DAYS, DEFAULT_PRUNE_MARGIN_DAYS)?,
+            max_hold_days: days(ENV_MAX_HOLD_DAYS, DEFAULT_MAX_HOLD_DAYS)?,
             threshold: RapidAccelThreshold::from_env_value(get(THRESHOLD_ENV).as_deref())?,
             changes_queue_url: get(ENV_CHANGES_QUEUE),
         })

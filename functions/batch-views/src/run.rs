@@ -74,11 +74,31 @@ fn dec(step: &'static str) -> impl FnOnce(DecodeError) -> BatchError {
     move |source| BatchError::Decode { step, source }
 }
 
+/// A day the boundary moved over whose lake content was behind the speed layer when the
+/// run committed (a lake-writer object not landed yet, or lost).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LakeBehind {
+    pub day: NaiveDate,
+    pub speed_readings: u64,
+    pub batch_readings: u64,
+    /// The day is at or after the committed boundary: the speed layer still serves it.
+    /// `false`: older than `boundary − FLEETLINE_BATCH_MAX_HOLD_DAYS` (or holding is
+    /// disabled), so its missing readings are counted by neither layer until the lake
+    /// catches up.
+    pub held: bool,
+}
+
 /// What a run did (the invocation's answer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Summary {
-    /// `None` only for a catch-up run before the first batch run (nothing to catch up).
+    /// The committed boundary (read back after the swap). `None` only for a catch-up run
+    /// before the first batch run (nothing to catch up).
     pub boundary: Option<NaiveDate>,
+    /// The committed boundary when it was held below the run's target because a day's
+    /// lake content was behind the speed layer (docs/design.md §3).
+    pub held_at: Option<NaiveDate>,
+    /// Days the boundary moved over whose lake content is behind the speed layer.
+    pub lake_behind: Vec<LakeBehind>,
     pub previous_boundary: Option<NaiveDate>,
     pub full: bool,
     pub catch_up: bool,
@@ -143,9 +163,16 @@ pub fn target_boundary(
 /// seeing the other run's commit. "Isolation levels in Amazon Redshift",
 /// https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html. No LOCK on
 /// serving.control: it would block every API read for the whole recompute.
+///
+/// `hold_from`: the first day the boundary may be held at (non-full runs that move it):
+/// after the recompute, the boundary goes back to the first day in `[hold_from, boundary)`
+/// whose batch rows count fewer readings than the speed layer (docs/design.md §3). The
+/// held days' batch rows stay (no merged query reads batch rows at or after the
+/// boundary); the next run that moves the boundary recomputes them.
 pub fn swap_statements(
     boundary: NaiveDate,
     full_from: Option<NaiveDate>,
+    hold_from: Option<NaiveDate>,
     settings: &Settings,
     control_summary: &str,
 ) -> Result<Vec<String>, WarehouseError> {
@@ -157,6 +184,10 @@ pub fn swap_statements(
     if let Some(from) = full_from {
         // Without lake data at all, nothing before the boundary survives a full rebuild.
         out.push(sql::delete_daily_before(from));
+    }
+    if let Some(from) = hold_from {
+        // Before the by-year views, which read the boundary this leaves.
+        out.push(sql::hold_boundary(from, boundary));
     }
     out.push(sql::CALL_RAPID_BY_YEAR.to_owned());
     out.push(sql::CALL_MILES_BY_YEAR.to_owned());
@@ -179,6 +210,29 @@ async fn read_boundary<W: Warehouse>(warehouse: &W) -> Result<Option<NaiveDate>,
         );
     }
     rows.into_iter().next().ok_or(BatchError::ControlMissing)
+}
+
+async fn lake_behind<W: Warehouse>(
+    warehouse: &W,
+    from: Option<NaiveDate>,
+    to: NaiveDate,
+    committed: Option<NaiveDate>,
+) -> Result<Vec<LakeBehind>, BatchError> {
+    const STEP: &str = "comparing speed and batch readings per day";
+    let rs = warehouse
+        .query(&sql::select_lake_behind(from, to), &[])
+        .await
+        .map_err(wh(STEP))?;
+    rs.map_rows(|r| {
+        let day = r.get_date("event_day")?;
+        Ok(LakeBehind {
+            day,
+            speed_readings: u64::try_from(r.get_i64("speed_readings")?).unwrap_or(0),
+            batch_readings: u64::try_from(r.get_i64("batch_readings")?).unwrap_or(0),
+            held: committed.is_some_and(|c| day >= c),
+        })
+    })
+    .map_err(dec(STEP))
 }
 
 async fn registered_days<W: Warehouse>(
@@ -380,6 +434,8 @@ pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
 
     let empty_summary = |boundary| Summary {
         boundary,
+        held_at: None,
+        lake_behind: Vec::new(),
         previous_boundary: previous,
         full: request.full,
         catch_up: request.catch_up,
@@ -432,6 +488,13 @@ pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
     .await?;
     let moves = previous != Some(boundary);
     let full_from = request.full.then(|| earliest.unwrap_or(boundary));
+    // Days the boundary moves over that may hold it (a day older than
+    // `boundary − max_hold_days` may not: a lake that never catches up must not freeze it).
+    let checks_lake = moves && !request.full && !request.catch_up;
+    let hold_from = (checks_lake && settings.max_hold_days > 0).then(|| {
+        let oldest = boundary - chrono::Days::new(u64::from(settings.max_hold_days));
+        previous.map_or(oldest, |p| p.max(oldest))
+    });
     // Nothing changed and the boundary stays (a quiet catch-up): no transaction at all.
     if moves || request.full || !recomputed_days.is_empty() {
         let control_summary = json!({
@@ -444,17 +507,44 @@ pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
             "days_recomputed": recomputed_days.len(),
             "partitions_registered": partitions_registered,
             "notifications": drained.notifications,
+            // `boundary` is the target: the committed one is serving.control.boundary,
+            // lower when held from this day on (docs/design.md §3).
+            "hold_from": hold_from,
             "at": now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         })
         .to_string();
-        let statements = swap_statements(boundary, full_from, settings, &control_summary)
-            .map_err(wh("building the swap transaction"))?;
+        let statements =
+            swap_statements(boundary, full_from, hold_from, settings, &control_summary)
+                .map_err(wh("building the swap transaction"))?;
         warehouse
             .transaction(statements)
             .await
             .map_err(wh("recomputing batch views and moving the boundary"))?;
         tracing::info!(%boundary, ?previous, days = recomputed_days.len(), "batch views swapped in");
     }
+    // What the swap committed: the hold may have kept the boundary below the target.
+    let committed = if checks_lake {
+        read_boundary(warehouse).await?
+    } else {
+        Some(boundary)
+    };
+    let held_at = committed.filter(|c| *c < boundary);
+    let behind = if checks_lake {
+        lake_behind(warehouse, previous, boundary, committed).await?
+    } else {
+        Vec::new()
+    };
+    for b in &behind {
+        if b.held {
+            tracing::warn!(day = %b.day, speed_readings = b.speed_readings, batch_readings = b.batch_readings,
+                "lake behind the speed layer: the boundary is held there");
+        } else {
+            tracing::error!(day = %b.day, speed_readings = b.speed_readings, batch_readings = b.batch_readings,
+                max_hold_days = settings.max_hold_days,
+                "lake behind the speed layer past the hold limit: readings missing from merged answers until the lake catches up");
+        }
+    }
+    let boundary = committed.unwrap_or(boundary);
 
     let rows_written = if recomputed_days.is_empty() {
         0
@@ -483,6 +573,8 @@ pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
         prune_before: Some(prune_day),
         pruned_speed_rows: pruned.total_rows(),
         duration_ms: millis(started.elapsed()),
+        held_at,
+        lake_behind: behind,
         ..empty_summary(Some(boundary))
     })
 }

@@ -175,3 +175,46 @@ pub fn call_recompute_pending(threshold: RapidAccelThreshold) -> String {
 pub const COUNT_LAST_RECOMPUTED_ROWS: &str = "SELECT COUNT(*) AS n FROM batch.vehicle_daily d \
 JOIN batch.day_recomputes r ON r.event_day = d.event_day \
 WHERE r.recomputed_at = (SELECT MAX(recomputed_at) FROM batch.day_recomputes)";
+
+/// Days in `[from, to)` (all days before `to` without `from`) whose batch rows count fewer
+/// readings than the speed layer holds: the lake is behind the speed layer there (a
+/// lake-writer object not landed yet). speed.telemetry is deduplicated on (vin, ts), so
+/// its COUNT(*) per day is the day's readings; batch.vehicle_daily counts the lake's,
+/// deduplicated the same way. One UNION ALL aggregate (no outer join): a day without
+/// batch rows counts 0 there.
+pub fn select_lake_behind(from: Option<NaiveDate>, to: NaiveDate) -> String {
+    let range = match from {
+        Some(f) => format!(
+            "event_day >= {} AND event_day < {}",
+            date_literal(f),
+            date_literal(to)
+        ),
+        None => format!("event_day < {}", date_literal(to)),
+    };
+    format!(
+        "SELECT x.event_day, SUM(x.speed_readings) AS speed_readings, SUM(x.batch_readings) AS batch_readings \
+FROM (SELECT event_day, COUNT(*) AS speed_readings, 0 AS batch_readings FROM speed.telemetry \
+WHERE {range} GROUP BY event_day \
+UNION ALL SELECT event_day, 0 AS speed_readings, SUM(readings) AS batch_readings FROM batch.vehicle_daily \
+WHERE {range} GROUP BY event_day) x \
+GROUP BY x.event_day HAVING SUM(x.batch_readings) < SUM(x.speed_readings) ORDER BY 1"
+    )
+}
+
+/// Holds the boundary at the first day in `[from, to)` whose lake content is behind the
+/// speed layer ([`select_lake_behind`]), after the recompute in the swap transaction, so
+/// the speed layer keeps serving that day. Only ever lowers the boundary the first UPDATE
+/// set (which stays first: it is the write-conflict guard between overlapping runs), and
+/// only when that is this run's `to`: a later boundary committed by an overlapping run
+/// (kept by the first UPDATE) is never moved back over days that run made batch-owned.
+/// UPDATE … FROM a derived table (no outer join in FROM):
+/// "UPDATE", https://docs.aws.amazon.com/redshift/latest/dg/r_UPDATE.html.
+pub fn hold_boundary(from: NaiveDate, to: NaiveDate) -> String {
+    format!(
+        "UPDATE serving.control SET boundary = h.event_day \
+FROM (SELECT MIN(l.event_day) AS event_day FROM ({}) l) h \
+WHERE h.event_day IS NOT NULL AND boundary > h.event_day AND boundary = {}",
+        select_lake_behind(Some(from), to).replace(" ORDER BY 1", ""),
+        date_literal(to)
+    )
+}

@@ -47,6 +47,11 @@ struct FakeWarehouse {
     pending: Vec<NaiveDate>,
     /// Answer to the speed-waiting-days query.
     speed_waiting: Vec<NaiveDate>,
+    /// Answer to the lake-behind query: (day, speed readings, batch readings).
+    behind: Vec<(NaiveDate, i64, i64)>,
+    /// The boundary the swap's hold leaves (read back after the swap); `None`: the one the
+    /// swap's first UPDATE sets.
+    held: Option<NaiveDate>,
     calls: Mutex<Vec<Call>>,
 }
 
@@ -60,6 +65,8 @@ impl FakeWarehouse {
             fail_transaction: false,
             pending: Vec::new(),
             speed_waiting: Vec::new(),
+            behind: Vec::new(),
+            held: None,
             calls: Mutex::new(Vec::new()),
         }
     }
@@ -108,6 +115,16 @@ impl Warehouse for FakeWarehouse {
         redshift_strict::assert_redshift_sql(sql, false);
         self.calls.lock().unwrap().push(Call::Query(sql.to_owned()));
         if sql.contains("serving.control") {
+            // After a swap: what it committed.
+            let swapped = self.transactions().into_iter().rev().find_map(|t| {
+                let first = t.first()?;
+                let rest = first.strip_prefix("UPDATE serving.control SET boundary = ")?;
+                let at = rest.rfind("CAST('")? + 6;
+                rest.get(at..at + 10)?.parse::<NaiveDate>().ok()
+            });
+            if let Some(b) = swapped.map(|b| self.held.unwrap_or(b)) {
+                return Ok(rs(&["boundary"], vec![vec![Field::String(b.to_string())]]));
+            }
             let rows = match self.boundary {
                 None => vec![],
                 Some(None) => vec![vec![Field::Null]],
@@ -133,6 +150,20 @@ impl Warehouse for FakeWarehouse {
         };
         if sql.starts_with("SELECT DISTINCT event_day FROM batch.pending_days") {
             return Ok(days(&self.pending));
+        }
+        if sql.starts_with("SELECT x.event_day, SUM(x.speed_readings)") {
+            let rows = self
+                .behind
+                .iter()
+                .map(|(day, s, b)| {
+                    vec![
+                        Field::String(day.to_string()),
+                        Field::Long(*s),
+                        Field::String(b.to_string()),
+                    ]
+                })
+                .collect();
+            return Ok(rs(&["event_day", "speed_readings", "batch_readings"], rows));
         }
         if sql.starts_with("SELECT DISTINCT t.event_day FROM speed.telemetry") {
             return Ok(days(&self.speed_waiting));
@@ -201,6 +232,7 @@ fn settings() -> Settings {
         lake: LakeLayout::new("fleetline-lake", PREFIX),
         reprocess_days: 2,
         prune_margin_days: 2,
+        max_hold_days: 2,
         threshold: RapidAccelThreshold::DEFAULT,
         changes_queue_url: None,
     }
@@ -533,6 +565,8 @@ async fn notified_days_are_committed_pending_before_the_messages_are_deleted() {
         [
             "CALL batch.recompute_pending(CAST(10.0000 AS DECIMAL(10,4)))".to_owned(),
             sql::DELETE_DAILY_FROM_BOUNDARY.to_owned(),
+            // Held where the lake is behind, from max(2026-11-20, 2026-11-25 − 2 days).
+            sql::hold_boundary(d("2026-11-23"), d("2026-11-25")),
             "CALL batch.rapid_acceleration_by_year_sp()".to_owned(),
             "CALL batch.total_miles_driven_by_year_sp()".to_owned(),
         ]
@@ -741,5 +775,148 @@ async fn failures_fail_the_invocation_without_pruning() {
     assert!(
         err.to_string().contains("serving.control has no row"),
         "{err}"
+    );
+}
+
+// ---- holding the boundary where the lake is behind -----------------------------------
+
+#[test]
+fn lake_behind_statements() {
+    let q = sql::select_lake_behind(Some(d("2026-11-20")), d("2026-11-24"));
+    assert!(q.contains(
+        "FROM speed.telemetry WHERE event_day >= CAST('2026-11-20' AS DATE) AND event_day < CAST('2026-11-24' AS DATE) GROUP BY event_day"
+    ));
+    assert!(q.contains("SUM(readings) AS batch_readings FROM batch.vehicle_daily WHERE event_day >= CAST('2026-11-20' AS DATE)"));
+    assert!(q.ends_with("HAVING SUM(x.batch_readings) < SUM(x.speed_readings) ORDER BY 1"));
+    assert!(
+        sql::select_lake_behind(None, d("2026-11-24"))
+            .contains("WHERE event_day < CAST('2026-11-24' AS DATE) GROUP BY")
+    );
+    redshift_strict::assert_redshift_sql(&q, false);
+    let h = sql::hold_boundary(d("2026-11-22"), d("2026-11-24"));
+    assert!(h.starts_with(
+        "UPDATE serving.control SET boundary = h.event_day FROM (SELECT MIN(l.event_day)"
+    ));
+    assert!(h.contains(
+        "event_day >= CAST('2026-11-22' AS DATE) AND event_day < CAST('2026-11-24' AS DATE)"
+    ));
+    assert!(!h.contains("ORDER BY"));
+    assert!(h.ends_with(
+        "WHERE h.event_day IS NOT NULL AND boundary > h.event_day AND boundary = CAST('2026-11-24' AS DATE)"
+    ));
+    redshift_strict::assert_redshift_sql(&h, true);
+
+    let s = Settings::from_lookup(|k| (k == "FLEETLINE_BATCH_MAX_HOLD_DAYS").then(|| "0".into()))
+        .unwrap();
+    assert_eq!(s.max_hold_days, 0);
+    assert_eq!(Settings::default().max_hold_days, 2);
+}
+
+#[tokio::test]
+async fn a_day_behind_in_the_lake_holds_the_boundary() {
+    // Daily run moving 2026-11-20 → 2026-11-24; 11-22 and 11-23 are behind, 11-22 held.
+    let mut w = FakeWarehouse::new(Some("2026-11-20"));
+    w.pending = vec![d("2026-11-20"), d("2026-11-21")];
+    w.held = Some(d("2026-11-22"));
+    w.behind = vec![(d("2026-11-22"), 10, 7), (d("2026-11-23"), 5, 0)];
+    let out = handle(
+        &w,
+        &FakeLake::days(&[]),
+        NO_FEED,
+        &settings(),
+        &json!({"boundary": "2026-11-24"}),
+        at(NOW),
+    )
+    .await
+    .unwrap();
+    let swap = w.transactions().pop().unwrap();
+    assert!(swap[0].starts_with("UPDATE serving.control SET boundary = CASE"));
+    assert_eq!(swap[2], sql::DELETE_DAILY_FROM_BOUNDARY);
+    // Holdable from max(previous, target − 2 days) = 11-22, before the by-year views.
+    assert_eq!(
+        swap[3],
+        sql::hold_boundary(d("2026-11-22"), d("2026-11-24"))
+    );
+    assert_eq!(swap[4], sql::CALL_RAPID_BY_YEAR);
+    // The report covers every day moved over.
+    assert!(w.calls().contains(&Call::Query(sql::select_lake_behind(
+        Some(d("2026-11-20")),
+        d("2026-11-24")
+    ))));
+    assert_eq!(out["boundary"], "2026-11-22");
+    assert_eq!(out["held_at"], "2026-11-22");
+    assert_eq!(
+        out["lake_behind"],
+        json!([
+            {"day": "2026-11-22", "speed_readings": 10, "batch_readings": 7, "held": true},
+            {"day": "2026-11-23", "speed_readings": 5, "batch_readings": 0, "held": true},
+        ])
+    );
+    // Pruning follows the committed boundary, not the target.
+    assert_eq!(out["prune_before"], "2026-11-20");
+    assert!(w.executes().contains(&sql::prune_speed(d("2026-11-20"))));
+
+    // Too old to hold (the lake never caught up): reported, not held; holding disabled: no
+    // hold statement at all.
+    let mut w = FakeWarehouse::new(Some("2026-11-20"));
+    w.behind = vec![(d("2026-11-20"), 4, 1)];
+    let out = handle(
+        &w,
+        &FakeLake::days(&[]),
+        NO_FEED,
+        &Settings {
+            max_hold_days: 0,
+            ..settings()
+        },
+        &json!({"boundary": "2026-11-24"}),
+        at(NOW),
+    )
+    .await
+    .unwrap();
+    let swap = w.transactions().pop().unwrap();
+    assert!(!swap.iter().any(|s| s.contains("h.event_day")), "{swap:?}");
+    assert_eq!(out["boundary"], "2026-11-24");
+    assert_eq!(out["held_at"], Value::Null);
+    assert_eq!(out["lake_behind"][0]["held"], false);
+
+    // A full run never holds; a first run holds only from target − max_hold.
+    let w = FakeWarehouse::new(Some("2026-11-20"));
+    handle(
+        &w,
+        &FakeLake::days(&[]),
+        NO_FEED,
+        &settings(),
+        &json!({"full": true, "boundary": "2026-11-24"}),
+        at(NOW),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !w.transactions()
+            .pop()
+            .unwrap()
+            .iter()
+            .any(|s| s.contains("h.event_day"))
+    );
+    let w = FakeWarehouse::new(None);
+    handle(
+        &w,
+        &FakeLake::days(&[]),
+        NO_FEED,
+        &settings(),
+        &json!({"boundary": "2026-11-24"}),
+        at(NOW),
+    )
+    .await
+    .unwrap();
+    assert!(
+        w.transactions()
+            .pop()
+            .unwrap()
+            .contains(&sql::hold_boundary(d("2026-11-22"), d("2026-11-24")))
+    );
+    assert!(
+        w.calls()
+            .contains(&Call::Query(sql::select_lake_behind(None, d("2026-11-24"))))
     );
 }
