@@ -176,16 +176,6 @@ def main() -> int:
         expect(p not in t["Parameters"], f"speed-cluster parameter {p} is gone")
 
     # IAM: no wildcard actions in Allow statements; "*" resources only where unavoidable.
-    def statements(node):
-        if isinstance(node, dict):
-            if "Effect" in node and "Action" in node:
-                yield node
-            for v in node.values():
-                yield from statements(v)
-        elif isinstance(node, list):
-            for v in node:
-                yield from statements(v)
-
     for lid, r in res.items():
         for st in statements(r.get("Properties", {})):
             if st["Effect"] != "Allow":
@@ -221,6 +211,18 @@ def main() -> int:
         print(f"[template-contract] FAIL {e}")
     print(f"[template-contract] {checked - len(errors)} passed, {len(errors)} failed")
     return 1 if errors else 0
+
+
+def statements(node):
+    """Every IAM policy statement (a dict with Effect and Action) anywhere below node."""
+    if isinstance(node, dict):
+        if "Effect" in node and "Action" in node:
+            yield node
+        for v in node.values():
+            yield from statements(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from statements(v)
 
 
 def transformed_resources(sam_template: dict) -> dict:

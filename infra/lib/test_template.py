@@ -19,6 +19,8 @@ import unittest
 from functools import lru_cache
 from pathlib import Path
 
+from check_template import statements  # infra/lib/check_template.py
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = Path(os.environ.get("FLEETLINE_TEMPLATE", ROOT / "template.yaml"))
 CAPACITIES = [8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 256, 512]
@@ -113,17 +115,6 @@ def env(fn: str, **params: str) -> dict[str, str]:
     glob = sam()["Globals"]["Function"]["Environment"]["Variables"]
     local = sam()["Resources"][fn]["Properties"].get("Environment", {}).get("Variables", {})
     return {k: ev.value(v) for k, v in {**glob, **local}.items()}
-
-
-def statements(node):
-    if isinstance(node, dict):
-        if "Effect" in node and "Action" in node:
-            yield node
-        for v in node.values():
-            yield from statements(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from statements(v)
 
 
 def actions(st) -> list[str]:

@@ -14,7 +14,7 @@ use crate::lake::{
     LakeCatalog, LakeError, LakePartition, dedupe_by_day, partition_of_key, segment_value,
 };
 use crate::request::Request;
-use crate::run::{handle, target_boundary};
+use crate::run::{BatchError, handle, target_boundary};
 use crate::sql;
 
 fn d(s: &str) -> NaiveDate {
@@ -473,6 +473,16 @@ impl ChangeFeed for FakeFeed<'_> {
 
 const NO_FEED: Option<&FakeFeed<'static>> = None;
 
+/// One invocation with the default settings at `NOW`.
+async fn run_now(
+    w: &FakeWarehouse,
+    lake: &FakeLake,
+    feed: Option<&FakeFeed<'_>>,
+    event: &Value,
+) -> Result<Value, BatchError> {
+    handle(w, lake, feed, &settings(), event, at(NOW)).await
+}
+
 #[test]
 fn notification_bodies() {
     assert_eq!(
@@ -599,16 +609,9 @@ async fn a_failed_pending_insert_keeps_the_notifications() {
             "vehicle_telematics_raw/year=2026/month=11/day=21/s-1-2.parquet",
         ])],
     );
-    let err = handle(
-        &w,
-        &FakeLake::days(&[]),
-        Some(&feed),
-        &settings(),
-        &json!({}),
-        at(NOW),
-    )
-    .await
-    .unwrap_err();
+    let err = run_now(&w, &FakeLake::days(&[]), Some(&feed), &json!({}))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("recording partitions"), "{err}");
     assert!(!w.calls().iter().any(|c| matches!(c, Call::Delete(_))));
     assert!(!w.executes().iter().any(|s| s.contains("speed.telemetry")));
@@ -618,13 +621,11 @@ async fn a_failed_pending_insert_keeps_the_notifications() {
 async fn a_quiet_catch_up_keeps_the_boundary_and_swaps_nothing() {
     let w = FakeWarehouse::new(Some("2026-11-20"));
     let feed = FakeFeed::new(&w, vec![]);
-    let out = handle(
+    let out = run_now(
         &w,
         &FakeLake::days(&["2026-11-19"]),
         Some(&feed),
-        &settings(),
         &json!({"catch_up": true}),
-        at(NOW),
     )
     .await
     .unwrap();
@@ -643,13 +644,11 @@ async fn a_quiet_catch_up_keeps_the_boundary_and_swaps_nothing() {
             "vehicle_telematics_raw/year=2026/month=11/day=10/s-1-2.parquet",
         ])],
     );
-    let out = handle(
+    let out = run_now(
         &w,
         &FakeLake::days(&[]),
         Some(&feed),
-        &settings(),
         &json!({"catch_up": true}),
-        at(NOW),
     )
     .await
     .unwrap();
@@ -662,13 +661,11 @@ async fn a_quiet_catch_up_keeps_the_boundary_and_swaps_nothing() {
     // A catch-up before any batch run only records the changes.
     let w = FakeWarehouse::new(None);
     let feed = FakeFeed::new(&w, vec![]);
-    let out = handle(
+    let out = run_now(
         &w,
         &FakeLake::days(&[]),
         Some(&feed),
-        &settings(),
         &json!({"catch_up": true}),
-        at(NOW),
     )
     .await
     .unwrap();
@@ -680,16 +677,9 @@ async fn a_quiet_catch_up_keeps_the_boundary_and_swaps_nothing() {
 async fn first_and_full_runs_list_the_lake_and_mark_every_day() {
     let w = FakeWarehouse::new(None);
     let lake = FakeLake::days(&["2025-03-14", "2025-03-15"]);
-    handle(
-        &w,
-        &lake,
-        NO_FEED,
-        &settings(),
-        &json!({"boundary":"2025-03-16"}),
-        at(NOW),
-    )
-    .await
-    .unwrap();
+    run_now(&w, &lake, NO_FEED, &json!({"boundary":"2025-03-16"}))
+        .await
+        .unwrap();
     let marked = w
         .transactions()
         .into_iter()
@@ -700,13 +690,11 @@ async fn first_and_full_runs_list_the_lake_and_mark_every_day() {
     let mut w = FakeWarehouse::new(Some("2026-11-20"));
     w.registered = vec![(2025, 3, 14)];
     w.pending = vec![d("2025-03-14"), d("2025-03-15")];
-    let out = handle(
+    let out = run_now(
         &w,
         &lake,
         NO_FEED,
-        &settings(),
         &json!({"full": true, "boundary": "2025-03-16"}),
-        at(NOW),
     )
     .await
     .unwrap();
@@ -740,9 +728,7 @@ async fn invalid_requests_are_answered_and_change_nothing() {
     ] {
         let w = FakeWarehouse::new(Some("2026-11-20"));
         let lake = FakeLake::days(&["2026-11-21"]);
-        let out = handle(&w, &lake, NO_FEED, &settings(), &payload, at(NOW))
-            .await
-            .unwrap();
+        let out = run_now(&w, &lake, NO_FEED, &payload).await.unwrap();
         assert_eq!(out["error"]["code"], code, "{payload}: {out}");
         assert_eq!(out["status"], 400);
         assert!(
@@ -761,17 +747,13 @@ async fn failures_fail_the_invocation_without_pruning() {
     w.fail_transaction = true;
     w.registered = vec![(2026, 11, 21)];
     let lake = FakeLake::days(&["2026-11-21"]);
-    let err = handle(&w, &lake, NO_FEED, &settings(), &json!({}), at(NOW))
-        .await
-        .unwrap_err();
+    let err = run_now(&w, &lake, NO_FEED, &json!({})).await.unwrap_err();
     assert!(err.to_string().contains("marking days pending"), "{err}");
     assert!(!w.executes().iter().any(|s| s.contains("speed.telemetry")));
 
     let mut w = FakeWarehouse::new(None);
     w.boundary = None; // no control row at all
-    let err = handle(&w, &lake, NO_FEED, &settings(), &json!({}), at(NOW))
-        .await
-        .unwrap_err();
+    let err = run_now(&w, &lake, NO_FEED, &json!({})).await.unwrap_err();
     assert!(
         err.to_string().contains("serving.control has no row"),
         "{err}"
@@ -819,13 +801,11 @@ async fn a_day_behind_in_the_lake_holds_the_boundary() {
     w.pending = vec![d("2026-11-20"), d("2026-11-21")];
     w.held = Some(d("2026-11-22"));
     w.behind = vec![(d("2026-11-22"), 10, 7), (d("2026-11-23"), 5, 0)];
-    let out = handle(
+    let out = run_now(
         &w,
         &FakeLake::days(&[]),
         NO_FEED,
-        &settings(),
         &json!({"boundary": "2026-11-24"}),
-        at(NOW),
     )
     .await
     .unwrap();
@@ -881,13 +861,11 @@ async fn a_day_behind_in_the_lake_holds_the_boundary() {
 
     // A full run never holds; a first run holds only from target − max_hold.
     let w = FakeWarehouse::new(Some("2026-11-20"));
-    handle(
+    run_now(
         &w,
         &FakeLake::days(&[]),
         NO_FEED,
-        &settings(),
         &json!({"full": true, "boundary": "2026-11-24"}),
-        at(NOW),
     )
     .await
     .unwrap();
@@ -899,13 +877,11 @@ async fn a_day_behind_in_the_lake_holds_the_boundary() {
             .any(|s| s.contains("h.event_day"))
     );
     let w = FakeWarehouse::new(None);
-    handle(
+    run_now(
         &w,
         &FakeLake::days(&[]),
         NO_FEED,
-        &settings(),
         &json!({"boundary": "2026-11-24"}),
-        at(NOW),
     )
     .await
     .unwrap();

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use fleetline_aws::lake::{ErrorKind, LakeBatch, LakeError, LakeSink, WriteReport};
 
 use crate::input::InputRecord;
-use crate::process::{Outcome, ProcessError, Processor};
+use crate::process::{BatchReport, Outcome, ProcessError, Processor};
 
 /// Records every batch; answers with the queued errors first, then success.
 #[derive(Default)]
@@ -29,6 +29,19 @@ impl LakeSink for FakeSink {
             calls: 1,
         })
     }
+}
+
+/// Checks records in = written + rejected + duplicates, and returns the rejections by reason.
+fn balanced_reasons(report: &BatchReport) -> Vec<(&'static str, u64)> {
+    assert_eq!(
+        report.records_in,
+        report.written + report.rejected + report.duplicates_in_batch
+    );
+    report
+        .rejected_by_reason
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect()
 }
 
 fn now() -> DateTime<Utc> {
@@ -109,15 +122,7 @@ async fn valid_unique_readings_go_to_the_sink_and_the_rest_is_counted() {
     assert_eq!(report.written, 3);
     assert_eq!(report.rejected, 4);
     assert_eq!(report.duplicates_in_batch, 1);
-    assert_eq!(
-        report.records_in,
-        report.written + report.rejected + report.duplicates_in_batch
-    );
-    let reasons: Vec<(&str, u64)> = report
-        .rejected_by_reason
-        .iter()
-        .map(|(k, v)| (*k, *v))
-        .collect();
+    let reasons = balanced_reasons(&report);
     assert_eq!(
         reasons,
         [
@@ -316,15 +321,7 @@ async fn aggregates_are_opened_and_a_corrupt_one_is_rejected_whole() {
         ),
         (6, 2, 3, 2, 1)
     );
-    assert_eq!(
-        report.records_in,
-        report.written + report.rejected + report.duplicates_in_batch
-    );
-    let reasons: Vec<(&str, u64)> = report
-        .rejected_by_reason
-        .iter()
-        .map(|(k, v)| (*k, *v))
-        .collect();
+    let reasons = balanced_reasons(&report);
     assert_eq!(reasons, [("aggregate_bad_protobuf", 1), ("bad_vin", 1)]);
 
     // Redelivery hands the sink the identical batch (same object keys, same bytes).

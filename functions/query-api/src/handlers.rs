@@ -265,39 +265,14 @@ impl<W: Warehouse> App<W> {
     async fn vehicle_days(&self, vin: &Vin, year: Option<i32>) -> Outcome {
         let rs = self.run(&sql::vehicle_days(vin, year)).await?;
         let boundary = boundary(&rs)?;
-        let data = data_rows(&rs, "event_day", |r| {
-            let readings = r.get_i64("readings")?;
-            let m = NanoMiles(i128::from(r.get_scaled_i64("miles", MILES_SCALE)?));
-            Ok(json!({
-                "date": r.get_date("event_day")?.format("%Y-%m-%d").to_string(),
-                "trips": r.get_i64("trips")?,
-                "readings": readings,
-                "avg_speed_kmh": avg_speed_kmh(r.get_scaled_i64("sum_speed", MILLI_SCALE)?, readings),
-                "miles": miles_number(m),
-                "miles_exact": miles_exact(m),
-                "rapid_accelerations": r.get_i64("rapid_accelerations")?,
-            }))
-        })?;
+        let data = data_rows(&rs, "event_day", |r| day_totals(r, &["trips"]))?;
         Ok(answer(boundary, data, None))
     }
 
     async fn fleet_daily(&self, from: NaiveDate, to: NaiveDate) -> Outcome {
         let rs = self.run(&sql::fleet_daily(from, to)).await?;
         let boundary = boundary(&rs)?;
-        let data = data_rows(&rs, "event_day", |r| {
-            let readings = r.get_i64("readings")?;
-            let m = NanoMiles(i128::from(r.get_scaled_i64("miles", MILES_SCALE)?));
-            Ok(json!({
-                "date": r.get_date("event_day")?.format("%Y-%m-%d").to_string(),
-                "vehicles": r.get_i64("vehicles")?,
-                "trips": r.get_i64("trips")?,
-                "readings": readings,
-                "avg_speed_kmh": avg_speed_kmh(r.get_scaled_i64("sum_speed", MILLI_SCALE)?, readings),
-                "miles": miles_number(m),
-                "miles_exact": miles_exact(m),
-                "rapid_accelerations": r.get_i64("rapid_accelerations")?,
-            }))
-        })?;
+        let data = data_rows(&rs, "event_day", |r| day_totals(r, &["vehicles", "trips"]))?;
         let mut body = answer_json(boundary, data, None);
         body["from"] = json!(from.format("%Y-%m-%d").to_string());
         body["to"] = json!(to.format("%Y-%m-%d").to_string());
@@ -379,6 +354,36 @@ fn boundary(rs: &ResultSet) -> Result<Option<NaiveDate>, Failure> {
 }
 
 /// Rows whose `key` column is NULL are the LEFT JOIN's "no data" row and are skipped.
+/// One day's totals (`/v1/vehicles/{vin}/days`, `/v1/fleet/daily`): the date, the given
+/// count columns in order, then readings, average speed, miles and rapid accelerations.
+fn day_totals(r: &Row<'_>, counts: &[&str]) -> Result<Value, DecodeError> {
+    let readings = r.get_i64("readings")?;
+    let m = NanoMiles(i128::from(r.get_scaled_i64("miles", MILES_SCALE)?));
+    let mut day = serde_json::Map::new();
+    day.insert(
+        "date".into(),
+        json!(r.get_date("event_day")?.format("%Y-%m-%d").to_string()),
+    );
+    for &c in counts {
+        day.insert(c.into(), json!(r.get_i64(c)?));
+    }
+    day.insert("readings".into(), json!(readings));
+    day.insert(
+        "avg_speed_kmh".into(),
+        json!(avg_speed_kmh(
+            r.get_scaled_i64("sum_speed", MILLI_SCALE)?,
+            readings
+        )),
+    );
+    day.insert("miles".into(), json!(miles_number(m)));
+    day.insert("miles_exact".into(), json!(miles_exact(m)));
+    day.insert(
+        "rapid_accelerations".into(),
+        json!(r.get_i64("rapid_accelerations")?),
+    );
+    Ok(Value::Object(day))
+}
+
 fn data_rows(
     rs: &ResultSet,
     key: &str,
