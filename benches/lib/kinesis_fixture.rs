@@ -6,7 +6,7 @@
 //!   the demo's fault rates (1% duplicates, 0.5% late, 0.5% malformed), in send order, the
 //!   first N of them. One shard: a Kinesis event source mapping never mixes shards in a batch.
 //! - Envelope: every field Lambda sets (`eventID`, ARNs, 56-digit sequence numbers, the
-//!   arrival time), `kinesis.data` base64 as on the wire.
+//!   arrival time), `kinesis.data` base64 as on the wire: the local runner's event builder.
 //! - Expected counts come from the generator's own labels (what it injected), not from the
 //!   code under test, so a bench can check it measures real work before timing it.
 //!
@@ -16,8 +16,9 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
+use local_runner::kinesis::StreamRecord;
+use local_runner::kinesis::event::{EventOrigin, event_record, record_json};
 use serde_json::json;
 use simulator::config::{SimConfig, parse_start};
 use simulator::generator::{Generator, RecordKind};
@@ -75,7 +76,12 @@ fn sim_config() -> SimConfig {
 /// The first `max_records` records, or fewer if the event would exceed `max_bytes`.
 pub fn kinesis_event(max_records: usize, max_bytes: Option<usize>) -> Fixture {
     let cfg = sim_config();
-    let b64 = base64::engine::general_purpose::STANDARD;
+    let origin = EventOrigin {
+        shard_id: SHARD,
+        stream_arn: STREAM_ARN,
+        region: "us-east-1",
+        identity_arn: ROLE_ARN,
+    };
     let head = br#"{"Records":["#;
     let tail = b"]}";
     let mut event = head.to_vec();
@@ -91,23 +97,13 @@ pub fn kinesis_event(max_records: usize, max_bytes: Option<usize>) -> Fixture {
         // 56 digits like real Kinesis sequence numbers, increasing in delivery order.
         let seq = format!("49590338271490256608559692538{:027}", 1_000_000 + i * 7);
         let arrival = rec.send_ns as f64 / 1e9;
-        let arrival = (arrival * 1000.0).round() / 1000.0;
-        let entry = json!({
-            "kinesis": {
-                "kinesisSchemaVersion": "1.0",
-                "partitionKey": rec.partition_key,
-                "sequenceNumber": seq,
-                "data": b64.encode(rec.payload.as_bytes()),
-                "approximateArrivalTimestamp": arrival,
-            },
-            "eventSource": "aws:kinesis",
-            "eventVersion": "1.0",
-            "eventID": format!("{SHARD}:{seq}"),
-            "eventName": "aws:kinesis:record",
-            "invokeIdentityArn": ROLE_ARN,
-            "awsRegion": "us-east-1",
-            "eventSourceARN": STREAM_ARN,
-        });
+        let record = StreamRecord {
+            sequence_number: seq,
+            partition_key: rec.partition_key.clone(),
+            data: rec.payload.as_bytes().to_vec(),
+            approximate_arrival: (arrival * 1000.0).round() / 1000.0,
+        };
+        let entry = record_json(&event_record(&record, &origin)).unwrap_or_default();
         let bytes = serde_json::to_vec(&entry).unwrap_or_default();
         let sep = usize::from(i > 0);
         if max_bytes.is_some_and(|m| event.len() + sep + bytes.len() + tail.len() > m) {
@@ -265,6 +261,12 @@ pub fn envelope_only(event: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
+/// Fleetline's envelope alone (what the runtime reads the event with, `KinesisRecords`):
+/// the input records, base64 decoded.
+pub fn fleetline_envelope(event: &[u8]) -> usize {
+    fleetline_aws::kinesis::records(event).map_or(0, |r| r.len())
+}
+
 /// The criterion group both benches report: `hot_path` and, on the same input, the
 /// reference parses the report compares it with (`bare_parse_event` is the baseline).
 pub fn bench_against_baselines<R>(
@@ -286,5 +288,19 @@ pub fn bench_against_baselines<R>(
     g.bench_function("envelope_only", |b| {
         b.iter(|| envelope_only(black_box(&f.event)))
     });
+    g.bench_function("fleetline_envelope", |b| {
+        b.iter(|| fleetline_envelope(black_box(&f.event)))
+    });
     g.finish();
+}
+
+/// A bench binary's `main`: writes the events when asked ([`write_events_if_asked`]),
+/// otherwise runs `bench` under criterion.
+pub fn main_with(bench: fn(&mut criterion::Criterion)) {
+    if write_events_if_asked() {
+        return;
+    }
+    let mut c = criterion::Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
 }

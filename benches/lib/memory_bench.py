@@ -27,11 +27,8 @@ import http.server
 import json
 import os
 import queue
-import random
-import shutil
 import signal
 import statistics
-import string
 import subprocess
 import sys
 import threading
@@ -40,10 +37,8 @@ import uuid
 import zipfile
 from pathlib import Path
 
-import boto3
-from botocore.config import Config
+from stack_run import ROOT, BenchError, StackRun, log
 
-ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "000000000000"
 REGION = os.environ.get("AWS_REGION", "us-east-1")
 MEMORY_LIMIT_MIB = 128
@@ -52,14 +47,6 @@ sys.path.insert(0, str(ROOT / "infra" / "lib"))
 from functions import local_functions  # noqa: E402  (infra/lib/functions.py)
 
 FUNCTIONS = local_functions()
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-class BenchError(Exception):
-    pass
 
 
 # ------------------------------------------------------------------------------------------
@@ -182,29 +169,32 @@ class FunctionProcess:
         self.proc = subprocess.Popen([str(self.binary)], env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=self.logf, stderr=subprocess.STDOUT)
 
-    def wait_next(self, timeout):
-        """Time of the next GET /next, or None if the process exits or the time is up."""
+    def _take(self, q, timeout, poll):
+        """("item", the next item of `q`), or ("exited", None) when the process exits first,
+        or ("timeout", None)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                return self.api.next_calls.get(timeout=0.05)
+                return "item", q.get(timeout=poll)
             except queue.Empty:
                 if self.proc.poll() is not None:
-                    return None
-        return None
+                    return "exited", None
+        return "timeout", None
+
+    def wait_next(self, timeout):
+        """Time of the next GET /next, or None if the process exits or the time is up."""
+        return self._take(self.api.next_calls, timeout, 0.05)[1]
 
     def invoke(self, payload, timeout):
         request_id = str(uuid.uuid4())
         self.api.events.put((request_id, payload))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                return self.api.answers.get(timeout=0.1)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    raise BenchError(f"{self.function} exited ({self.proc.returncode}) "
-                                     f"during the invocation; see {self.log_path}")
-        raise BenchError(f"{self.function}: no answer within {timeout} s")
+        state, answer = self._take(self.api.answers, timeout, 0.1)
+        if state == "exited":
+            raise BenchError(f"{self.function} exited ({self.proc.returncode}) "
+                             f"during the invocation; see {self.log_path}")
+        if state == "timeout":
+            raise BenchError(f"{self.function}: no answer within {timeout} s")
+        return answer
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -218,46 +208,17 @@ class FunctionProcess:
 # ------------------------------------------------------------------------------------------
 
 
-class MemoryBench:
+class MemoryBench(StackRun):
     def __init__(self, args):
-        self.args = args
+        super().__init__(args, "benchmem")
         self.bin_dir = Path(args.bin_dir)
         self.data_dir = Path(args.data_dir)
-        suffix = "".join(random.SystemRandom().choice(string.ascii_lowercase) for _ in range(4))
-        self.id = f"benchmem{time.strftime('%m%d%H%M%S', time.gmtime())}{suffix}"
-        self.run_dir = Path(args.state_dir) / self.id
-        self.database = self.id
-        self.lake_prefix = f"{self.id}/vehicle_telematics_raw/"
         self.stream = f"fleetline-{self.id}"
-        self.db_created = False
-        self.stream_created = False
-        cfg = Config(retries={"max_attempts": 10, "mode": "standard"})
-        self.s3 = boto3.client("s3", config=cfg)
-        self.kinesis = boto3.client("kinesis", config=cfg)
-        self.data_api = boto3.client(
-            "redshift-data", config=cfg,
-            endpoint_url=os.environ.get("AWS_ENDPOINT_URL_REDSHIFT_DATA", "http://127.0.0.1:4599"))
         self.metrics = {"rss": [], "init": [], "first": [], "size": []}
         self.notes = []
         self.failures = []
 
     # --- resources ---
-
-    def sql(self, sql, database=None, timeout=300):
-        r = self.data_api.execute_statement(
-            WorkgroupName=self.args.workgroup, Database=database or self.database, Sql=sql)
-        deadline = time.monotonic() + timeout
-        delay = 0.01
-        while True:
-            d = self.data_api.describe_statement(Id=r["Id"])
-            if d["Status"] == "FINISHED":
-                return d
-            if d["Status"] in ("FAILED", "ABORTED"):
-                raise BenchError(f"SQL failed: {sql[:80]}: {d.get('Error')}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"SQL timed out: {sql[:80]}")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
 
     def psql(self, sql):
         r = subprocess.run(
@@ -282,27 +243,10 @@ class MemoryBench:
         return sum(len(page.get("Contents", [])) for page in pages)
 
     def setup(self):
-        self.run_dir.mkdir(parents=True)
         log(f"database {self.database}, lake s3://{self.args.bucket}/{self.id}/, "
             f"stream {self.stream}, logs {self.run_dir}")
-        self.sql(f"CREATE DATABASE {self.database}", database=self.args.admin_database)
-        self.db_created = True
-        apply = [str(ROOT / "localstack/apply-sql"), "--database", self.database,
-                 "--var", f"LAKE_PREFIX={self.lake_prefix}"]
-        with open(self.run_dir / "apply-sql.log", "wb") as logf:
-            for extra in ([], ["--dir", str(ROOT / "infra/sql/local")]):
-                # CREATE DATABASE completes asynchronously in the emulator's pool: retry.
-                for _ in range(10):
-                    if subprocess.run(apply + extra, stdout=logf,
-                                      stderr=subprocess.STDOUT).returncode == 0:
-                        break
-                    time.sleep(1)
-                else:
-                    raise BenchError(f"apply-sql failed; see {self.run_dir / 'apply-sql.log'}")
-        self.kinesis.create_stream(StreamName=self.stream, ShardCount=1)
-        self.stream_created = True
-        self.kinesis.get_waiter("stream_exists").wait(
-            StreamName=self.stream, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        self.create_database()
+        self.add_stream(self.stream, 1)
 
     def function_env(self):
         return {
@@ -316,32 +260,7 @@ class MemoryBench:
         }
 
     def cleanup(self, ok):
-        if self.stream_created:
-            try:
-                self.kinesis.delete_stream(StreamName=self.stream, EnforceConsumerDeletion=True)
-            except Exception as e:  # noqa: BLE001 - best effort, reported
-                log(f"cleanup: stream: {e}")
-        try:
-            pages = self.s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.args.bucket, Prefix=f"{self.id}/")
-            for page in pages:
-                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-                if keys:
-                    self.s3.delete_objects(Bucket=self.args.bucket, Delete={"Objects": keys})
-        except Exception as e:  # noqa: BLE001
-            log(f"cleanup: objects: {e}")
-        if self.db_created:
-            r = subprocess.run(
-                [self.args.psql, "-X", "-q", "-h", "127.0.0.1", "-p", str(self.args.pg_port),
-                 "-U", "postgres", "-d", "postgres", "-c",
-                 f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)"],
-                capture_output=True, text=True)
-            if r.returncode != 0:
-                log(f"cleanup: DROP DATABASE: {r.stderr.strip()}")
-        if ok and not os.environ.get("BENCH_KEEP"):
-            shutil.rmtree(self.run_dir, ignore_errors=True)
-        else:
-            log(f"logs kept in {self.run_dir}")
+        self.remove_resources(ok)
 
     # --- measurements ---
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 ORDER = ["hot_path", "python_baseline", "freshness", "query_latency", "batch_incremental",
-         "memory"]
+         "batch_history", "memory"]
 
 
 def fmt_num(v):
@@ -138,6 +138,9 @@ def render(sections, machine):
                 f"| {fmt_met(m)} | {cell(baseline)} | {fmt_ratio(m.get('ratio'))} "
                 f"| {cell(m.get('detail') or '')} |")
         out.append("")
+        # Optional extra tables, already Markdown (e.g. the cost per million readings).
+        for t in s.get("tables") or []:
+            out += [t, ""]
         for n in s.get("notes") or []:
             out.append(f"- {n}")
         if s.get("notes"):
@@ -148,7 +151,7 @@ def render(sections, machine):
         "```sh",
         "benches/run                          # everything (builds, ~30-40 min on 2 cores)",
         "benches/run --quick                  # small sizes, for development",
-        "benches/run --only hot-path python   # a subset: hot-path python memory stack",
+        "benches/run --only hot-path python   # a subset: hot-path python memory stack cost",
         "```", "",
         "Needs a Rust toolchain and Python 3.11 (stdlib); `memory` and `stack` use the local "
         "stack (`localstack/up`; started if it is not running) and the LocalStack venv's "

@@ -4,20 +4,27 @@
   python3 infra/lib/cost.py --batch-size 2000    the README table (100 / 10,000 / 100,000 vehicles)
   python3 infra/lib/cost.py --vehicles 500 --speed-window 300 --stream-mode PROVISIONED --shards 1
   python3 infra/lib/cost.py --markdown           the table as Markdown
+  python3 infra/lib/cost.py --batch-size 2000 --per-million   cost per million readings (Markdown)
+  python3 infra/lib/cost.py --capacity           readings/s the speed path carries per account
+  python3 infra/lib/cost.py --bench-json DIR     both as BENCHMARKS.md sections (benches/run)
 
 Standard library only. Every price is a us-east-1 on-demand list price as of PRICES_DATE
 (the pages in PRICE_SOURCES render their rate tables dynamically; the Redshift Serverless
 RPU-hour and the Lambda request price were read in transcripts of those pages, the others are
 the published list prices: re-check them there); the free tiers are ignored. The model (one reading per vehicle per
 second, 730 hours a month) and every assumption are the keyword arguments of `estimate`;
-README "Deploy to AWS → Cost" explains them.
+README "Deploy to AWS → Cost" explains them. The speed path's ceiling (`speed_path_capacity`)
+comes from the published quotas in DATA_API_QUOTAS and the calls stream-processor makes per
+invocation; docs/design.md §8 explains it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 HOURS_PER_MONTH = 730
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
@@ -176,11 +183,240 @@ def table(estimates: list[Estimate], markdown: bool) -> str:
     rows.append(["**total / month**" if markdown else "total / month"] + [f"${e.total:,.0f}" for e in estimates])
     rows.append(["Redshift busy (upper bound)"] + [f"{e.facts['busy_fraction']:.0%}" for e in estimates])
     if markdown:
-        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        out += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(out)
+        return markdown_table(head, rows)
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in [head, *rows])
+
+
+# --- the speed path's ceiling -------------------------------------------------------------
+
+# Redshift Data API quotas, per account and Region (requests per second unless stated). See
+# QUOTA_SOURCES and the evidence table in docs/aws-audit.md for what was read where.
+DATA_API_QUOTAS = {
+    "batch_execute_tps": 20,  # BatchExecuteStatement
+    "execute_tps": 30,  # ExecuteStatement (not used by stream-processor)
+    "describe_tps": 100,  # DescribeStatement
+    "get_result_tps": 20,  # GetStatementResult (not used by stream-processor)
+    "active_statements": 200,  # SUBMITTED + STARTED statements per cluster
+}
+QUOTA_SOURCES = {
+    "data_api": "https://docs.aws.amazon.com/redshift/latest/mgmt/amazon-redshift-limits.html",
+    "lambda_kinesis": "https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html",
+    "kinesis": "https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html",
+}
+SHARD_RECORDS_PER_S = 1000  # Kinesis write limit per shard (1 MB/s or 1,000 records/s)
+LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024  # a Kinesis batch is cut at 6 MB
+# Bytes of Lambda event per reading (base64 payload + record envelope): the benches'
+# kinesis-10000.json holds 10,000 simulator readings in about 11 MB.
+EVENT_BYTES_PER_RECORD = 1100
+# The statement limits stream-processor's SQL plan follows (functions/aws/src/warehouse/sql.rs,
+# functions/stream-processor/src/redshift/sql.rs): 100 KB statements, 40 per
+# BatchExecuteStatement, of which 4 are fixed (LOCK, CREATE TEMP TABLE, the merge, DROP).
+MAX_STATEMENT_BYTES = 100_000
+VALUES_STATEMENTS_PER_TRANSACTION = 40 - 4
+# One `(…)` VALUES row (`row_literal` in the same file): 212 bytes for its doc example with a
+# 56-digit sequence number, a little more for longer odometers and speeds.
+ROW_LITERAL_BYTES = 215
+# The Data API adapter (functions/aws/src/warehouse/data_api.rs) sends BatchExecuteStatement
+# and DescribeStatement with WaitTimeSeconds, at most 30 s (the API's maximum): each call
+# answers when the statement ends or the wait is over.
+MAX_WAIT_S = 30
+LOCK_LIMIT = "one writer at a time (LOCK speed.telemetry)"
+
+
+def describe_polls(statement_s: float, wait_s: float = MAX_WAIT_S) -> int:
+    """DescribeStatement calls for a transaction that runs `statement_s`: BatchExecuteStatement
+    waits up to `wait_s`, then one DescribeStatement reads the row counts (or waits on), and one
+    more per further `wait_s`."""
+    return max(1, math.ceil(statement_s / wait_s - 1e-9))
+
+
+def transactions_for(records: int, row_bytes: int = ROW_LITERAL_BYTES) -> int:
+    """BatchExecuteStatement calls stream-processor makes for `records` valid readings."""
+    if records <= 0:
+        return 0
+    rows_per_statement = MAX_STATEMENT_BYTES // (row_bytes + 1)  # rows joined by ","
+    statements = math.ceil(records / rows_per_statement)
+    return math.ceil(statements / VALUES_STATEMENTS_PER_TRANSACTION)
+
+
+@dataclass
+class Capacity:
+    window_s: float
+    batch_size: int
+    records_per_invocation: int  # from a shard written at its limit
+    calls: dict[str, int]  # Data API calls per invocation
+    ceilings: dict[str, float]  # readings/s one account carries, per limit
+
+    @property
+    def binding(self) -> tuple[str, float]:
+        return min(self.ceilings.items(), key=lambda kv: kv[1])
+
+    @property
+    def binding_quota(self) -> tuple[str, float]:
+        """The first published quota reached (the lock is the design's, not a quota)."""
+        return min(((k, v) for k, v in self.ceilings.items() if k != LOCK_LIMIT), key=lambda kv: kv[1])
+
+
+def speed_path_capacity(
+    window_s: float,
+    *,
+    batch_size: int = 500,  # KinesisBatchSize
+    statement_s: float = 1.0,  # one BatchExecuteStatement transaction on Redshift (assumed)
+    quotas: dict[str, float] = DATA_API_QUOTAS,
+    event_bytes_per_record: int = EVENT_BYTES_PER_RECORD,
+    describe_calls: int | None = None,  # per transaction; default: describe_polls(statement_s)
+) -> Capacity:
+    """Readings/s the stream-processor path carries in one account, per limit.
+
+    A busy shard (1,000 records/s) hands each invocation the records of one batching window
+    (or of the previous invocation, which waits `statement_s` for its statement), up to the
+    batch size and the 6 MB payload. Each invocation makes one BatchExecuteStatement per
+    transaction, waiting for it (WaitTimeSeconds), and DescribeStatement for its row counts
+    (describe_polls); no GetStatementResult. The account-wide request quotas then cap
+    invocations/s, hence readings/s. Every transaction
+    starts with `LOCK speed.telemetry`, so transactions run one at a time: while they queue,
+    invocations wait and the next batches grow, up to the batch size, so that limit is
+    `full batch / statement_s` whatever the window.
+    """
+    full_batch = min(batch_size, LAMBDA_PAYLOAD_BYTES // event_bytes_per_record)
+    n = min(full_batch, int(SHARD_RECORDS_PER_S * max(window_s, statement_s)))
+    tx = transactions_for(n)
+    polls = describe_calls if describe_calls is not None else describe_polls(statement_s)
+    calls = {"BatchExecuteStatement": tx, "DescribeStatement": tx * polls, "GetStatementResult": 0}
+    ceilings = {
+        "BatchExecuteStatement requests/s": quotas["batch_execute_tps"] / tx * n,
+        "DescribeStatement requests/s": quotas["describe_tps"] / calls["DescribeStatement"] * n,
+        "active statements": quotas["active_statements"] / (tx * statement_s) * n,
+        LOCK_LIMIT: full_batch / (transactions_for(full_batch) * statement_s),
+    }
+    return Capacity(window_s, batch_size, n, calls, ceilings)
+
+
+def capacity_table(caps: list[Capacity]) -> str:
+    head = ["limit"] + [f"window {c.window_s:g} s, batch {c.batch_size:,}" for c in caps]
+    rows = [["records per invocation (busy shard)"] + [f"{c.records_per_invocation:,}" for c in caps]]
+    rows.append(["Data API calls per invocation"] + [" + ".join(f"{v} {k}" for k, v in c.calls.items() if v) for c in caps])
+    rows += [[name] + [f"{c.ceilings[name]:,.0f} readings/s" for c in caps] for name in caps[0].ceilings]
+    rows.append(["first quota reached"] + [f"{c.binding_quota[0]}: {c.binding_quota[1]:,.0f} readings/s" for c in caps])
+    rows.append(["**binds first**"] + [f"{c.binding[0]}: {c.binding[1]:,.0f} readings/s" for c in caps])
+    return markdown_table(head, rows)
+
+
+# --- cost per million readings ------------------------------------------------------------
+
+
+def per_million(e: Estimate) -> dict[str, float]:
+    """Each component's monthly cost per million readings (one reading per vehicle per second)."""
+    millions = e.vehicles * SECONDS_PER_MONTH / 1e6
+    return {c: v / millions for c, v in e.lines.items()} if millions else {}
+
+
+def per_million_table(estimates: list[Estimate]) -> str:
+    estimates = [e for e in estimates if e.vehicles]  # no readings, no rate
+    if not estimates:
+        return "no readings: no cost per million readings"
+    per = [per_million(e) for e in estimates]
+    head = ["USD per million readings"] + [f"{e.vehicles:,} vehicles" for e in estimates]
+    rows = [[c] + [f"${p[c]:,.4f}" for p in per] for c in estimates[0].lines]
+    rows.append(["**total**"] + [f"**${sum(p.values()):,.4f}**" for p in per])
+    for label, fact in (("Lambda GB-s", "gb_seconds"), ("S3 PUTs", "s3_puts"), ("Redshift RPU-hours", "rpu_hours")):
+        per_m = [e.facts[fact] / (e.vehicles * SECONDS_PER_MONTH / 1e6) for e in estimates]
+        rows.append([f"{label} per million readings"] + [f"{v:,.0f}" if v >= 100 else f"{v:.2f}" for v in per_m])
+    return markdown_table(head, rows)
+
+
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+# Batching windows and batch sizes the capacity table compares: the template's defaults
+# (SpeedBatchingWindowSeconds 1, KinesisBatchSize 500), the README's 2,000, the maximum 10,000.
+CAPACITY_CASES = [(1, 500), (5, 500), (1, 2000), (5, 2000), (1, 10_000), (5, 10_000)]
+SOURCES_NOTE = (
+    f"us-east-1 list prices as of {PRICES_DATE}; free tiers ignored; model and assumptions: infra/lib/cost.py"
+)
+
+
+def estimates_from(a: argparse.Namespace) -> list[Estimate]:
+    return [
+        estimate(
+            v,
+            stream_mode=a.stream_mode,
+            shards=a.shards,
+            speed_window_s=a.speed_window,
+            batch_size=a.batch_size,
+            refreshes_per_hour=a.refreshes_per_hour,
+            rpu=a.rpu if a.rpu else (16 if v >= 100_000 else 8),
+        )
+        for v in a.vehicles
+    ]
+
+
+def capacities(statement_s: float = 1.0) -> list[Capacity]:
+    return [speed_path_capacity(w, batch_size=b, statement_s=statement_s) for w, b in CAPACITY_CASES]
+
+
+def metric(name: str, value: float, unit: str, detail: str) -> dict:
+    return {"name": name, "value": round(value, 4), "unit": unit, "target": None, "met": None,
+            "baseline": None, "ratio": None, "detail": detail}
+
+
+def cost_section(ests: list[Estimate], batch_size: int) -> dict:
+    metrics = [
+        metric(f"total, {e.vehicles:,} vehicles", sum(per_million(e).values()), "USD per million readings",
+               f"${e.total:,.0f} a month for {e.vehicles * SECONDS_PER_MONTH / 1e6:,g} million readings")
+        for e in ests if e.vehicles
+    ]
+    return {
+        "section": "cost_per_million",
+        "title": "Cost per million readings",
+        "command": f"python3 infra/lib/cost.py --batch-size {batch_size} --per-million",
+        "notes": [
+            "From published us-east-1 list prices, not measured on AWS: the monthly estimate of the README's Cost "
+            "table divided by the readings of a month (one reading per vehicle per second, 730 h).",
+            "Lambda GB-s use an assumed billed duration (stream-processor 1 s at 256 MB, almost all of it waiting "
+            "for its Data API statement; lake-writer 0.5 s at 512 MB): no benchmark here measures billed duration on "
+            "AWS, and the local stack's emulator does not have Redshift's statement latency.",
+            f"KinesisBatchSize {batch_size}; Redshift Serverless 8 RPU (16 at 100,000 vehicles), busy all month "
+            "because stream-processor commits every second; " + SOURCES_NOTE + ".",
+        ],
+        "metrics": metrics,
+        "tables": [per_million_table(ests)],
+    }
+
+
+def capacity_section(caps: list[Capacity]) -> dict:
+    metrics = [
+        metric(f"window {c.window_s:g} s, KinesisBatchSize {c.batch_size:,}", int(c.binding[1]), "readings/s",
+               f"binds: {c.binding[0]}; first quota: {c.binding_quota[0]} at {c.binding_quota[1]:,.0f}/s")
+        for c in caps
+    ]
+    return {
+        "section": "speed_path_capacity",
+        "title": "Speed path capacity from published quotas",
+        "command": "python3 infra/lib/cost.py --capacity",
+        "notes": [
+            "Readings/s one account's stream-processor path carries, computed from the Redshift Data API quotas "
+            "(BatchExecuteStatement 20/s, DescribeStatement 100/s, 200 active statements) and the calls one "
+            "invocation makes (BatchExecuteStatement and DescribeStatement with WaitTimeSeconds), for a transaction "
+            "that runs 1 s on Redshift (assumed).",
+            "Every transaction takes `LOCK speed.telemetry`, so transactions run one at a time: that binds before "
+            "any quota. Other functions (query-api, view-refresher, batch-views) share the same account quotas.",
+            "Derivation: docs/design.md §8.",
+        ],
+        "metrics": metrics,
+        "tables": [capacity_table(caps)],
+    }
+
+
+def write_bench_json(out_dir: str, ests: list[Estimate], batch_size: int) -> None:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for doc in (cost_section(ests, batch_size), capacity_section(capacities())):
+        (out / f"{doc['section']}.json").write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {out / (doc['section'] + '.json')}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,19 +429,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refreshes-per-hour", type=float, default=4, help="from ViewRefreshSchedule")
     ap.add_argument("--rpu", type=float, help="RPUs while active (default: 8; 16 from 100,000 vehicles)")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--per-million", action="store_true", help="cost per million readings (Markdown)")
+    ap.add_argument("--capacity", action="store_true", help="readings/s the speed path carries (Markdown)")
+    ap.add_argument("--statement-seconds", type=float, default=1.0,
+                    help="--capacity: how long one stream-processor transaction runs on Redshift (assumed 1)")
+    ap.add_argument("--bench-json", metavar="DIR", help="write DIR/cost_per_million.json and DIR/speed_path_capacity.json")
     a = ap.parse_args(argv)
-    ests = [
-        estimate(
-            v,
-            stream_mode=a.stream_mode,
-            shards=a.shards,
-            speed_window_s=a.speed_window,
-            batch_size=a.batch_size,
-            refreshes_per_hour=a.refreshes_per_hour,
-            rpu=a.rpu if a.rpu else (16 if v >= 100_000 else 8),
-        )
-        for v in a.vehicles
-    ]
+    if a.capacity:
+        print(capacity_table(capacities(a.statement_seconds)))
+        return 0
+    ests = estimates_from(a)
+    if a.bench_json:
+        write_bench_json(a.bench_json, ests, a.batch_size)
+        return 0
+    if a.per_million:
+        print(per_million_table(ests))
+        print(f"\n{SOURCES_NOTE}")
+        return 0
     print(table(ests, a.markdown))
     for e in ests:
         if not e.facts["speed_keeps_up"]:
@@ -213,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"note: at {e.vehicles:,} vehicles one stream-processor batch of {a.batch_size} per ~1 s invocation is less than a "
                 f"shard's {e.vehicles / e.facts['shards']:,.0f} records/s: raise KinesisBatchSize (up to 10000)"
             )
-    print(f"\nus-east-1 list prices as of {PRICES_DATE}; free tiers ignored; model and assumptions: infra/lib/cost.py")
+    print(f"\n{SOURCES_NOTE}")
     return 0
 
 

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS speed.telemetry (
     latitude            DOUBLE PRECISION,
     longitude           DOUBLE PRECISION,
     shard_id            VARCHAR(128)  NOT NULL,
-    sequence_number     VARCHAR(128)  NOT NULL,
+    sequence_number     VARCHAR(129)  NOT NULL,
     arrived_at          TIMESTAMP     NOT NULL DEFAULT GETDATE()
 )
 DISTSTYLE KEY

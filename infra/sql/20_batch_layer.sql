@@ -44,6 +44,25 @@ DISTSTYLE KEY
 DISTKEY (vin)
 COMPOUND SORTKEY (event_day, vin);
 
+-- Fleet totals per UTC day: batch.vehicle_daily summed per event_day, kept in the same
+-- transaction as the rows they sum (batch.refresh_fleet_daily), so fleet-wide answers
+-- read one row per day instead of every vehicle's trips. Exact: sum_speed and miles are
+-- the sums query-api would compute from batch.vehicle_daily (SUM of DECIMAL(p,s) is
+-- DECIMAL(38,s): "SUM function",
+-- https://docs.aws.amazon.com/redshift/latest/dg/r_SUM.html). A day has a row when it has
+-- batch rows; only days before the boundary are ever read.
+CREATE TABLE IF NOT EXISTS batch.fleet_daily (
+    event_day           DATE          NOT NULL,
+    vehicles            BIGINT        NOT NULL,
+    trips               BIGINT        NOT NULL,
+    readings            BIGINT        NOT NULL,
+    sum_speed           DECIMAL(38,3) NOT NULL,
+    miles               DECIMAL(38,9) NOT NULL,
+    rapid_accelerations BIGINT        NOT NULL
+)
+DISTSTYLE ALL
+COMPOUND SORTKEY (event_day);
+
 -- Lake partitions already added to spectrum.vehicle_telematics_raw (batch-views compares
 -- the lake listing with this table and registers only the new ones).
 CREATE TABLE IF NOT EXISTS batch.registered_partitions (
@@ -99,6 +118,30 @@ CREATE TABLE IF NOT EXISTS batch.batchlayer_total_miles_by_year (
 DISTSTYLE ALL
 COMPOUND SORTKEY (year);
 
+-- Rebuilds batch.fleet_daily for the days [from_day, to_day) from batch.vehicle_daily.
+-- Called wherever those rows change, in the same transaction (batch.recompute_daily, the
+-- swap's deletes, infra/sql/21_fleet_daily.sql). No COMMIT.
+CREATE OR REPLACE PROCEDURE batch.refresh_fleet_daily(from_day DATE, to_day DATE)
+AS $$
+BEGIN
+    DELETE FROM batch.fleet_daily
+    WHERE event_day >= from_day AND event_day < to_day;
+
+    INSERT INTO batch.fleet_daily
+        (event_day, vehicles, trips, readings, sum_speed, miles, rapid_accelerations)
+    SELECT d.event_day,
+           COUNT(DISTINCT d.vin),
+           COUNT(*),
+           SUM(d.readings),
+           SUM(d.sum_speed),
+           SUM((d.max_odometer - d.min_odometer) * 0.621371),
+           SUM(d.rapid_accelerations)
+    FROM batch.vehicle_daily d
+    WHERE d.event_day >= from_day AND d.event_day < to_day
+    GROUP BY d.event_day;
+END;
+$$ LANGUAGE plpgsql;
+
 -- Recomputes batch.vehicle_daily for the days [from_day, to_day) from the lake.
 -- Duplicates (same VIN and timestamp: Kinesis redelivery, producer retries) count once,
 -- the one with the lowest Kinesis sequence number kept (numeric order: shorter strings
@@ -110,22 +153,52 @@ COMPOUND SORTKEY (year);
 CREATE OR REPLACE PROCEDURE batch.recompute_daily(from_day DATE, to_day DATE, threshold DECIMAL(10,4))
 AS $$
 DECLARE
-    first_year INTEGER;
-    last_year  INTEGER;
-    first_key  INTEGER;
-    end_key    INTEGER;
+    first_year  INTEGER;
+    last_year   INTEGER;
+    first_month INTEGER;
+    first_dom   INTEGER;
+    last_month  INTEGER;
+    last_dom    INTEGER;
+    hi_year     INTEGER;
+    hi_month    INTEGER;
+    lo_month    INTEGER;
+    lo_dom      INTEGER;
+    hi_dom      INTEGER;
 BEGIN
     IF from_day IS NULL OR to_day IS NULL OR threshold IS NULL THEN
         RAISE EXCEPTION 'batch.recompute_daily: from_day, to_day and threshold are required';
     END IF;
-    first_year := CAST(EXTRACT(YEAR FROM from_day) AS INTEGER);
-    last_year  := CAST(EXTRACT(YEAR FROM to_day) AS INTEGER);
-    first_key  := first_year * 10000
-                  + CAST(EXTRACT(MONTH FROM from_day) AS INTEGER) * 100
-                  + CAST(EXTRACT(DAY FROM from_day) AS INTEGER);
-    end_key    := last_year * 10000
-                  + CAST(EXTRACT(MONTH FROM to_day) AS INTEGER) * 100
-                  + CAST(EXTRACT(DAY FROM to_day) AS INTEGER);
+    first_year  := CAST(EXTRACT(YEAR FROM from_day) AS INTEGER);
+    last_year   := CAST(EXTRACT(YEAR FROM to_day) AS INTEGER);
+    first_month := CAST(EXTRACT(MONTH FROM from_day) AS INTEGER);
+    first_dom   := CAST(EXTRACT(DAY FROM from_day) AS INTEGER);
+    last_month  := CAST(EXTRACT(MONTH FROM to_day) AS INTEGER);
+    last_dom    := CAST(EXTRACT(DAY FROM to_day) AS INTEGER);
+    -- Month and day bounds, ANDed with the exact range below: equalities for days within
+    -- one month (every single-day recompute), no bound where the range spans a year or a
+    -- month. (hi_year, hi_month): the month of the last day, to_day - 1.
+    hi_year  := last_year;
+    hi_month := last_month;
+    IF last_dom = 1 AND last_month = 1 THEN
+        hi_year  := last_year - 1;
+        hi_month := 12;
+    ELSIF last_dom = 1 THEN
+        hi_month := last_month - 1;
+    END IF;
+    lo_month := 1;
+    hi_dom   := 31;
+    lo_dom   := 1;
+    IF first_year = hi_year THEN
+        lo_month := first_month;
+    ELSE
+        hi_month := 12;
+    END IF;
+    IF first_year = hi_year AND first_month = hi_month THEN
+        lo_dom := first_dom;
+        IF last_dom > 1 THEN
+            hi_dom := last_dom - 1;
+        END IF;
+    END IF;
 
     DELETE FROM batch.vehicle_daily
     WHERE event_day >= from_day AND event_day < to_day;
@@ -154,14 +227,29 @@ BEGIN
                    ORDER BY LENGTH(t.sequence_number), t.sequence_number, t.shard_id
                ) AS copy_no
         FROM spectrum.vehicle_telematics_raw t
-        WHERE t.year BETWEEN first_year AND last_year
-          AND t.year * 10000 + t.month * 100 + t.day >= first_key
-          AND t.year * 10000 + t.month * 100 + t.day < end_key
+        -- (year, month, day) in [from_day, to_day) as plain comparisons of the partition
+        -- columns with constants, the filter form Spectrum prunes partitions with
+        -- ("Amazon Redshift Spectrum query performance",
+        -- https://docs.aws.amazon.com/redshift/latest/dg/c-spectrum-external-performance.html);
+        -- not an expression over them such as year * 10000 + month * 100 + day. The
+        -- bounds also let the local emulator use its index on the partition columns.
+        WHERE t.year >= first_year
+          AND t.year <= hi_year
+          AND t.month >= lo_month
+          AND t.month <= hi_month
+          AND t.day >= lo_dom
+          AND t.day <= hi_dom
+          AND (t.year > first_year OR t.month > first_month
+               OR (t.month = first_month AND t.day >= first_dom))
+          AND (t.year < last_year OR t.month < last_month
+               OR (t.month = last_month AND t.day < last_dom))
           AND t.event_day >= from_day
           AND t.event_day < to_day
     ) r
     WHERE r.copy_no = 1
     GROUP BY r.vin, r.trip_id, r.event_day;
+
+    CALL batch.refresh_fleet_daily(from_day, to_day);
 END;
 $$ LANGUAGE plpgsql;
 

@@ -1,6 +1,10 @@
 """Tests of infra/lib/cost.py against hand-computed values (worked out in the comments)."""
 
+import contextlib
+import io
+import json
 import sys
+import tempfile
 import unittest
 from pathlib import Path
 
@@ -77,6 +81,100 @@ class Invocations(unittest.TestCase):
         # 1 shard x 730 h x $0.015 = 10.95; PUT units: 262.8e6 x 1 (<= 25 KB) / 1e6 x $0.014 = 3.6792
         e = cost.estimate(100, stream_mode="PROVISIONED", shards=1)
         self.assertAlmostEqual(e.lines["Kinesis"], 10.95 + 3.6792, places=4)
+
+
+class DataApiCalls(unittest.TestCase):
+    def test_describe_calls_follow_the_adapters_waits(self):
+        # BatchExecuteStatement waits up to 30 s: a statement that ends within it needs one
+        # DescribeStatement (row counts) whatever its length.
+        self.assertEqual(cost.describe_polls(0), 1)
+        self.assertEqual(cost.describe_polls(1.0), 1)
+        self.assertEqual(cost.describe_polls(30), 1)
+        # 45 s: the execute waits 30 s, the first DescribeStatement the remaining 15 s.
+        self.assertEqual(cost.describe_polls(45), 2)
+        # 61 s: 30 + 30 + 1.
+        self.assertEqual(cost.describe_polls(61), 3)
+
+    def test_one_transaction_up_to_the_largest_batch(self):
+        # 100,000 // (215 + 1) = 462 rows per VALUES statement, 36 statements per transaction:
+        # 16,632 rows; a 6 MB batch (5,719 readings) is one BatchExecuteStatement.
+        self.assertEqual(cost.transactions_for(0), 0)
+        self.assertEqual(cost.transactions_for(5719), 1)
+        self.assertEqual(cost.transactions_for(16_632), 1)
+        self.assertEqual(cost.transactions_for(16_633), 2)
+
+
+class SpeedPathCapacity(unittest.TestCase):
+    def test_template_defaults(self):
+        # Window 1 s, batch 500, 1 s statements: a busy shard fills the batch (500 records);
+        # 1 BatchExecuteStatement + 1 DescribeStatement per invocation.
+        # Quotas: 20/s x 500 = 10,000; 100/1 x 500 = 50,000; 200 active / 1 s x 500 = 100,000.
+        # The lock: one 500-reading transaction a second = 500 readings/s, which binds.
+        c = cost.speed_path_capacity(1, batch_size=500)
+        self.assertEqual(c.records_per_invocation, 500)
+        self.assertEqual(c.calls, {"BatchExecuteStatement": 1, "DescribeStatement": 1, "GetStatementResult": 0})
+        self.assertAlmostEqual(c.ceilings["BatchExecuteStatement requests/s"], 10_000)
+        self.assertAlmostEqual(c.ceilings["DescribeStatement requests/s"], 50_000)
+        self.assertAlmostEqual(c.ceilings["active statements"], 100_000)
+        self.assertEqual(c.binding, (cost.LOCK_LIMIT, 500))
+        self.assertEqual(c.binding_quota, ("BatchExecuteStatement requests/s", 10_000))
+
+    def test_polling_describe_calls_move_the_quota_ceiling(self):
+        # Polling without WaitTimeSeconds (11 DescribeStatement for a 1 s statement at 10 ms x
+        # 1.5^n sleeps): 100/11 x 500 = 4,545.45 readings/s, reached before BatchExecuteStatement.
+        c = cost.speed_path_capacity(1, batch_size=500, describe_calls=11)
+        self.assertAlmostEqual(c.ceilings["DescribeStatement requests/s"], 4545.4545, places=3)
+        self.assertEqual(c.binding_quota[0], "DescribeStatement requests/s")
+
+    def test_five_second_window_largest_batch(self):
+        # Batch 10,000 is cut at 6 MB: 6,291,456 // 1,100 = 5,719 readings. A 5 s window on a
+        # shard at 1,000 records/s gives 5,000. DescribeStatement: 100/1 x 5,000 = 500,000;
+        # BatchExecuteStatement: 20 x 5,000 = 100,000; the lock: 5,719 / 1 s.
+        c = cost.speed_path_capacity(5, batch_size=10_000)
+        self.assertEqual(c.records_per_invocation, 5000)
+        self.assertAlmostEqual(c.ceilings["DescribeStatement requests/s"], 500_000)
+        self.assertAlmostEqual(c.ceilings["BatchExecuteStatement requests/s"], 100_000)
+        self.assertEqual(c.binding, (cost.LOCK_LIMIT, 5719))
+
+    def test_one_second_window_is_window_bound(self):
+        # Batch 2,000, window 1 s: 1,000 records per invocation; BatchExecuteStatement is the
+        # first quota reached at 20 x 1,000 = 20,000 readings/s (DescribeStatement: 100,000).
+        c = cost.speed_path_capacity(1, batch_size=2000)
+        self.assertEqual(c.records_per_invocation, 1000)
+        name, value = c.binding_quota
+        self.assertEqual(name, "BatchExecuteStatement requests/s")
+        self.assertAlmostEqual(value, 20_000)
+        self.assertAlmostEqual(c.ceilings["DescribeStatement requests/s"], 100_000)
+
+
+class PerMillion(unittest.TestCase):
+    def test_sums_back_to_the_monthly_table(self):
+        # 100 vehicles: 262.8 million readings a month; the per-million lines times that are
+        # the monthly lines, so the two README tables agree.
+        e = cost.estimate(100, batch_size=2000)
+        per = cost.per_million(e)
+        self.assertAlmostEqual(sum(per.values()) * 262.8, e.total, places=6)
+        # Redshift: 2,190.02 / 262.8 = 8.3334 per million readings
+        self.assertAlmostEqual(per["Redshift Serverless"], 8.3334, places=4)
+
+    def test_no_readings_no_rate(self):
+        self.assertEqual(cost.per_million(cost.estimate(0)), {})
+        # An idle deployment has no column in the per-million table.
+        head = cost.per_million_table([cost.estimate(0), cost.estimate(100)]).splitlines()[0]
+        self.assertEqual(head, "| USD per million readings | 100 vehicles |")
+
+    def test_bench_sections_follow_the_contract(self):
+        # benches/README.md: one JSON file per section, every metric with the same keys.
+        with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()):
+            self.assertEqual(cost.main(["--batch-size", "2000", "--bench-json", d]), 0)
+            for name in ("cost_per_million", "speed_path_capacity"):
+                doc = json.loads((Path(d) / f"{name}.json").read_text())
+                self.assertEqual(doc["section"], name)
+                self.assertTrue(doc["metrics"])
+                for m in doc["metrics"]:
+                    self.assertEqual(set(m), {"name", "value", "unit", "target", "met", "baseline", "ratio", "detail"})
+            title = json.loads((Path(d) / "cost_per_million.json").read_text())["title"]
+            self.assertIn("cost per million readings", title.lower())
 
 
 if __name__ == "__main__":

@@ -41,21 +41,34 @@ def wait_until(what, check, timeout=60.0):
         time.sleep(0.5)
 
 
-def ensure_stream(kinesis, name, shards):
+def ensure_active(label, describe, create):
+    """`label` exists (`describe()` gives its (status, summary)) or is made by `create()`
+    (which says what it made); then waits until it is ACTIVE."""
     try:
-        desc = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
-        log(f"kinesis stream {name}: exists ({desc['StreamStatus']}, {desc['OpenShardCount']} shards)")
+        _, summary = describe()
+        log(f"{label}: exists ({summary})")
     except ClientError as err:
         if error_code(err) != "ResourceNotFoundException":
             raise
-        kinesis.create_stream(StreamName=name, ShardCount=shards)
-        log(f"kinesis stream {name}: created with {shards} shards")
+        log(f"{label}: {create()}")
 
     def active():
-        status = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"]
+        status = describe()[0]
         return True if status == "ACTIVE" else status
 
-    wait_until(f"stream {name} to become ACTIVE", active)
+    wait_until(f"{label} to become ACTIVE", active)
+
+
+def ensure_stream(kinesis, name, shards):
+    def describe():
+        desc = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        return desc["StreamStatus"], f"{desc['StreamStatus']}, {desc['OpenShardCount']} shards"
+
+    def create():
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+        return f"created with {shards} shards"
+
+    ensure_active(f"kinesis stream {name}", describe, create)
 
 
 def ensure_bucket(s3, name, region):
@@ -114,12 +127,13 @@ def ensure_role(iam, bucket):
 
 
 def ensure_firehose(firehose, name, bucket, role_arn):
-    try:
-        desc = firehose.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
-        log(f"firehose {name}: exists ({desc['DeliveryStreamStatus']})")
-    except ClientError as err:
-        if error_code(err) != "ResourceNotFoundException":
-            raise
+    def describe():
+        status = firehose.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"][
+            "DeliveryStreamStatus"
+        ]
+        return status, status
+
+    def create():
         firehose.create_delivery_stream(
             DeliveryStreamName=name,
             DeliveryStreamType="DirectPut",
@@ -132,15 +146,9 @@ def ensure_firehose(firehose, name, bucket, role_arn):
                 "CompressionFormat": "UNCOMPRESSED",
             },
         )
-        log(f"firehose {name}: created (DirectPut -> s3://{bucket}/firehose/)")
+        return f"created (DirectPut -> s3://{bucket}/firehose/)"
 
-    def active():
-        status = firehose.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"][
-            "DeliveryStreamStatus"
-        ]
-        return True if status == "ACTIVE" else status
-
-    wait_until(f"delivery stream {name} to become ACTIVE", active)
+    ensure_active(f"firehose {name}", describe, create)
 
 
 def ensure_queue(sqs, name):

@@ -16,17 +16,17 @@
 //! (`cargo build -p simulator -p lake-writer -p batch-views`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::Duration;
 
-use base64::Engine as _;
 use chrono::{NaiveDate, NaiveDateTime};
+use fleetline_aws::lake::partition_path;
 use fleetline_aws::{DataApiWarehouse, Warehouse};
 use fleetline_tests::{
-    Simulated, create_test_database, data_api_client, data_api_endpoint, delete_objects_under,
-    drop_test_database, ensure_bucket, env_or, function_spec, invoke_for_json, lake_change_queue,
-    list_etags, local_aws_env, local_s3_client, local_sqs_client, repo_root, require_localstack,
-    run_simulator, test_warehouse, truth_daily_rows, warehouse_env, work_dir,
+    Simulated, TruthDaily, apply_sql_files_with_vars, create_test_database, data_api_client,
+    delete_objects_under, drop_test_database, ensure_bucket, env_or, function_spec,
+    invoke_for_json, lake_change_queue, list_etags, local_aws_env, local_s3_client,
+    local_sqs_client, require_localstack, run_simulator, test_warehouse, truth_by_vin_year,
+    truth_daily_rows, warehouse_env, work_dir,
 };
 use lambda_host::HostedFunction;
 use serde_json::{Value, json};
@@ -36,12 +36,13 @@ const THRESHOLD: &str = "10.0";
 /// Records per lake-writer invocation.
 const BATCH: usize = 100;
 const SHARDS: [&str; 2] = ["shardId-000000000000", "shardId-000000000001"];
-/// Files of infra/sql this layer needs (plus the local lake table).
-const SQL_FILES: [&str; 4] = [
+/// Files of infra/sql this layer needs, and the local lake table.
+const SQL_FILES: [&str; 5] = [
     "00_schemas.sql",
     "05_control.sql",
     "10_speed_layer.sql",
     "20_batch_layer.sql",
+    "local/25_lake_table.sql",
 ];
 
 // ------------------------------------------------------------------------------------
@@ -56,28 +57,21 @@ struct Rec {
 }
 
 fn kinesis_event(records: &[Rec]) -> Value {
-    let records: Vec<Value> = records
+    let records: Vec<fleetline_tests::StreamRecord> = records
         .iter()
-        .map(|r| {
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r.key,
-                    "sequenceNumber": r.seq,
-                    "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-                    "approximateArrivalTimestamp": 1_741_996_800.0,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{}:{}", r.shard, r.seq),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::000000000000:role/lake-writer",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/vehicle-telemetry",
-            })
+        .map(|r| fleetline_tests::StreamRecord {
+            shard_id: r.shard.to_owned(),
+            sequence_number: r.seq.clone(),
+            partition_key: r.key.clone(),
+            data: r.data.clone(),
+            arrival_secs: 1_741_996_800.0,
         })
         .collect();
-    json!({ "Records": records })
+    fleetline_tests::kinesis_event(
+        "arn:aws:kinesis:us-east-1:000000000000:stream/vehicle-telemetry",
+        "lake-writer",
+        &records,
+    )
 }
 
 /// Lines → records: shard by VIN, sequence numbers increasing per shard from `first_seq`.
@@ -105,49 +99,19 @@ fn to_records(lines: &[Vec<u8>], first_seq: u64) -> Vec<Rec> {
 // ------------------------------------------------------------------------------------
 // Rows
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Daily {
-    vin: String,
-    trip_id: String,
-    day: NaiveDate,
-    readings: i64,
-    sum_speed_milli: i64,
-    min_odometer_m: i64,
-    max_odometer_m: i64,
-    rapid: i64,
-}
+/// A daily row of the ground truth or of batch.vehicle_daily.
+type Daily = TruthDaily;
 
 fn truth_daily(truth: &Value) -> BTreeSet<Daily> {
-    truth_daily_rows(truth)
-        .into_iter()
-        .map(|d| Daily {
-            vin: d.vin,
-            trip_id: d.trip_id,
-            day: d.date,
-            readings: d.readings,
-            sum_speed_milli: d.sum_speed_milli,
-            min_odometer_m: d.min_odometer_m,
-            max_odometer_m: d.max_odometer_m,
-            rapid: d.rapid_accelerations,
-        })
-        .collect()
+    truth_daily_rows(truth).into_iter().collect()
 }
 
 fn truth_rapid_by_year(truth: &Value) -> BTreeMap<(String, i64), i64> {
-    truth["rapid_accelerations_by_vin_year"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                (
-                    r["vin"].as_str().unwrap().to_owned(),
-                    r["year"].as_i64().unwrap(),
-                ),
-                r["rapid_accelerations"].as_i64().unwrap(),
-            )
-        })
-        .collect()
+    truth_by_vin_year(
+        truth,
+        "rapid_accelerations_by_vin_year",
+        "rapid_accelerations",
+    )
 }
 
 fn truth_miles_by_year(truth: &Value) -> BTreeMap<i64, i64> {
@@ -182,33 +146,8 @@ struct BatchEnv {
 }
 
 fn apply_sql(db: &str, bucket: &str, lake_prefix: &str) {
-    let root = repo_root();
-    let dir = tempfile::tempdir().expect("tempdir");
-    for f in SQL_FILES {
-        std::fs::copy(root.join("infra/sql").join(f), dir.path().join(f))
-            .unwrap_or_else(|e| panic!("copy infra/sql/{f}: {e}"));
-    }
-    std::fs::copy(
-        root.join("infra/sql/local/25_lake_table.sql"),
-        dir.path().join("25_lake_table.sql"),
-    )
-    .expect("copy infra/sql/local/25_lake_table.sql");
-    let out = Command::new(root.join("localstack/apply-sql"))
-        .args(["--database", db, "--var"])
-        .arg(format!("LAKE_PREFIX={lake_prefix}"))
-        .arg("--var")
-        .arg(format!("LAKE_BUCKET={bucket}"))
-        .arg("--dir")
-        .arg(dir.path())
-        .env("AWS_ENDPOINT_URL_REDSHIFT_DATA", data_api_endpoint())
-        .output()
-        .expect("run localstack/apply-sql");
-    assert!(
-        out.status.success(),
-        "apply-sql --database {db} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let vars = [("LAKE_PREFIX", lake_prefix), ("LAKE_BUCKET", bucket)];
+    apply_sql_files_with_vars(db, &SQL_FILES, &vars);
 }
 
 impl BatchEnv {
@@ -288,38 +227,22 @@ impl BatchEnv {
         }
     }
 
+    /// A fresh environment whose lake holds a simulated run (see [`BatchEnv::simulate`]):
+    /// the environment, the run and its Kinesis records.
+    async fn with_lake(seed: u64, malformed_rate: &str) -> (Self, Simulated, Vec<Rec>) {
+        let env = Self::start().await;
+        let sim = env.simulate(seed, malformed_rate);
+        let records = to_records(&sim.lines, 0);
+        env.write_lake(&records).await;
+        (env, sim, records)
+    }
+
     /// Runs the simulator (3 days of 10 minutes around midnight UTC in March 2025, so trips
     /// cross midnight; duplicates, late and malformed records included).
     fn simulate(&self, seed: u64, malformed_rate: &str) -> Simulated {
-        let seed = seed.to_string();
-        let sim = run_simulator(
-            self.work.path(),
-            "readings",
-            &[
-                "--vehicles",
-                "4",
-                "--interval",
-                "10s",
-                "--duration",
-                "600s",
-                "--days",
-                "3",
-                "--start",
-                "2025-03-14T23:55:00Z",
-                "--duplicate-rate",
-                "0.05",
-                "--late-rate",
-                "0.05",
-                "--malformed-rate",
-                malformed_rate,
-                "--seed",
-                &seed,
-                "--rapid-threshold",
-                THRESHOLD,
-                "--quiet",
-            ],
-            &[],
-        );
+        let start = "2025-03-14T23:55:00Z";
+        let work = self.work.path();
+        let sim = simulate_days(work, "readings", 4, 3, start, malformed_rate, seed);
         assert!(sim.truth["counts"]["duplicates_sent"].as_u64().unwrap() > 0);
         sim
     }
@@ -373,12 +296,12 @@ impl BatchEnv {
                 Daily {
                     vin: r.get_string("vin")?.trim_end().to_owned(),
                     trip_id: r.get_string("trip_id")?,
-                    day: r.get_date("event_day")?,
+                    date: r.get_date("event_day")?,
                     readings: r.get_i64("readings")?,
                     sum_speed_milli: r.get_scaled_i64("sum_speed", 3)?,
                     min_odometer_m: r.get_scaled_i64("min_odometer", 3)?,
                     max_odometer_m: r.get_scaled_i64("max_odometer", 3)?,
-                    rapid: r.get_i64("rapid_accelerations")?,
+                    rapid_accelerations: r.get_i64("rapid_accelerations")?,
                 },
                 r.get_timestamp("computed_at")?,
             ))
@@ -467,29 +390,20 @@ fn without_times(rows: &BTreeMap<Daily, NaiveDateTime>) -> BTreeSet<Daily> {
 /// lake unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_views_match_the_ground_truth_and_rerun_changes_nothing() {
-    let env = BatchEnv::start().await;
-    let sim = env.simulate(11, "0.01");
-    let records = to_records(&sim.lines, 0);
-    env.write_lake(&records).await;
+    let (env, sim, records) = BatchEnv::with_lake(11, "0.01").await;
     // A producer retry: the first readings sent again later (new sequence numbers, so new
     // lake objects). lake-writer cannot see them as duplicates; the batch layer must.
     let retry = to_records(&sim.lines[..60], 2_000_000);
     env.write_lake(&retry).await;
 
     let lake = env.lake_objects().await;
-    let days: BTreeSet<NaiveDate> = truth_daily(&sim.truth).iter().map(|r| r.day).collect();
+    let days: BTreeSet<NaiveDate> = truth_daily(&sim.truth).iter().map(|r| r.date).collect();
     // 23:55 + 10 minutes on 3 days: readings on 4 UTC days.
     assert_eq!(days.len(), 4, "{days:?}");
     let first_day = *days.first().unwrap();
     let last_day = *days.last().unwrap();
     for day in &days {
-        let part = format!(
-            "{}year={}/month={}/day={}/",
-            env.lake_prefix,
-            day.format("%Y"),
-            day.format("%m"),
-            day.format("%d")
-        );
+        let part = format!("{}{}", env.lake_prefix, partition_path(*day));
         assert!(
             lake.keys().any(|k| k.starts_with(&part)),
             "no object under {part}"
@@ -566,13 +480,10 @@ async fn batch_views_match_the_ground_truth_and_rerun_changes_nothing() {
 /// `buffered_uploads_of_any_age_are_in_the_next_scheduled_run`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_readings_are_counted_by_the_next_run_covering_their_day() {
-    let env = BatchEnv::start().await;
     // No malformed records: the late reading below is copied from a valid one.
-    let sim = env.simulate(23, "0");
-    let records = to_records(&sim.lines, 0);
-    env.write_lake(&records).await;
+    let (env, sim, _) = BatchEnv::with_lake(23, "0").await;
     let expected = truth_daily(&sim.truth);
-    let days: BTreeSet<NaiveDate> = expected.iter().map(|r| r.day).collect();
+    let days: BTreeSet<NaiveDate> = expected.iter().map(|r| r.date).collect();
     let first_day = *days.first().unwrap();
     let boundary = days.last().unwrap().succ_opt().unwrap();
 
@@ -624,7 +535,7 @@ async fn late_readings_are_counted_by_the_next_run_covering_their_day() {
 
     let vin = late["VIN"].as_str().unwrap().to_owned();
     let trip = late["trip_id"].as_str().unwrap().to_owned();
-    let key = |r: &Daily| r.vin == vin && r.trip_id == trip && r.day == first_day;
+    let key = |r: &Daily| r.vin == vin && r.trip_id == trip && r.date == first_day;
     let old = expected
         .iter()
         .find(|r| key(r))
@@ -635,7 +546,7 @@ async fn late_readings_are_counted_by_the_next_run_covering_their_day() {
     with_late.insert(Daily {
         readings: old.readings + 1,
         sum_speed_milli: old.sum_speed_milli + 123_400,
-        rapid: old.rapid + 1,
+        rapid_accelerations: old.rapid_accelerations + 1,
         ..old.clone()
     });
 
@@ -647,7 +558,7 @@ async fn late_readings_are_counted_by_the_next_run_covering_their_day() {
     assert!(window_start > first_day, "{inc}");
     let after_inc = env.daily().await;
     for (row, at) in &after_inc {
-        if row.day < window_start {
+        if row.date < window_start {
             assert_eq!(
                 Some(at),
                 before.get(row),
@@ -691,35 +602,45 @@ async fn late_readings_are_counted_by_the_next_run_covering_their_day() {
 /// Simulated readings of 3 vehicles from `start` (10 minutes a day for 2 days, across
 /// midnight), with duplicates and late records.
 fn simulate_from(env: &BatchEnv, name: &str, seed: u64, start: &str) -> Simulated {
-    let seed = seed.to_string();
-    run_simulator(
-        env.work.path(),
-        name,
-        &[
-            "--vehicles",
-            "3",
-            "--interval",
-            "10s",
-            "--duration",
-            "600s",
-            "--days",
-            "2",
-            "--start",
-            start,
-            "--duplicate-rate",
-            "0.05",
-            "--late-rate",
-            "0.05",
-            "--malformed-rate",
-            "0",
-            "--seed",
-            &seed,
-            "--rapid-threshold",
-            THRESHOLD,
-            "--quiet",
-        ],
-        &[],
-    )
+    simulate_days(env.work.path(), name, 3, 2, start, "0", seed)
+}
+
+/// The simulator into `<work>/<name>.jsonl`: `vehicles` vehicles for 10 minutes from `start`
+/// on each of `days` days, a reading every 10 s, 5 % duplicates and late records.
+fn simulate_days(
+    work: &std::path::Path,
+    name: &str,
+    vehicles: u32,
+    days: u32,
+    start: &str,
+    malformed_rate: &str,
+    seed: u64,
+) -> Simulated {
+    let (vehicles, days, seed) = (vehicles.to_string(), days.to_string(), seed.to_string());
+    let args = [
+        "--vehicles",
+        &vehicles,
+        "--interval",
+        "10s",
+        "--duration",
+        "600s",
+        "--days",
+        &days,
+        "--start",
+        start,
+        "--duplicate-rate",
+        "0.05",
+        "--late-rate",
+        "0.05",
+        "--malformed-rate",
+        malformed_rate,
+        "--seed",
+        &seed,
+        "--rapid-threshold",
+        THRESHOLD,
+        "--quiet",
+    ];
+    run_simulator(work, name, &args, &[])
 }
 
 /// The lines of one vehicle (held back: its buffered upload) and the others.
@@ -801,12 +722,14 @@ async fn buffered_uploads_of_any_age_are_in_the_next_scheduled_run() {
     env.write_lake(&recent_held_recs).await;
     let catch_up = env.run_batch(json!({"catch_up": true})).await;
     assert_eq!(catch_up["boundary"], today.to_string(), "{catch_up}");
-    let recent_days: BTreeSet<NaiveDate> = truth
-        .iter()
-        .filter(|r| r.vin == recent_vin)
-        .map(|r| r.day)
-        .collect();
-    assert_eq!(days_of(&catch_up), recent_days, "{catch_up}");
+    let truth_days_of = |vin: &str| -> BTreeSet<NaiveDate> {
+        truth
+            .iter()
+            .filter(|r| r.vin == vin)
+            .map(|r| r.date)
+            .collect()
+    };
+    assert_eq!(days_of(&catch_up), truth_days_of(&recent_vin), "{catch_up}");
     assert_eq!(without_times(&env.daily().await), without(&[&old_vin]));
 
     // The 400-day-old buffered upload: a batch run starts while lake-writer is still
@@ -825,11 +748,7 @@ async fn buffered_uploads_of_any_age_are_in_the_next_scheduled_run() {
     let next = env.run_batch(scheduled).await;
     assert_eq!(next["full"], false, "{next}");
     assert_eq!(next["boundary"], today.to_string(), "{next}");
-    let old_days: BTreeSet<NaiveDate> = truth
-        .iter()
-        .filter(|r| r.vin == old_vin)
-        .map(|r| r.day)
-        .collect();
+    let old_days = truth_days_of(&old_vin);
     let recomputed: BTreeSet<NaiveDate> =
         days_of(&during).union(&days_of(&next)).cloned().collect();
     assert_eq!(recomputed, old_days, "during: {during}\nnext: {next}");
@@ -940,9 +859,11 @@ async fn a_stale_swap_never_moves_the_boundary_back() {
         )
         .await
         .expect("insert a batch row");
-    let settings = batch_views::Settings::default();
+    let settings = batch_views::Config::default();
     let days = |rows: BTreeMap<Daily, NaiveDateTime>| {
-        rows.keys().map(|d| (d.day, d.readings)).collect::<Vec<_>>()
+        rows.keys()
+            .map(|d| (d.date, d.readings))
+            .collect::<Vec<_>>()
     };
     let kept = vec![(NaiveDate::from_ymd_opt(2025, 3, 15).unwrap(), 4)];
 
@@ -1005,7 +926,7 @@ async fn a_day_the_lake_lags_on_holds_the_boundary_until_it_catches_up() {
     let env = BatchEnv::start().await;
     let sim = env.simulate(31, "0");
     let truth = truth_daily(&sim.truth);
-    let days: BTreeSet<NaiveDate> = truth.iter().map(|r| r.day).collect();
+    let days: BTreeSet<NaiveDate> = truth.iter().map(|r| r.date).collect();
     let last = *days.last().unwrap();
     let target = last.succ_opt().unwrap();
 
@@ -1075,7 +996,7 @@ async fn a_day_the_lake_lags_on_holds_the_boundary_until_it_catches_up() {
     let truth_per_day = |rows: &BTreeSet<Daily>| {
         let mut out: BTreeMap<NaiveDate, i64> = BTreeMap::new();
         for r in rows {
-            *out.entry(r.day).or_insert(0) += r.readings;
+            *out.entry(r.date).or_insert(0) += r.readings;
         }
         out
     };
@@ -1119,10 +1040,10 @@ async fn a_day_the_lake_lags_on_holds_the_boundary_until_it_catches_up() {
     assert_eq!(env.control().await.0, Some(last));
     assert_eq!(merged().await, expected);
     // The by-year views cover the batch-owned days only.
-    let before_last: BTreeSet<Daily> = truth.iter().filter(|r| r.day < last).cloned().collect();
+    let before_last: BTreeSet<Daily> = truth.iter().filter(|r| r.date < last).cloned().collect();
     let mut rapid: BTreeMap<(String, i64), i64> = BTreeMap::new();
     for r in &before_last {
-        *rapid.entry((r.vin.clone(), 2025)).or_insert(0) += r.rapid;
+        *rapid.entry((r.vin.clone(), 2025)).or_insert(0) += r.rapid_accelerations;
     }
     rapid.retain(|_, n| *n > 0);
     let mut got = env.rapid_by_year().await;

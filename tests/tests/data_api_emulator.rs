@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use aws_sdk_redshiftdata::Client;
 use aws_sdk_redshiftdata::operation::describe_statement::DescribeStatementOutput;
+use aws_sdk_redshiftdata::operation::execute_statement::builders::ExecuteStatementFluentBuilder;
 use aws_sdk_redshiftdata::types::{ColumnMetadata, Field, SqlParameter, StatusString};
-use fleetline_tests::{data_api_client, data_api_endpoint, local_s3_client};
+use fleetline_tests::{
+    data_api_client, data_api_endpoint, ensure_bucket, local_s3_client, statement_result,
+    venv_command, wait_statement,
+};
 use serde_json::{Value, json};
 
 const DB: &str = "dev";
@@ -22,10 +26,26 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-async fn submit(c: &Client, sql: &str) -> String {
-    c.execute_statement()
+/// ExecuteStatement on the test workgroup and database.
+fn execute(c: &Client) -> ExecuteStatementFluentBuilder {
+    c.execute_statement().workgroup_name(WORKGROUP).database(DB)
+}
+
+/// BatchExecuteStatement of `sqls` on the test workgroup and database; the batch's id.
+async fn submit_batch(c: &Client, sqls: &[String]) -> String {
+    let out = c
+        .batch_execute_statement()
         .workgroup_name(WORKGROUP)
         .database(DB)
+        .set_sqls(Some(sqls.to_vec()))
+        .send()
+        .await
+        .expect("BatchExecuteStatement");
+    out.id().expect("batch id").to_string()
+}
+
+async fn submit(c: &Client, sql: &str) -> String {
+    execute(c)
         .sql(sql)
         .send()
         .await
@@ -35,30 +55,10 @@ async fn submit(c: &Client, sql: &str) -> String {
         .to_string()
 }
 
-/// Polls DescribeStatement until the statement ends (a safety limit, not a timing check).
-async fn wait(c: &Client, id: &str) -> DescribeStatementOutput {
-    for _ in 0..1200 {
-        let d = c
-            .describe_statement()
-            .id(id)
-            .send()
-            .await
-            .expect("DescribeStatement");
-        if matches!(
-            d.status(),
-            Some(StatusString::Finished | StatusString::Failed | StatusString::Aborted)
-        ) {
-            return d;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("statement {id} did not finish");
-}
-
 /// Runs `sql` and expects it to finish.
 async fn run_ok(c: &Client, sql: &str) -> DescribeStatementOutput {
     let id = submit(c, sql).await;
-    let d = wait(c, &id).await;
+    let d = wait_statement(c, &id).await;
     assert_eq!(
         d.status(),
         Some(&StatusString::Finished),
@@ -68,34 +68,16 @@ async fn run_ok(c: &Client, sql: &str) -> DescribeStatementOutput {
     d
 }
 
-/// All pages of a result: (columns, rows, number of pages).
-async fn fetch_all(c: &Client, id: &str) -> (Vec<ColumnMetadata>, Vec<Vec<Field>>, usize) {
-    let mut rows = Vec::new();
-    let mut cols;
-    let mut token: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let page = c
-            .get_statement_result()
-            .id(id)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .expect("GetStatementResult");
-        pages += 1;
-        cols = page.column_metadata().to_vec();
-        rows.extend(page.records().iter().cloned());
-        match page.next_token() {
-            Some(t) => token = Some(t.to_string()),
-            None => break,
-        }
+/// Runs each statement in order, expecting each to finish.
+async fn run_all(c: &Client, sqls: &[String]) {
+    for sql in sqls {
+        run_ok(c, sql).await;
     }
-    (cols, rows, pages)
 }
 
 async fn query(c: &Client, sql: &str) -> Vec<Vec<Field>> {
     let d = run_ok(c, sql).await;
-    fetch_all(c, &d.id).await.1
+    statement_result(c, &d.id).await.1
 }
 
 fn long(f: &Field) -> i64 {
@@ -156,7 +138,7 @@ async fn every_value_type_and_null_round_trips_with_metadata() {
     let d = run_ok(&c, &format!("SELECT * FROM {t} ORDER BY b NULLS LAST")).await;
     assert_eq!(d.has_result_set(), Some(true));
     assert_eq!(d.result_rows(), 2);
-    let (cols, rows, _) = fetch_all(&c, &d.id).await;
+    let (cols, rows, _) = statement_result(&c, &d.id).await;
     let got: Vec<_> = cols.iter().map(col).collect();
     let want: Vec<(String, String, i32, i32)> = [
         ("a", "int2", 5, 0),
@@ -210,7 +192,7 @@ async fn paging_returns_every_row_exactly_once() {
     )
     .await;
     assert_eq!(d.result_rows(), 2500);
-    let (_, rows, pages) = fetch_all(&c, &d.id).await;
+    let (_, rows, pages) = statement_result(&c, &d.id).await;
     assert!(
         pages >= 3,
         "2,500 rows of ~300 bytes need several pages, got {pages}"
@@ -227,7 +209,7 @@ async fn failing_statement_reports_the_postgres_error() {
     let c = data_api_client().await;
     let missing = unique("no_such_table");
     let id = submit(&c, &format!("SELECT * FROM {missing}")).await;
-    let d = wait(&c, &id).await;
+    let d = wait_statement(&c, &id).await;
     assert_eq!(d.status(), Some(&StatusString::Failed));
     let err = d.error().unwrap_or_default();
     assert!(
@@ -242,38 +224,36 @@ async fn failing_statement_reports_the_postgres_error() {
 async fn batch_is_one_transaction_and_sub_statements_have_results() {
     let c = data_api_client().await;
     let t = unique("public.batch");
-    let ok = c
-        .batch_execute_statement()
-        .workgroup_name(WORKGROUP)
-        .database(DB)
-        .sqls(format!("CREATE TABLE {t} (id INT, name VARCHAR(10))"))
-        .sqls(format!("INSERT INTO {t} VALUES (1, 'a'), (2, 'b')"))
-        .sqls(format!("SELECT sum(id) AS total FROM {t}"))
-        .send()
-        .await
-        .unwrap();
-    let d = wait(&c, ok.id().unwrap()).await;
+    let ok = submit_batch(
+        &c,
+        &[
+            format!("CREATE TABLE {t} (id INT, name VARCHAR(10))"),
+            format!("INSERT INTO {t} VALUES (1, 'a'), (2, 'b')"),
+            format!("SELECT sum(id) AS total FROM {t}"),
+        ],
+    )
+    .await;
+    let d = wait_statement(&c, &ok).await;
     assert_eq!(d.status(), Some(&StatusString::Finished), "{:?}", d.error());
     let subs = d.sub_statements();
     assert_eq!(subs.len(), 3);
-    assert_eq!(subs[2].id, format!("{}:3", ok.id().unwrap()));
+    assert_eq!(subs[2].id, format!("{ok}:3"));
     assert_eq!(subs[1].result_rows(), 2);
     assert_eq!(subs[2].has_result_set(), Some(true));
-    let rows = fetch_all(&c, &subs[2].id).await.1;
+    let rows = statement_result(&c, &subs[2].id).await.1;
     assert_eq!(rows, vec![vec![Field::LongValue(3)]]);
 
-    let bad = c
-        .batch_execute_statement()
-        .workgroup_name(WORKGROUP)
-        .database(DB)
-        .sqls(format!("INSERT INTO {t} VALUES (3, 'c')"))
-        .sqls(format!("DELETE FROM {t} WHERE id = 1"))
-        .sqls(format!("INSERT INTO {t} VALUES ('not a number', 'd')"))
-        .sqls(format!("INSERT INTO {t} VALUES (4, 'e')"))
-        .send()
-        .await
-        .unwrap();
-    let d = wait(&c, bad.id().unwrap()).await;
+    let bad = submit_batch(
+        &c,
+        &[
+            format!("INSERT INTO {t} VALUES (3, 'c')"),
+            format!("DELETE FROM {t} WHERE id = 1"),
+            format!("INSERT INTO {t} VALUES ('not a number', 'd')"),
+            format!("INSERT INTO {t} VALUES (4, 'e')"),
+        ],
+    )
+    .await;
+    let d = wait_statement(&c, &bad).await;
     assert_eq!(d.status(), Some(&StatusString::Failed));
     assert!(
         d.error()
@@ -307,10 +287,7 @@ async fn parameters_are_bound_safely() {
     run_ok(&c, &format!("CREATE TABLE {t} (id INT, name VARCHAR(100))")).await;
     let evil = format!("O'Brien'); DROP TABLE {t}; --");
     let p = |n: &str, v: &str| SqlParameter::builder().name(n).value(v).build().unwrap();
-    let ins = c
-        .execute_statement()
-        .workgroup_name(WORKGROUP)
-        .database(DB)
+    let ins = execute(&c)
         .sql(format!(
             "INSERT INTO {t} VALUES (:id, :name) -- :not_a_param"
         ))
@@ -320,13 +297,10 @@ async fn parameters_are_bound_safely() {
         .await
         .unwrap();
     assert_eq!(
-        wait(&c, ins.id().unwrap()).await.status(),
+        wait_statement(&c, ins.id().unwrap()).await.status(),
         Some(&StatusString::Finished)
     );
-    let sel = c
-        .execute_statement()
-        .workgroup_name(WORKGROUP)
-        .database(DB)
+    let sel = execute(&c)
         .sql(format!(
             "SELECT id, name, ':name' AS literal FROM {t} WHERE name = :name"
         ))
@@ -334,9 +308,9 @@ async fn parameters_are_bound_safely() {
         .send()
         .await
         .unwrap();
-    let d = wait(&c, sel.id().unwrap()).await;
+    let d = wait_statement(&c, sel.id().unwrap()).await;
     assert_eq!(d.query_parameters().len(), 1);
-    let rows = fetch_all(&c, sel.id().unwrap()).await.1;
+    let rows = statement_result(&c, sel.id().unwrap()).await.1;
     assert_eq!(
         rows,
         vec![vec![
@@ -345,14 +319,7 @@ async fn parameters_are_bound_safely() {
             Field::StringValue(":name".into())
         ]]
     );
-    let missing = c
-        .execute_statement()
-        .workgroup_name(WORKGROUP)
-        .database(DB)
-        .sql("SELECT :absent")
-        .send()
-        .await
-        .unwrap_err();
+    let missing = execute(&c).sql("SELECT :absent").send().await.unwrap_err();
     assert!(missing.into_service_error().is_validation_exception());
     run_ok(&c, &format!("DROP TABLE {t}")).await;
 }
@@ -360,21 +327,12 @@ async fn parameters_are_bound_safely() {
 #[tokio::test]
 async fn unknown_ids_and_missing_targets_are_client_errors() {
     let c = data_api_client().await;
-    let e = c
-        .describe_statement()
-        .id(uuid::Uuid::new_v4().to_string())
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let unknown = || uuid::Uuid::new_v4().to_string();
+    let e = c.describe_statement().id(unknown()).send().await;
+    let e = e.unwrap_err().into_service_error();
     assert!(e.is_resource_not_found_exception(), "{e:?}");
-    let e = c
-        .get_statement_result()
-        .id(uuid::Uuid::new_v4().to_string())
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let e = c.get_statement_result().id(unknown()).send().await;
+    let e = e.unwrap_err().into_service_error();
     assert!(e.is_resource_not_found_exception(), "{e:?}");
     let e = c
         .execute_statement()
@@ -395,7 +353,7 @@ async fn unknown_ids_and_missing_targets_are_client_errors() {
         .send()
         .await
         .unwrap();
-    let d = wait(&c, ok.id().unwrap()).await;
+    let d = wait_statement(&c, ok.id().unwrap()).await;
     assert_eq!(d.status(), Some(&StatusString::Finished));
     assert_eq!(d.cluster_identifier(), Some("fleetline-cluster"));
 }
@@ -406,16 +364,13 @@ async fn list_statements_filters_by_name_and_status() {
     let name = unique("listed");
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let out = c
-            .execute_statement()
-            .workgroup_name(WORKGROUP)
-            .database(DB)
+        let out = execute(&c)
             .statement_name(&name)
             .sql("SELECT 1")
             .send()
             .await
             .unwrap();
-        wait(&c, out.id().unwrap()).await;
+        wait_statement(&c, out.id().unwrap()).await;
         ids.push(out.id().unwrap().to_string());
     }
     let mut seen = Vec::new();
@@ -492,35 +447,23 @@ async fn put(s3: &aws_sdk_s3::Client, key: &str, body: Vec<u8>) {
         .expect("PutObject");
 }
 
-async fn ensure_bucket(s3: &aws_sdk_s3::Client) {
-    if s3.head_bucket().bucket(LAKE_BUCKET).send().await.is_err() {
-        // A concurrent test may create it first; the head below is what matters.
-        let _ = s3.create_bucket().bucket(LAKE_BUCKET).send().await;
-    }
-    s3.head_bucket()
-        .bucket(LAKE_BUCKET)
-        .send()
-        .await
-        .expect("lake bucket (is LocalStack up? start it with localstack/up)");
+/// The clients and a fresh schema name (`<tag>_<random>`) of an external-table test, with
+/// the lake bucket in place.
+async fn external_fixture(tag: &str) -> (Client, aws_sdk_s3::Client, String) {
+    let s3 = local_s3_client().await;
+    ensure_bucket(&s3, LAKE_BUCKET).await;
+    (data_api_client().await, s3, unique(tag))
 }
 
 #[tokio::test]
 async fn parquet_external_table_reads_new_objects_once() {
-    let c = data_api_client().await;
-    let s3 = local_s3_client().await;
-    ensure_bucket(&s3).await;
-    let schema = unique("ext");
+    let (c, s3, schema) = external_fixture("ext").await;
     let prefix = format!("emulator-tests/{schema}/raw");
     let part = format!("{prefix}/year=2026/month=11/day=25");
-    run_ok(
-        &c,
-        &format!("CREATE EXTERNAL SCHEMA IF NOT EXISTS {schema} FROM DATA CATALOG DATABASE '{schema}' IAM_ROLE 'arn:aws:iam::000000000000:role/spectrum' CREATE EXTERNAL DATABASE IF NOT EXISTS"),
-    )
-    .await;
-    run_ok(
-        &c,
-        &format!("CREATE EXTERNAL TABLE {schema}.readings (vin VARCHAR(17), vehiclespeed DECIMAL(12,3), ts TIMESTAMP) PARTITIONED BY (year INT, month INT, day INT) STORED AS PARQUET LOCATION 's3://{LAKE_BUCKET}/{prefix}/'"),
-    )
+    run_all(&c, &[
+        format!("CREATE EXTERNAL SCHEMA IF NOT EXISTS {schema} FROM DATA CATALOG DATABASE '{schema}' IAM_ROLE 'arn:aws:iam::000000000000:role/spectrum' CREATE EXTERNAL DATABASE IF NOT EXISTS"),
+        format!("CREATE EXTERNAL TABLE {schema}.readings (vin VARCHAR(17), vehiclespeed DECIMAL(12,3), ts TIMESTAMP) PARTITIONED BY (year INT, month INT, day INT) STORED AS PARQUET LOCATION 's3://{LAKE_BUCKET}/{prefix}/'"),
+    ])
     .await;
     // 2026-11-25 17:04:31.000001 UTC in microseconds.
     let ts0 = 1_795_626_271_000_001i64;
@@ -580,20 +523,12 @@ async fn parquet_external_table_reads_new_objects_once() {
 #[tokio::test]
 async fn json_lines_external_table_with_gzip_and_procedures() {
     use std::io::Write;
-    let c = data_api_client().await;
-    let s3 = local_s3_client().await;
-    ensure_bucket(&s3).await;
-    let schema = unique("extj");
+    let (c, s3, schema) = external_fixture("extj").await;
     let prefix = format!("emulator-tests/{schema}/events");
-    run_ok(
-        &c,
-        &format!("CREATE EXTERNAL SCHEMA {schema} FROM DATA CATALOG DATABASE 'x' IAM_ROLE default"),
-    )
-    .await;
-    run_ok(
-        &c,
-        &format!("CREATE EXTERNAL TABLE {schema}.events (vin VARCHAR(17), speed DECIMAL(12,3), ts TIMESTAMP) PARTITIONED BY (day DATE) ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' STORED AS TEXTFILE LOCATION 's3://{LAKE_BUCKET}/{prefix}/'"),
-    )
+    run_all(&c, &[
+        format!("CREATE EXTERNAL SCHEMA {schema} FROM DATA CATALOG DATABASE 'x' IAM_ROLE default"),
+        format!("CREATE EXTERNAL TABLE {schema}.events (vin VARCHAR(17), speed DECIMAL(12,3), ts TIMESTAMP) PARTITIONED BY (day DATE) ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' STORED AS TEXTFILE LOCATION 's3://{LAKE_BUCKET}/{prefix}/'"),
+    ])
     .await;
     put(
         &s3,
@@ -616,19 +551,12 @@ async fn json_lines_external_table_with_gzip_and_procedures() {
     .await;
     // A stored procedure reads the external table; CALL syncs it first.
     let target = unique("public.daily");
-    run_ok(
-        &c,
-        &format!("CREATE TABLE {target} (day DATE, n BIGINT, total DECIMAL(12,3))"),
-    )
+    run_all(&c, &[
+        format!("CREATE TABLE {target} (day DATE, n BIGINT, total DECIMAL(12,3))"),
+        format!("CREATE OR REPLACE PROCEDURE {target}_refresh() AS $$ BEGIN DELETE FROM {target}; INSERT INTO {target} SELECT day, count(*), sum(speed) FROM {schema}.events GROUP BY day; END; $$ LANGUAGE plpgsql"),
+        format!("CALL {target}_refresh()"),
+    ])
     .await;
-    run_ok(
-        &c,
-        &format!(
-            "CREATE OR REPLACE PROCEDURE {target}_refresh() AS $$ BEGIN DELETE FROM {target}; INSERT INTO {target} SELECT day, count(*), sum(speed) FROM {schema}.events GROUP BY day; END; $$ LANGUAGE plpgsql"
-        ),
-    )
-    .await;
-    run_ok(&c, &format!("CALL {target}_refresh()")).await;
     let rows = query(
         &c,
         &format!("SELECT day::text, n, total FROM {target} ORDER BY day"),
@@ -668,47 +596,17 @@ async fn json_lines_external_table_with_gzip_and_procedures() {
         long(&query(&c, &format!("SELECT count(*) FROM {schema}.events")).await[0][0]),
         2
     );
-    run_ok(&c, &format!("DROP TABLE {schema}.events")).await;
-    run_ok(
+    run_all(
         &c,
-        &format!("DROP PROCEDURE {target}_refresh(); DROP TABLE {target}; DROP SCHEMA {schema}"),
+        &[
+            format!("DROP TABLE {schema}.events"),
+            format!("DROP PROCEDURE {target}_refresh(); DROP TABLE {target}; DROP SCHEMA {schema}"),
+        ],
     )
     .await;
 }
 
 // --- Clients the project did not write ---
-
-fn venv() -> std::path::PathBuf {
-    std::env::var("FLEETLINE_VENV")
-        .unwrap_or_else(|_| "/root/.cache/fleetline/venv-ls492".into())
-        .into()
-}
-
-fn tool(name: &str) -> std::process::Command {
-    let path = venv().join("bin").join(name);
-    assert!(
-        path.exists(),
-        "{} missing: set FLEETLINE_VENV or install the venv with localstack/up",
-        path.display()
-    );
-    let mut cmd = std::process::Command::new(path);
-    for (k, v) in [
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-    ] {
-        if std::env::var(k).is_err() {
-            cmd.env(k, v);
-        }
-    }
-    if std::env::var("AWS_DEFAULT_REGION").is_err() {
-        cmd.env(
-            "AWS_DEFAULT_REGION",
-            std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        );
-    }
-    cmd
-}
 
 #[tokio::test]
 async fn boto3_sees_the_same_typed_rows_as_the_rust_sdk() {
@@ -717,7 +615,7 @@ async fn boto3_sees_the_same_typed_rows_as_the_rust_sdk() {
                (g / 7.0)::numeric(12,3) AS d, CASE WHEN g % 5 = 0 THEN NULL ELSE g END AS maybe, \
                ('2026-11-25'::date + g)::timestamp AS t FROM generate_series(1, 1203) g ORDER BY g";
     let d = run_ok(&c, sql).await;
-    let (cols, rows, _) = fetch_all(&c, &d.id).await;
+    let (cols, rows, _) = statement_result(&c, &d.id).await;
     let rust_records: Vec<Value> = rows
         .iter()
         .map(|r| Value::Array(r.iter().map(field_json).collect()))
@@ -728,7 +626,7 @@ async fn boto3_sees_the_same_typed_rows_as_the_rust_sdk() {
         .collect();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/data_api_boto3.py");
     let req = json!({"endpoint": data_api_endpoint(), "database": DB, "workgroup": WORKGROUP, "sql": sql});
-    let out = tool("python")
+    let out = venv_command("python")
         .arg(script)
         .arg(req.to_string())
         .output()
@@ -757,7 +655,7 @@ async fn aws_cli_round_trip() {
     let _ = data_api_client().await;
     let endpoint = data_api_endpoint();
     let cli = |args: &[&str]| -> Value {
-        let out = tool("aws")
+        let out = venv_command("aws")
             .args([
                 "--endpoint-url",
                 &endpoint,

@@ -50,12 +50,14 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use chrono::{Datelike, NaiveDate, Utc};
-use fleetline_aws::warehouse::RetryPolicy;
+use fleetline_aws::backoff::Backoff;
+use fleetline_aws::lake::partition_path;
+use fleetline_aws::warehouse::DATA_API_RETRY;
 use fleetline_aws::{DataApiWarehouse, Warehouse, WarehouseConfig};
 use fleetline_tests::{
-    Simulated, create_active_stream, data_api_client_at, delete_objects_under, drop_test_database,
-    ensure_bucket, env_or, get_object_bytes, kinesis_client, lake_change_queue, list_etags,
-    local_aws_env, local_s3_client, local_sqs_client, localstack_endpoint, repo_root,
+    Simulated, apply_sql_dir, create_active_stream, data_api_client_at, delete_objects_under,
+    drop_test_database, ensure_bucket, env_or, get_object_bytes, kinesis_client, lake_change_queue,
+    list_etags, local_aws_env, local_s3_client, local_sqs_client, localstack_endpoint, repo_root,
     require_localstack, run_simulator, truth_daily_rows, workspace_bin,
 };
 use serde_json::{Value, json};
@@ -495,23 +497,9 @@ impl Run {
         let rejected_prefix = format!("{id}/rejected/");
         let bucket = format!("fleetline-{id}");
         let root = repo_root();
+        let vars = [("LAKE_PREFIX", &*lake_prefix), ("LAKE_BUCKET", &*bucket)];
         for dir in ["infra/sql", "infra/sql/local"] {
-            let out = Command::new(root.join("localstack/apply-sql"))
-                .args(["--database", &db, "--var"])
-                .arg(format!("LAKE_PREFIX={lake_prefix}"))
-                .arg("--var")
-                .arg(format!("LAKE_BUCKET={bucket}"))
-                .arg("--dir")
-                .arg(root.join(dir))
-                .env("AWS_ENDPOINT_URL_REDSHIFT_DATA", emulator.url())
-                .output()
-                .expect("run localstack/apply-sql");
-            assert!(
-                out.status.success(),
-                "apply-sql --dir {dir} failed:\n{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            apply_sql_dir(&emulator.url(), &db, &root.join(dir), &vars);
         }
 
         let s3 = local_s3_client().await;
@@ -1287,13 +1275,7 @@ async fn last_year_batch_plus_live_stream_with_faults_equals_the_ground_truth() 
         .into_iter()
         .filter(|k| !lake_before.contains(k))
         .collect();
-    let held_partition = format!(
-        "{}year={}/month={}/day={}/",
-        run.lake_prefix,
-        held_day.format("%Y"),
-        held_day.format("%m"),
-        held_day.format("%d")
-    );
+    let held_partition = format!("{}{}", run.lake_prefix, partition_path(held_day));
     assert!(
         lake_new.iter().any(|k| k.starts_with(&held_partition)),
         "no new lake object under {held_partition}"
@@ -1347,13 +1329,7 @@ async fn last_year_batch_plus_live_stream_with_faults_equals_the_ground_truth() 
     // The lake has a partition for every day with readings.
     let lake = run.keys(&run.lake_prefix).await;
     for day in &days {
-        let partition = format!(
-            "{}year={}/month={}/day={}/",
-            run.lake_prefix,
-            day.format("%Y"),
-            day.format("%m"),
-            day.format("%d")
-        );
+        let partition = format!("{}{}", run.lake_prefix, partition_path(*day));
         assert!(
             lake.iter().any(|k| k.starts_with(&partition)),
             "no lake object under {partition}"
@@ -1387,9 +1363,9 @@ async fn emulator_throttling_is_retryable_for_the_sdk_and_the_adapter() {
     let once = DataApiWarehouse::new(
         &client,
         WarehouseConfig {
-            retry: RetryPolicy {
+            retry: Backoff {
                 max_attempts: 1,
-                ..RetryPolicy::default()
+                ..DATA_API_RETRY
             },
             ..WarehouseConfig::workgroup("fleetline", "dev")
         },

@@ -15,7 +15,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
@@ -24,12 +23,11 @@ use base64::Engine as _;
 use chrono::NaiveDate;
 use fleetline_aws::{DataApiWarehouse, Warehouse};
 use fleetline_tests::{
-    StreamRecord, create_active_stream, create_speed_layer_database, data_api_client,
-    decimal_unscaled, delete_objects_under, delete_stream_quietly, drop_test_database,
-    ensure_bucket, env_or, function_spec, invoke_for_json, kinesis_client, kinesis_event,
-    local_aws_env, local_s3_client, object_bodies, parquet_columns, parquet_reader, parquet_rows,
-    read_one_shard_stream, remove_work_dir, repo_root, require_localstack, run_simulator,
-    test_warehouse, truth_daily_rows, warehouse_env, work_dir,
+    DailyKey, DailyTotals, StreamRecord, TestBed, decimal_unscaled, delete_objects_under,
+    delete_stream_quietly, drop_test_database, function_env, function_spec, invoke_for_json,
+    kinesis_event, object_bodies, parquet_columns, parquet_reader, parquet_rows,
+    read_one_shard_stream, remove_work_dir, repo_root, run_simulator, start_function,
+    truth_daily_map, venv_command, warehouse_daily_map,
 };
 use lambda_host::HostedFunction;
 use parquet::record::Field;
@@ -62,24 +60,6 @@ fn partition_key(line: &[u8]) -> String {
         .unwrap_or_else(|| "malformed".to_owned())
 }
 
-/// The local stack venv's python (`localstack/lib/common.sh` decides where it is).
-fn venv_python() -> PathBuf {
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg("source \"$1/localstack/lib/common.sh\" && fl_venv_python")
-        .arg("bash")
-        .arg(repo_root())
-        .output()
-        .expect("bash");
-    let path = PathBuf::from(String::from_utf8(out.stdout).expect("utf-8").trim());
-    assert!(
-        path.is_file(),
-        "{} missing: install the venv with localstack/up",
-        path.display()
-    );
-    path
-}
-
 /// Aggregates each group with aws-kinesis-agg: one (partition key, data) per group.
 fn aws_kinesis_agg(groups: &[Vec<(String, Vec<u8>)>]) -> Vec<(String, Vec<u8>)> {
     let request = json!({
@@ -88,7 +68,7 @@ fn aws_kinesis_agg(groups: &[Vec<(String, Vec<u8>)>]) -> Vec<(String, Vec<u8>)> 
             .map(|g| g.iter().map(|(pk, d)| json!({"pk": pk, "data_b64": b64(d)})).collect())
             .collect::<Vec<Vec<Value>>>()
     });
-    let mut child = std::process::Command::new(venv_python())
+    let mut child = venv_command("python")
         .arg(repo_root().join("tests/python/kpl_aggregate.py"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -158,60 +138,22 @@ struct Placement {
     sub: Option<u64>,
 }
 
-type DailyKey = (String, String, NaiveDate);
-/// readings, sum of speed (m km/h), min and max odometer (m), rapid accelerations.
-type Daily = (i64, i64, i64, i64, i64);
-
-fn truth_daily(truth: &Value) -> BTreeMap<DailyKey, Daily> {
-    truth_daily_rows(truth)
-        .into_iter()
-        .map(|d| {
-            (
-                (d.vin, d.trip_id, d.date),
-                (
-                    d.readings,
-                    d.sum_speed_milli,
-                    d.min_odometer_m,
-                    d.max_odometer_m,
-                    d.rapid_accelerations,
-                ),
-            )
-        })
-        .collect()
-}
-
 fn truth_vins(truth: &Value) -> BTreeSet<String> {
-    truth_daily(truth).keys().map(|k| k.0.clone()).collect()
+    truth_daily_map(truth).keys().map(|k| k.0.clone()).collect()
 }
 
-async fn speed_daily(w: &DataApiWarehouse) -> BTreeMap<DailyKey, Daily> {
+async fn speed_daily(w: &DataApiWarehouse) -> BTreeMap<DailyKey, DailyTotals> {
     let rs = w
         .query(
-            "SELECT vin, trip_id, event_day, COUNT(*) AS readings, SUM(vehicle_speed) AS s, \
-             MIN(odometer) AS lo, MAX(odometer) AS hi, SUM(rapid_acceleration) AS rapid \
+            "SELECT vin, trip_id, event_day, COUNT(*) AS readings, SUM(vehicle_speed) AS sum_speed, \
+             MIN(odometer) AS min_odometer, MAX(odometer) AS max_odometer, \
+             SUM(rapid_acceleration) AS rapid_accelerations \
              FROM speed.telemetry GROUP BY vin, trip_id, event_day",
             &[],
         )
         .await
         .expect("speed.telemetry");
-    rs.iter()
-        .map(|r| {
-            (
-                (
-                    r.get_string("vin").unwrap(),
-                    r.get_string("trip_id").unwrap(),
-                    r.get_date("event_day").unwrap(),
-                ),
-                (
-                    r.get_i64("readings").unwrap(),
-                    r.get_scaled_i64("s", 3).unwrap(),
-                    r.get_scaled_i64("lo", 3).unwrap(),
-                    r.get_scaled_i64("hi", 3).unwrap(),
-                    r.get_i64("rapid").unwrap(),
-                ),
-            )
-        })
-        .collect()
+    warehouse_daily_map(&rs)
 }
 
 /// One lake row: (vin, trip, ts µs, day, speed, acceleration, odometer, sequence number),
@@ -255,7 +197,7 @@ fn decode_parquet(bytes: Vec<u8>) -> Vec<LakeRow> {
 
 /// Daily aggregates over the lake after the batch layer's de-duplication on (VIN, ts),
 /// first in stream order (threshold 10.0 km/h per s = 100 000 at scale 4).
-fn lake_daily(rows: &[LakeRow]) -> BTreeMap<DailyKey, Daily> {
+fn lake_daily(rows: &[LakeRow]) -> BTreeMap<DailyKey, DailyTotals> {
     let mut first: BTreeMap<(String, i64), &LakeRow> = BTreeMap::new();
     for r in rows {
         let e = first.entry((r.0.clone(), r.2)).or_insert(r);
@@ -263,7 +205,7 @@ fn lake_daily(rows: &[LakeRow]) -> BTreeMap<DailyKey, Daily> {
             *e = r;
         }
     }
-    let mut out: BTreeMap<DailyKey, Daily> = BTreeMap::new();
+    let mut out: BTreeMap<DailyKey, DailyTotals> = BTreeMap::new();
     for r in first.values() {
         let d = out
             .entry((r.0.clone(), r.1.clone(), r.3))
@@ -278,65 +220,31 @@ fn lake_daily(rows: &[LakeRow]) -> BTreeMap<DailyKey, Daily> {
 }
 
 struct Env {
-    db: String,
-    id: String,
-    work: PathBuf,
-    stream: String,
-    stream_arn: String,
-    s3: aws_sdk_s3::Client,
-    kinesis: aws_sdk_kinesis::Client,
-    warehouse: DataApiWarehouse,
+    bed: TestBed,
     stream_processor: HostedFunction,
     lake_writer: HostedFunction,
 }
 
 impl Env {
     async fn start() -> Self {
-        require_localstack();
-        let _ = data_api_client().await;
-        let db = create_speed_layer_database("kpl").await;
-        let id = db.trim_start_matches("kpl_").to_owned();
-        let work = work_dir(&format!("fleetline-kpl-{id}-")).keep();
-        eprintln!(
-            "kpl test: database {db}, prefix t-{id}/, logs {}",
-            work.display()
-        );
-        let s3 = local_s3_client().await;
-        ensure_bucket(&s3, BUCKET).await;
-        let kinesis = kinesis_client().await;
-        let stream = format!("kpl-{id}");
-        let stream_arn = create_active_stream(&kinesis, &stream, 1).await;
-        let warehouse = test_warehouse(&db).await;
-
-        let mut env = local_aws_env();
-        env.extend(warehouse_env(&db));
-        env.extend(
-            [
+        let bed = TestBed::start("kpl", BUCKET).await;
+        let (db, id, work) = (&bed.db, &bed.id, &bed.work);
+        eprintln!("kpl test: objects under s3://{BUCKET}/t-{id}/");
+        let env = function_env(
+            db,
+            &[
                 ("LAKE_BUCKET", BUCKET.to_owned()),
                 ("LAKE_PREFIX", format!("t-{id}/vehicle_telematics_raw/")),
                 ("LAKE_SINK", "s3".to_owned()),
                 ("REJECTED_PREFIX", format!("t-{id}/rejected/")),
                 ("FLEETLINE_RAPID_ACCEL_KMH_PER_S", THRESHOLD.to_owned()),
-                ("RUST_LOG", env_or("RUST_LOG", "info")),
-            ]
-            .map(|(k, v)| (k.to_owned(), v)),
+            ],
         );
-        let spec = |name: &str| function_spec(name, Duration::from_secs(120), &work, &env);
-        let stream_processor = HostedFunction::start(spec("stream-processor"))
-            .await
-            .expect("start stream-processor");
-        let lake_writer = HostedFunction::start(spec("lake-writer"))
-            .await
-            .expect("start lake-writer");
+        let spec = |name: &str| function_spec(name, Duration::from_secs(120), work, &env);
+        let stream_processor = start_function(spec("stream-processor")).await;
+        let lake_writer = start_function(spec("lake-writer")).await;
         Self {
-            db,
-            id,
-            work,
-            stream,
-            stream_arn,
-            s3,
-            kinesis,
-            warehouse,
+            bed,
             stream_processor,
             lake_writer,
         }
@@ -345,15 +253,15 @@ impl Env {
     /// Delivers every batch to both consumers; each must finish it.
     async fn deliver_all(&self, records: &[StreamRecord]) {
         for batch in records.chunks(BATCH) {
-            let event = kinesis_event(&self.stream_arn, "consumer", batch);
+            let event = kinesis_event(&self.bed.stream_arn, "consumer", batch);
             for f in [&self.stream_processor, &self.lake_writer] {
-                let what = format!("{} (logs in {:?})", f.name(), self.work);
+                let what = format!("{} (logs in {:?})", f.name(), self.bed.work);
                 let v = invoke_for_json(f, &event, &what).await;
                 assert_eq!(
                     v,
                     json!({"batchItemFailures": []}),
                     "logs in {:?}",
-                    self.work
+                    self.bed.work
                 );
             }
         }
@@ -361,16 +269,16 @@ impl Env {
 
     /// key → body of every object under `t-<id>/<sub>`.
     async fn objects(&self, sub: &str) -> BTreeMap<String, Vec<u8>> {
-        object_bodies(&self.s3, BUCKET, &format!("t-{}/{sub}", self.id)).await
+        object_bodies(&self.bed.s3, BUCKET, &format!("t-{}/{sub}", self.bed.id)).await
     }
 
     async fn finish(self) {
         self.stream_processor.shutdown(Duration::from_secs(2)).await;
         self.lake_writer.shutdown(Duration::from_secs(2)).await;
-        delete_stream_quietly(&self.kinesis, &self.stream).await;
-        delete_objects_under(&self.s3, BUCKET, &format!("t-{}/", self.id)).await;
-        drop_test_database(&self.db).await;
-        remove_work_dir(&self.work);
+        delete_stream_quietly(&self.bed.kinesis, &self.bed.stream).await;
+        delete_objects_under(&self.bed.s3, BUCKET, &format!("t-{}/", self.bed.id)).await;
+        drop_test_database(&self.bed.db).await;
+        remove_work_dir(&self.bed.work);
     }
 }
 
@@ -390,7 +298,7 @@ async fn kpl_aggregates_from_aws_kinesis_agg_are_consumed_like_plain_records() {
         common.iter().chain(extra.iter()).copied().collect()
     };
     let sim = run_simulator(
-        &env.work,
+        &env.bed.work,
         "readings",
         &with(&[
             "--vehicles",
@@ -409,7 +317,7 @@ async fn kpl_aggregates_from_aws_kinesis_agg_are_consumed_like_plain_records() {
     // The corrupt aggregate carries readings of other vehicles, so that storing any of them
     // would show.
     let extra = run_simulator(
-        &env.work,
+        &env.bed.work,
         "extra",
         &with(&["--vehicles", "2", "--duration", "100s", "--seed", "22"]),
         &[],
@@ -484,8 +392,8 @@ async fn kpl_aggregates_from_aws_kinesis_agg_are_consumed_like_plain_records() {
     let placement: Vec<Placement> = placement.into_iter().map(|p| p.unwrap()).collect();
     assert!(records.len() > 2 * BATCH, "several batches");
 
-    let seqs = put(&env.kinesis, &env.stream, &records).await;
-    let stream = read_one_shard_stream(&env.kinesis, &env.stream, records.len()).await;
+    let seqs = put(&env.bed.kinesis, &env.bed.stream, &records).await;
+    let stream = read_one_shard_stream(&env.bed.kinesis, &env.bed.stream, records.len()).await;
     let by_seq: HashMap<&str, &StreamRecord> = stream
         .iter()
         .map(|r| (r.sequence_number.as_str(), r))
@@ -498,9 +406,9 @@ async fn kpl_aggregates_from_aws_kinesis_agg_are_consumed_like_plain_records() {
     env.deliver_all(&stream).await;
 
     // 1. speed.telemetry and the lake hold exactly the valid readings sent.
-    let expected = truth_daily(&sim.truth);
+    let expected = truth_daily_map(&sim.truth);
     assert_eq!(
-        speed_daily(&env.warehouse).await,
+        speed_daily(&env.bed.warehouse).await,
         expected,
         "speed.telemetry"
     );
@@ -534,7 +442,7 @@ async fn kpl_aggregates_from_aws_kinesis_agg_are_consumed_like_plain_records() {
             let seq = &seqs[p.record];
             let sub = p.sub.map(|s| format!("-{s}")).unwrap_or_default();
             (
-                format!("t-{}/rejected/{shard}/{seq}{sub}.json", env.id),
+                format!("t-{}/rejected/{shard}/{seq}{sub}.json", env.bed.id),
                 (
                     m["reason"].as_str().unwrap().to_owned(),
                     p.sub,
@@ -546,7 +454,7 @@ async fn kpl_aggregates_from_aws_kinesis_agg_are_consumed_like_plain_records() {
         .collect();
     let (corrupt_pk, _) = &records[corrupt_at];
     want.insert(
-        format!("t-{}/rejected/{shard}/{corrupt_seq}.json", env.id),
+        format!("t-{}/rejected/{shard}/{corrupt_seq}.json", env.bed.id),
         (
             "aggregate_bad_md5".to_owned(),
             None,
@@ -570,34 +478,32 @@ async fn kpl_aggregates_from_aws_kinesis_agg_are_consumed_like_plain_records() {
         assert_eq!(l["partition_key"], pk.as_str(), "{key}");
         assert_eq!(unb64(l["data_base64"].as_str().unwrap()), *data, "{key}");
     }
-    let lake_log = std::fs::read_to_string(env.work.join("lake-writer.log")).unwrap_or_default();
+    let lake_log =
+        std::fs::read_to_string(env.bed.work.join("lake-writer.log")).unwrap_or_default();
     assert!(
         lake_log.contains("aggregate_bad_md5"),
         "lake-writer counts the corrupt aggregate by its reason"
     );
 
     // 3. Redelivery of every batch (as after a crash before checkpointing) changes nothing.
-    let count =
-        |rs: fleetline_aws::warehouse::ResultSet| rs.iter().next().unwrap().get_i64("n").unwrap();
-    let rows_before = count(
-        env.warehouse
+    let telemetry_rows = || async {
+        let rs = env
+            .bed
+            .warehouse
             .query("SELECT COUNT(*) AS n FROM speed.telemetry", &[])
             .await
-            .unwrap(),
-    );
+            .unwrap();
+        rs.iter().next().unwrap().get_i64("n").unwrap()
+    };
+    let rows_before = telemetry_rows().await;
     env.deliver_all(&stream).await;
-    let rows_after = count(
-        env.warehouse
-            .query("SELECT COUNT(*) AS n FROM speed.telemetry", &[])
-            .await
-            .unwrap(),
-    );
+    let rows_after = telemetry_rows().await;
     assert_eq!(
         rows_before,
         sim.truth["counts"]["valid_readings"].as_i64().unwrap()
     );
     assert_eq!(rows_after, rows_before);
-    assert_eq!(speed_daily(&env.warehouse).await, expected);
+    assert_eq!(speed_daily(&env.bed.warehouse).await, expected);
     assert_eq!(
         env.objects("vehicle_telematics_raw/").await,
         lake,

@@ -16,19 +16,18 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use fleetline_aws::lake::{
-    FirehoseLakeSink, LakeBatch, LakeRow, LakeSink, json_line, parse_partition, partition_location,
-    partition_spec,
+    FirehoseLakeSink, json_line, parse_partition, partition_location, partition_spec,
 };
 use fleetline_aws::{DataApiWarehouse, Warehouse, WarehouseConfig};
+use fleetline_core::ports::lake::{LakeBatch, LakeRow, LakeSink};
 use fleetline_tests::{
-    Simulated, create_test_database, data_api_client, data_api_endpoint, decimal_unscaled,
-    delete_objects_under, drop_test_database, ensure_bucket, env_or, function_spec,
-    get_object_bytes, list_etags, local_aws_env, local_region_and_credentials, local_s3_client,
-    parquet_columns, parquet_reader, parquet_rows, require_localstack, run_simulator,
-    service_endpoint, truth_daily_rows, work_dir,
+    DailyKey, DailyTotals, Simulated, create_test_database, data_api_client, data_api_endpoint,
+    decimal_unscaled, delete_objects_under, drop_test_database, ensure_bucket, env_or,
+    function_spec, get_object_bytes, list_etags, local_aws_env, local_region_and_credentials,
+    local_s3_client, parquet_columns, parquet_reader, parquet_rows, require_localstack,
+    run_simulator, service_endpoint, start_function, truth_daily_map, work_dir,
 };
 use lambda_host::{HostedFunction, InvokeOutcome};
 use parquet::file::reader::FileReader;
@@ -109,28 +108,21 @@ fn to_batches(lines: &[Vec<u8>]) -> Vec<Vec<Rec>> {
 }
 
 fn kinesis_event(records: &[Rec]) -> Value {
-    let records: Vec<Value> = records
+    let records: Vec<fleetline_tests::StreamRecord> = records
         .iter()
-        .map(|r| {
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": "pk",
-                    "sequenceNumber": r.seq,
-                    "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-                    "approximateArrivalTimestamp": 1_742_000_000.5,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{SHARD}:{}", r.seq),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::000000000000:role/lake-writer",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/vehicle-telemetry",
-            })
+        .map(|r| fleetline_tests::StreamRecord {
+            shard_id: SHARD.to_owned(),
+            sequence_number: r.seq.clone(),
+            partition_key: "pk".to_owned(),
+            data: r.data.clone(),
+            arrival_secs: 1_742_000_000.5,
         })
         .collect();
-    json!({ "Records": records })
+    fleetline_tests::kinesis_event(
+        "arn:aws:kinesis:us-east-1:000000000000:stream/vehicle-telemetry",
+        "lake-writer",
+        &records,
+    )
 }
 
 // ------------------------------------------------------------------------------------
@@ -167,9 +159,7 @@ impl Env {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
         let spec = function_spec("lake-writer", Duration::from_secs(120), work.path(), &env);
-        let lake_writer = HostedFunction::start(spec)
-            .await
-            .expect("start lake-writer");
+        let lake_writer = start_function(spec).await;
         Self {
             prefix,
             work,
@@ -289,52 +279,20 @@ fn decode(bytes: Vec<u8>) -> Vec<Row> {
         .collect()
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Daily {
-    readings: i64,
-    sum_speed_milli: i64,
-    min_odometer_m: i64,
-    max_odometer_m: i64,
-    rapid: i64,
-}
-
-type DailyKey = (String, String, NaiveDate);
-
-fn truth_daily(truth: &Value) -> BTreeMap<DailyKey, Daily> {
-    truth_daily_rows(truth)
-        .into_iter()
-        .map(|d| {
-            (
-                (d.vin, d.trip_id, d.date),
-                Daily {
-                    readings: d.readings,
-                    sum_speed_milli: d.sum_speed_milli,
-                    min_odometer_m: d.min_odometer_m,
-                    max_odometer_m: d.max_odometer_m,
-                    rapid: d.rapid_accelerations,
-                },
-            )
-        })
-        .collect()
-}
-
 /// Daily aggregates over lake rows (threshold 10.0 km/h per s = 100000 at scale 4).
-fn lake_daily(rows: &[Row]) -> BTreeMap<DailyKey, Daily> {
-    let mut out: BTreeMap<DailyKey, Daily> = BTreeMap::new();
+fn lake_daily(rows: &[Row]) -> BTreeMap<DailyKey, DailyTotals> {
+    let mut out: BTreeMap<DailyKey, DailyTotals> = BTreeMap::new();
     for r in rows {
         assert_eq!((r.speed.1, r.acceleration.1, r.odometer.1), (3, 4, 3));
+        // (readings, sum of speed, min odometer, max odometer, rapid accelerations)
         let d = out
             .entry((r.vin.clone(), r.trip_id.clone(), r.event_day))
-            .or_insert(Daily {
-                min_odometer_m: i64::MAX,
-                max_odometer_m: i64::MIN,
-                ..Daily::default()
-            });
-        d.readings += 1;
-        d.sum_speed_milli += r.speed.0;
-        d.min_odometer_m = d.min_odometer_m.min(r.odometer.0);
-        d.max_odometer_m = d.max_odometer_m.max(r.odometer.0);
-        d.rapid += i64::from(r.acceleration.0 >= 100_000);
+            .or_insert((0, 0, i64::MAX, i64::MIN, 0));
+        d.0 += 1;
+        d.1 += r.speed.0;
+        d.2 = d.2.min(r.odometer.0);
+        d.3 = d.3.max(r.odometer.0);
+        d.4 += i64::from(r.acceleration.0 >= 100_000);
     }
     out
 }
@@ -412,7 +370,7 @@ async fn lake_holds_every_valid_reading_once_in_its_day_partition() {
     );
     let unique: BTreeSet<(&str, i64)> = rows.iter().map(|r| (r.vin.as_str(), r.ts_us)).collect();
     assert_eq!(unique.len(), rows.len(), "duplicate (VIN, ts) in the lake");
-    assert_eq!(lake_daily(&rows), truth_daily(truth));
+    assert_eq!(lake_daily(&rows), truth_daily_map(truth));
     let days: BTreeSet<NaiveDate> = rows.iter().map(|r| r.event_day).collect();
     let d = |day| NaiveDate::from_ymd_opt(2025, 3, day).unwrap();
     assert_eq!(days, BTreeSet::from([d(14), d(15), d(16)]));
@@ -509,11 +467,11 @@ async fn external_table_reads_the_same(
         })
         .expect("decode");
     let mut want: BTreeMap<NaiveDate, (i64, i64, i64)> = BTreeMap::new();
-    for ((_, _, day), d) in truth_daily(truth) {
+    for ((_, _, day), (readings, sum_speed_milli, _, _, rapid)) in truth_daily_map(truth) {
         let e = want.entry(day).or_default();
-        e.0 += d.readings;
-        e.1 += d.sum_speed_milli;
-        e.2 += d.rapid;
+        e.0 += readings;
+        e.1 += sum_speed_milli;
+        e.2 += rapid;
     }
     let want: Vec<(NaiveDate, i64, i64, i64, i64, i64)> = want
         .into_iter()
@@ -654,7 +612,7 @@ async fn firehose_sink_delivers_newline_terminated_records() {
     assert_eq!(report.calls, 3);
 
     // LocalStack writes each PutRecordBatch as one object right away; wait for all rows.
-    let want: Vec<String> = batch.rows.iter().map(json_line).collect();
+    let want: Vec<String> = batch.rows.iter().map(|r| json_line(r).unwrap()).collect();
     let mut got: Vec<String> = Vec::new();
     for _ in 0..60 {
         got.clear();

@@ -26,17 +26,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use bytes::Bytes;
 use chrono::{Datelike, NaiveDate};
 use fleetline_aws::warehouse::{MAX_STATEMENT_BYTES, chunk_values_insert};
-use fleetline_aws::{DataApiWarehouse, Warehouse, WarehouseConfig};
+use fleetline_aws::{DataApiWarehouse, Warehouse};
 use fleetline_tests::{
-    apply_sql_files, create_test_database, data_api_client, data_api_endpoint, drop_test_database,
-    local_aws_env, repo_root, workspace_bin,
+    QUERY_API_BATCH_TABLES, create_batch_tables, create_speed_layer_database, create_test_database,
+    data_api_client, drop_test_database, function_env, function_spec, repo_root, run_simulator,
+    start_function, test_warehouse,
 };
-use lambda_host::{FunctionSpec, HostedFunction, InvokeOutcome};
+use lambda_host::{FunctionRegistry, HostedFunction, InvokeOutcome};
 use local_runner::api_gateway::{self, ApiConfig, Router};
-use local_runner::invoker::{Invocation, Invoker};
+use local_runner::invoker::RegistryInvoker;
 use local_runner::template::{Template, TemplateOptions};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -50,28 +50,6 @@ const TRAP_VIN: &str = "ZZZZZZZZZZZZZZZZZ";
 
 // ------------------------------------------------------------------------------------
 // The API Gateway in front of the hosted query-api
-
-/// The runner's `Invoker` over one hosted function.
-struct HostInvoker(Arc<HostedFunction>);
-
-impl Invoker for HostInvoker {
-    async fn invoke(&self, _function: &str, payload: Bytes) -> Invocation {
-        match self.0.invoke(payload).await {
-            Ok(InvokeOutcome::Ok(body)) => Invocation::Response(body),
-            Ok(InvokeOutcome::FunctionError {
-                error_type,
-                error_message,
-            }) => Invocation::FunctionError {
-                error_type,
-                error_message,
-            },
-            Err(e) => Invocation::NotInvoked(e.to_string()),
-        }
-    }
-    fn function_arn(&self, function: &str) -> String {
-        format!("arn:aws:lambda:us-east-1:000000000000:function:{function}")
-    }
-}
 
 struct Api {
     addr: SocketAddr,
@@ -87,18 +65,16 @@ impl Api {
     /// With `api_key`, the gateway enforces it as on AWS (routes whose template event sets
     /// `ApiKeyRequired: false`, the dashboard's, excepted).
     async fn start_with_key(database: &str, log: PathBuf, api_key: Option<&str>) -> Self {
-        let mut spec = FunctionSpec::new("query-api", workspace_bin("query-api"))
-            .with_timeout(Duration::from_secs(29))
-            .with_log_file(log)
-            .with_forward_output(false)
-            .with_env("FLEETLINE_REDSHIFT_DATABASE", database)
-            .with_env("FLEETLINE_REDSHIFT_WORKGROUP", "fleetline")
-            .with_env("FLEETLINE_REDSHIFT_TIMEOUT_SECS", "25")
-            .with_env("AWS_ENDPOINT_URL_REDSHIFT_DATA", data_api_endpoint());
-        for (k, v) in local_aws_env() {
-            spec = spec.with_env(k, v);
-        }
-        let function = Arc::new(HostedFunction::start(spec).await.expect("start query-api"));
+        let env = function_env(
+            database,
+            &[("FLEETLINE_REDSHIFT_TIMEOUT_SECS", "25".to_owned())],
+        );
+        let log_dir = log.parent().expect("log file in a directory");
+        let spec =
+            function_spec("query-api", Duration::from_secs(29), log_dir, &env).with_log_file(&log);
+        // The runner's own invoker, as in `localstack/demo`.
+        let mut registry = FunctionRegistry::new();
+        let function = registry.insert_hosted(start_function(spec).await);
         let template = Template::load(
             &repo_root().join("template.yaml"),
             &TemplateOptions::default(),
@@ -117,7 +93,7 @@ impl Api {
         tokio::spawn(api_gateway::serve(
             listener,
             Arc::new(router),
-            Arc::new(HostInvoker(function.clone())),
+            Arc::new(RegistryInvoker::new(Arc::new(registry), "us-east-1")),
             ApiConfig {
                 stage: template.api_stage.clone(),
                 api_key: api_key.map(str::to_owned),
@@ -218,24 +194,14 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Self {
         let _ = data_api_client().await; // panics with "start it with localstack/up" when down
-        let db = create_test_database("qa").await;
-        apply_sql_files(
-            &db,
-            &["00_schemas.sql", "05_control.sql", "10_speed_layer.sql"],
-        );
-        let client = data_api_client().await;
-        let warehouse =
-            DataApiWarehouse::new(&client, WarehouseConfig::workgroup("fleetline", &db));
-        // The batch tables /v1/status and the merged answers read.
-        for table in [
-            "batch.vehicle_daily",
-            "batch.pending_days",
-            "batch.day_recomputes",
-        ] {
+        let db = create_speed_layer_database("qa").await;
+        let warehouse = test_warehouse(&db).await;
+        create_batch_tables(&warehouse, QUERY_API_BATCH_TABLES).await;
+        for name in ["refresh_fleet_daily", "rapid_acceleration_by_year_sp"] {
             warehouse
-                .execute(&batch_table_ddl(table), &[])
+                .execute(&batch_procedure(name), &[])
                 .await
-                .unwrap_or_else(|e| panic!("create {table}: {e}"));
+                .unwrap_or_else(|e| panic!("create batch.{name}: {e}"));
         }
         let work = tempfile::Builder::new()
             .prefix("fleetline-qa-")
@@ -257,68 +223,59 @@ impl Fixture {
         self.work.path().join(name)
     }
 
+    /// The fixture with the boundary and the trap rows set, and the API over it.
+    async fn with_boundary_and_api() -> (Self, Api) {
+        let fx = Self::new().await;
+        fx.set_boundary_and_traps().await;
+        let api = Api::start(&fx.db, fx.path("query-api.log")).await;
+        (fx, api)
+    }
+
     /// 4 vehicles, 6 nights 22:00–01:00 UTC from 2025-12-29: days 2025-12-29 … 2026-01-04.
     fn simulate(&mut self) -> Vec<String> {
-        let out = std::process::Command::new(workspace_bin("simulator"))
-            .args([
-                "--vehicles",
-                "4",
-                "--interval",
-                "60s",
-                "--duration",
-                "10800s",
-                "--days",
-                "6",
-                "--trips-per-day",
-                "2",
-                "--start",
-                "2025-12-29T22:00:00Z",
-                "--seed",
-                "7",
-                "--duplicate-rate",
-                "0.03",
-                "--rapid-threshold",
-                "10.0",
-                "--quiet",
-            ])
-            .arg("--out")
-            .arg(self.path("readings.jsonl"))
-            .arg("--truth")
-            .arg(self.path("truth.json"))
-            .output()
-            .expect("run simulator");
-        assert!(
-            out.status.success(),
-            "simulator: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        self.truth =
-            serde_json::from_slice(&std::fs::read(self.path("truth.json")).expect("truth"))
-                .expect("truth json");
+        let args = [
+            "--vehicles",
+            "4",
+            "--interval",
+            "60s",
+            "--duration",
+            "10800s",
+            "--days",
+            "6",
+            "--trips-per-day",
+            "2",
+            "--start",
+            "2025-12-29T22:00:00Z",
+            "--seed",
+            "7",
+            "--duplicate-rate",
+            "0.03",
+            "--rapid-threshold",
+            "10.0",
+            "--quiet",
+        ];
+        let sim = run_simulator(self.work.path(), "readings", &args, &[]);
+        self.truth = sim.truth;
         assert!(self.truth["counts"]["duplicates_sent"].as_u64().unwrap() > 0);
-        std::fs::read_to_string(self.path("readings.jsonl"))
-            .expect("readings")
-            .lines()
-            .map(str::to_owned)
+        sim.lines
+            .into_iter()
+            .map(|l| String::from_utf8(l).expect("the simulator writes UTF-8 lines"))
             .collect()
     }
 
     /// Every line through the real stream-processor, in batches as Kinesis would deliver.
     async fn ingest_speed(&self, lines: &[String]) {
-        let mut spec = FunctionSpec::new("stream-processor", workspace_bin("stream-processor"))
-            .with_timeout(Duration::from_secs(120))
-            .with_log_file(self.path("stream-processor.log"))
-            .with_forward_output(false)
-            .with_env("FLEETLINE_REDSHIFT_DATABASE", &self.db)
-            .with_env("FLEETLINE_REDSHIFT_WORKGROUP", "fleetline")
-            .with_env("FLEETLINE_RAPID_ACCEL_KMH_PER_S", "10.0")
-            .with_env("AWS_ENDPOINT_URL_REDSHIFT_DATA", data_api_endpoint());
-        for (k, v) in local_aws_env() {
-            spec = spec.with_env(k, v);
-        }
-        let sp = HostedFunction::start(spec)
-            .await
-            .expect("start stream-processor");
+        let env = function_env(
+            &self.db,
+            &[("FLEETLINE_RAPID_ACCEL_KMH_PER_S", "10.0".to_owned())],
+        );
+        let spec = function_spec(
+            "stream-processor",
+            Duration::from_secs(120),
+            self.work.path(),
+            &env,
+        );
+        let sp = start_function(spec).await;
         let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/vehicle-telemetry";
         for (batch_no, chunk) in lines.chunks(500).enumerate() {
             let records: Vec<Value> = chunk
@@ -408,6 +365,12 @@ impl Fixture {
             .execute_batches(stmts)
             .await
             .expect("insert batch rows");
+        // What the batch layer keeps with its daily rows (fleet-wide answers read them):
+        // the migration that fills batch.fleet_daily for rows written before it existed,
+        // and the by-year table a batch run rebuilds for the current boundary.
+        self.exec(&fleet_daily_backfill()).await;
+        self.exec("CALL batch.rapid_acceleration_by_year_sp()")
+            .await;
     }
 
     async fn exec(&self, sql: &str) {
@@ -450,6 +413,25 @@ impl Fixture {
     }
 }
 
+/// The procedure `batch.<name>` as infra/sql/20_batch_layer.sql defines it.
+fn batch_procedure(name: &str) -> String {
+    let text = std::fs::read_to_string(repo_root().join("infra/sql/20_batch_layer.sql")).unwrap();
+    let start = text
+        .find(&format!("CREATE OR REPLACE PROCEDURE batch.{name}("))
+        .unwrap_or_else(|| panic!("batch.{name} in 20_batch_layer.sql"));
+    let end_marker = "$$ LANGUAGE plpgsql";
+    let end = start + text[start..].find(end_marker).expect("end of procedure") + end_marker.len();
+    text[start..end].to_owned()
+}
+
+/// The statement of infra/sql/21_fleet_daily.sql.
+fn fleet_daily_backfill() -> String {
+    let text = std::fs::read_to_string(repo_root().join("infra/sql/21_fleet_daily.sql")).unwrap();
+    let start = text.find("CALL ").expect("CALL in 21_fleet_daily.sql");
+    let end = start + text[start..].find(';').expect("end of statement");
+    text[start..end].to_owned()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn daily_row(
     vin: &str,
@@ -471,16 +453,6 @@ fn daily_row(
 }
 
 /// `CREATE TABLE IF NOT EXISTS <table> (…)` exactly as infra/sql/20 has it.
-fn batch_table_ddl(table: &str) -> String {
-    let text = std::fs::read_to_string(repo_root().join("infra/sql/20_batch_layer.sql"))
-        .expect("20_batch_layer.sql");
-    let start = text
-        .find(&format!("CREATE TABLE IF NOT EXISTS {table} ("))
-        .unwrap_or_else(|| panic!("{table} in 20_batch_layer.sql"));
-    let end = start + text[start..].find(';').expect("end of statement");
-    text[start..end].to_owned()
-}
-
 fn day(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
@@ -522,6 +494,40 @@ fn daily(truth: &Value) -> Vec<Daily> {
             rapid: d["rapid_accelerations"].as_i64().unwrap(),
         })
         .collect()
+}
+
+/// Trips summed per day (the expected days and fleet/daily answers).
+#[derive(Default)]
+struct DayTotals {
+    vins: std::collections::BTreeSet<String>,
+    trips: i64,
+    readings: i64,
+    sum_speed: i64,
+    nano: i64,
+    rapid: i64,
+}
+
+impl DayTotals {
+    /// The day's answer row, without `vehicles` (which only fleet/daily has).
+    fn json(&self, date: &str) -> Value {
+        json!({"date": date, "trips": self.trips, "readings": self.readings,
+               "avg_speed_kmh": avg_kmh(self.sum_speed, self.readings), "miles": miles(self.nano),
+               "miles_exact": exact(self.nano), "rapid_accelerations": self.rapid})
+    }
+}
+
+fn per_day<'a>(trips: impl IntoIterator<Item = &'a Daily>) -> BTreeMap<String, DayTotals> {
+    let mut out: BTreeMap<String, DayTotals> = BTreeMap::new();
+    for d in trips {
+        let e = out.entry(d.date.clone()).or_default();
+        e.vins.insert(d.vin.clone());
+        e.trips += 1;
+        e.readings += d.readings;
+        e.sum_speed += d.sum_speed;
+        e.nano += d.nano;
+        e.rapid += d.rapid;
+    }
+    out
 }
 
 fn avg_kmh(sum_milli: i64, readings: i64) -> f64 {
@@ -708,23 +714,9 @@ async fn every_endpoint_equals_the_ground_truth_across_the_boundary() {
 
     // Days of one vehicle (its trips summed per day), both layers, with and without a year.
     for vin in &vins {
-        // (trips, readings, sum_speed_milli, nano-miles, rapid accelerations) per day.
-        let mut per_day: BTreeMap<String, (i64, i64, i64, i64, i64)> = BTreeMap::new();
-        for d in all.iter().filter(|d| &d.vin == vin) {
-            let e = per_day.entry(d.date.clone()).or_default();
-            e.0 += 1;
-            e.1 += d.readings;
-            e.2 += d.sum_speed;
-            e.3 += d.nano;
-            e.4 += d.rapid;
-        }
-        let want: Vec<Value> = per_day
+        let want: Vec<Value> = per_day(all.iter().filter(|d| &d.vin == vin))
             .iter()
-            .map(|(date, (trips, readings, sum, nano, rapid))| {
-                json!({"date": date, "trips": trips, "readings": readings,
-                       "avg_speed_kmh": avg_kmh(*sum, *readings), "miles": miles(*nano),
-                       "miles_exact": exact(*nano), "rapid_accelerations": rapid})
-            })
+            .map(|(date, t)| t.json(date))
             .collect();
         assert!(want.len() > 1, "{vin} drove on several days");
         let body = api.ok(&format!("/v1/vehicles/{vin}/days")).await;
@@ -749,24 +741,12 @@ async fn every_endpoint_equals_the_ground_truth_across_the_boundary() {
         (body["from"].as_str(), body["to"].as_str()),
         (Some("2025-12-01"), Some("2026-01-31"))
     );
-    /// (VINs, trips, readings, sum_speed_milli, nano-miles, rapid accelerations) per day.
-    type DayTotals = (std::collections::BTreeSet<String>, i64, i64, i64, i64, i64);
-    let mut per_day: BTreeMap<String, DayTotals> = BTreeMap::new();
-    for d in &all {
-        let e = per_day.entry(d.date.clone()).or_default();
-        e.0.insert(d.vin.clone());
-        e.1 += 1;
-        e.2 += d.readings;
-        e.3 += d.sum_speed;
-        e.4 += d.nano;
-        e.5 += d.rapid;
-    }
-    let want: Vec<Value> = per_day
+    let want: Vec<Value> = per_day(&all)
         .iter()
-        .map(|(date, (v, trips, readings, sum, nano, rapid))| {
-            json!({"date": date, "vehicles": v.len(), "trips": trips, "readings": readings,
-                   "avg_speed_kmh": avg_kmh(*sum, *readings), "miles": miles(*nano),
-                   "miles_exact": exact(*nano), "rapid_accelerations": rapid})
+        .map(|(date, t)| {
+            let mut row = t.json(date);
+            row["vehicles"] = json!(t.vins.len());
+            row
         })
         .collect();
     assert_eq!(want.len(), 7);
@@ -923,9 +903,7 @@ async fn errors_have_the_documented_status_and_shape() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_spec_holds_against_the_running_api_schemathesis() {
-    let fx = Fixture::new().await;
-    fx.set_boundary_and_traps().await;
-    let api = Api::start(&fx.db, fx.path("query-api.log")).await;
+    let (fx, api) = Fixture::with_boundary_and_api().await;
     // The spec the API serves is the one in the repository.
     let (status, _, body) = api.get_raw("/v1/openapi.yaml").await;
     assert_eq!(status, 200);
@@ -933,22 +911,14 @@ async fn openapi_spec_holds_against_the_running_api_schemathesis() {
         std::fs::read_to_string(repo_root().join("functions/query-api/openapi.yaml")).unwrap();
     assert_eq!(body, spec);
 
-    let out = tokio::process::Command::new(repo_root().join("tests/python/run-schemathesis"))
+    let mut schemathesis =
+        tokio::process::Command::new(repo_root().join("tests/python/run-schemathesis"));
+    schemathesis
         .arg("--url")
         .arg(api.url())
-        .arg("--report")
-        .arg("junit")
-        .arg("--report-dir")
-        .arg(fx.path("schemathesis"))
-        .output()
-        .await
-        .expect("run tests/python/run-schemathesis");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "schemathesis failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .args(["--report", "junit", "--report-dir"])
+        .arg(fx.path("schemathesis"));
+    let stdout = run_script(&mut schemathesis, "schemathesis").await;
     // It really exercised every operation of the spec (one JUnit test case per operation).
     let junit: String = std::fs::read_dir(fx.path("schemathesis"))
         .expect("schemathesis report dir")
@@ -977,9 +947,7 @@ async fn openapi_spec_holds_against_the_running_api_schemathesis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_renders_the_api_data_in_headless_chromium() {
-    let fx = Fixture::new().await;
-    fx.set_boundary_and_traps().await;
-    let api = Api::start(&fx.db, fx.path("query-api.log")).await;
+    let (fx, api) = Fixture::with_boundary_and_api().await;
     let (status, headers, html) = api.get_raw("/dashboard").await;
     assert_eq!(status, 200);
     assert!(
@@ -1087,8 +1055,7 @@ async fn dashboard_renders_the_api_data_in_headless_chromium() {
     assert!(dom.contains("Pick a vehicle"));
 
     // ---- Year selector: ?year=2025 ranks 2025's vehicles and selects 2025's bars.
-    let dom = render(&api, &out_dir, "/dashboard?year=2025", "year-2025").await;
-    assert!(dom.contains("data-state=\"ready\""), "{dom}");
+    let dom = render_ready(&api, &out_dir, "/dashboard?year=2025", "year-2025").await;
     check_rapid(&dom, 2025);
     assert!(svg(&dom, "chart-miles").contains("class=\"bar selected pick\" data-label=\"2025\""));
 
@@ -1103,8 +1070,7 @@ async fn dashboard_renders_the_api_data_in_headless_chromium() {
         .map(|d| d.date.clone())
         .max()
         .expect("the vehicle has data");
-    let dom = render(&api, &out_dir, &format!("/dashboard?vin={vin}"), "vehicle").await;
-    assert!(dom.contains("data-state=\"ready\""), "{dom}");
+    let dom = render_ready(&api, &out_dir, &format!("/dashboard?vin={vin}"), "vehicle").await;
     check_trips(&dom, &all, &vin, &newest);
     assert!(dom.contains("(its newest day with data)"));
 
@@ -1129,26 +1095,24 @@ async fn dashboard_renders_the_api_data_in_headless_chromium() {
 
     // ---- Drill-down, day chosen: another vehicle on a batch-layer day, year 2025 ranked.
     let vin2 = top[top.len() - 1].0.clone();
-    let dom = render(
+    let dom = render_ready(
         &api,
         &out_dir,
         &format!("/dashboard?year=2025&vin={vin2}&date=2025-12-31"),
         "vehicle-day",
     )
     .await;
-    assert!(dom.contains("data-state=\"ready\""), "{dom}");
     check_trips(&dom, &all, &vin2, "2025-12-31");
     check_rapid(&dom, 2025);
 
     // ---- A VIN without data, and one that is not a VIN: a clear note, not an error.
-    let dom = render(
+    let dom = render_ready(
         &api,
         &out_dir,
         "/dashboard?vin=1HGCM82633A004352",
         "vehicle-unknown",
     )
     .await;
-    assert!(dom.contains("data-state=\"ready\""), "{dom}");
     assert!(dom.contains("No data for 1HGCM82633A004352."));
     assert!(!dom.contains("<tr data-trip="));
     let dom = render(&api, &out_dir, "/dashboard?vin=nope", "vehicle-invalid").await;
@@ -1168,14 +1132,13 @@ async fn dashboard_renders_the_api_data_in_headless_chromium() {
         "key form shown: {dom}"
     );
     assert!(dom.contains("The API needs an API key."));
-    let dom = render(
+    let dom = render_ready(
         &api,
         &out_dir,
         &format!("/dashboard?vin={vin}#key={TEST_API_KEY}"),
         "with-key",
     )
     .await;
-    assert!(dom.contains("data-state=\"ready\""), "{dom}");
     check_trips(&dom, &all, &vin, &newest);
     let dom = render(&api, &out_dir, "/dashboard#key=wrong", "wrong-key").await;
     assert!(dom.contains("data-state=\"needs-key\""), "{dom}");
@@ -1208,6 +1171,13 @@ async fn render(api: &Api, out_dir: &std::path::Path, path: &str, name: &str) ->
     render_url(&format!("{}{path}", api.url()), out_dir, name).await
 }
 
+/// [`render`], and the page must have reached its ready state.
+async fn render_ready(api: &Api, out_dir: &std::path::Path, path: &str, name: &str) -> String {
+    let dom = render(api, out_dir, path, name).await;
+    assert!(dom.contains("data-state=\"ready\""), "{dom}");
+    dom
+}
+
 /// Opens `path`, clicks `selector` (a real mouse event), waits for `done_js`; the DOM after
 /// it and the page's URL then.
 async fn render_click(
@@ -1218,48 +1188,55 @@ async fn render_click(
     done_js: &str,
     name: &str,
 ) -> (String, String) {
-    let out = tokio::process::Command::new(repo_root().join("tests/dashboard/run-chromium"))
-        .arg(format!("{}{path}", api.url()))
-        .arg(out_dir)
-        .arg(name)
-        .env("CLICK", selector)
-        .env("CLICK_DONE", done_js)
-        .output()
-        .await
-        .expect("run tests/dashboard/run-chromium");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "run-chromium (click {selector}): {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let url = format!("{}{path}", api.url());
+    let env = [("CLICK", selector), ("CLICK_DONE", done_js)];
+    let (stdout, dom) = chromium(&url, out_dir, name, &env).await;
     let url = stdout
         .lines()
         .find_map(|l| l.strip_prefix("url: "))
         .unwrap_or_else(|| panic!("no url in {stdout}"))
         .to_owned();
-    let png = std::fs::read(out_dir.join(format!("{name}.png"))).expect("screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
-    let dom = std::fs::read_to_string(out_dir.join(format!("{name}.html"))).expect("dom");
     (dom, url)
 }
 
 async fn render_url(url: &str, out_dir: &std::path::Path, name: &str) -> String {
-    let out = tokio::process::Command::new(repo_root().join("tests/dashboard/run-chromium"))
-        .arg(url)
+    chromium(url, out_dir, name, &[]).await.1
+}
+
+/// tests/dashboard/run-chromium on `url` with `env`; checks its PNG screenshot and returns
+/// (its output, the DOM it saved).
+async fn chromium(
+    url: &str,
+    out_dir: &std::path::Path,
+    name: &str,
+    env: &[(&str, &str)],
+) -> (String, String) {
+    let mut cmd = tokio::process::Command::new(repo_root().join("tests/dashboard/run-chromium"));
+    cmd.arg(url)
         .arg(out_dir)
         .arg(name)
-        .output()
-        .await
-        .expect("run tests/dashboard/run-chromium");
-    assert!(
-        out.status.success(),
-        "run-chromium {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .envs(env.iter().copied());
+    let stdout = run_script(&mut cmd, &format!("run-chromium {url} {env:?}")).await;
     let png = std::fs::read(out_dir.join(format!("{name}.png"))).expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
-    std::fs::read_to_string(out_dir.join(format!("{name}.html"))).expect("dom")
+    let dom = std::fs::read_to_string(out_dir.join(format!("{name}.html"))).expect("dom");
+    (stdout, dom)
+}
+
+/// Runs a test script to completion; panics, naming `what` and showing its output, unless it
+/// succeeds. Its standard output.
+async fn run_script(cmd: &mut tokio::process::Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("run {what}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// The drill-down shows exactly the truth's trips of `vin` on `date` and the day's totals.

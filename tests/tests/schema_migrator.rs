@@ -18,14 +18,14 @@ use bytes::Bytes;
 use fleetline_aws::warehouse::ResultSet;
 use fleetline_aws::{DataApiWarehouse, Warehouse, WarehouseConfig};
 use fleetline_tests::{
-    create_test_database, data_api_client, data_api_endpoint, drop_test_database, env_or,
-    local_aws_env, repo_root, workspace_bin,
+    create_test_database, data_api_client, drop_test_database, function_env, function_spec,
+    repo_root, start_function,
 };
 use http_body_util::{BodyExt as _, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use lambda_host::{FunctionSpec, HostedFunction, InvokeOutcome};
+use lambda_host::{HostedFunction, InvokeOutcome};
 use schema_migrator::SqlFile;
 use schema_migrator::custom_resource::{self, Request};
 use schema_migrator::respond::HttpsResponder;
@@ -62,29 +62,7 @@ impl ResponseUrl {
             while let Ok((stream, _)) = listener.accept().await {
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let tx = tx.clone();
-                        async move {
-                            let method = req.method().to_string();
-                            let path = req.uri().to_string();
-                            let content_type = req
-                                .headers()
-                                .get(hyper::header::CONTENT_TYPE)
-                                .map(|v| v.to_str().unwrap_or("?").to_owned());
-                            let bytes = req.into_body().collect().await.map(|b| b.to_bytes());
-                            let body = bytes
-                                .ok()
-                                .and_then(|b| serde_json::from_slice(&b).ok())
-                                .unwrap_or(Value::Null);
-                            let _ = tx.send(Put {
-                                method,
-                                path,
-                                content_type,
-                                body,
-                            });
-                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
-                        }
-                    });
+                    let svc = service_fn(move |req| record(req, tx.clone()));
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
@@ -115,6 +93,31 @@ impl ResponseUrl {
         );
         put.body
     }
+}
+
+/// Records one request at the stand-in URL and answers it with an empty 200.
+async fn record(
+    req: hyper::Request<hyper::body::Incoming>,
+    tx: mpsc::UnboundedSender<Put>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let method = req.method().to_string();
+    let path = req.uri().to_string();
+    let content_type = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?").to_owned());
+    let bytes = req.into_body().collect().await.map(|b| b.to_bytes());
+    let body = bytes
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let _ = tx.send(Put {
+        method,
+        path,
+        content_type,
+        body,
+    });
+    Ok(hyper::Response::new(Full::new(Bytes::new())))
 }
 
 fn request(
@@ -227,24 +230,33 @@ impl Db {
 
 /// The real schema-migrator binary under lambda-host, targeting `database`.
 async fn hosted_migrator(database: &str, work: &std::path::Path) -> HostedFunction {
-    let mut spec = FunctionSpec::new("schema-migrator", workspace_bin("schema-migrator"))
-        .with_timeout(Duration::from_secs(120))
-        .with_log_file(work.join("schema-migrator.log"))
-        .with_forward_output(false);
-    for (k, v) in local_aws_env() {
-        spec = spec.with_env(k, v);
+    let env = function_env(database, &[]);
+    start_function(function_spec(
+        "schema-migrator",
+        Duration::from_secs(120),
+        work,
+        &env,
+    ))
+    .await
+}
+
+/// Invokes the hosted migrator with `event`; it must finish (its verdict goes to the
+/// ResponseURL).
+async fn invoke(function: &HostedFunction, event: Value) {
+    match function.invoke_json(&event).await {
+        Ok(InvokeOutcome::Ok(_)) => {}
+        other => panic!("schema-migrator invocation failed: {other:?}"),
     }
-    for (k, v) in [
-        ("AWS_ENDPOINT_URL_REDSHIFT_DATA", data_api_endpoint()),
-        ("FLEETLINE_REDSHIFT_WORKGROUP", "fleetline".to_owned()),
-        ("FLEETLINE_REDSHIFT_DATABASE", database.to_owned()),
-        ("RUST_LOG", env_or("RUST_LOG", "info")),
-    ] {
-        spec = spec.with_env(k, v);
-    }
-    HostedFunction::start(spec)
-        .await
-        .expect("start schema-migrator")
+}
+
+/// Invokes the hosted migrator with `event` and returns its answer at `url`, which must be
+/// SUCCESS.
+async fn succeeds(function: &HostedFunction, url: &mut ResponseUrl, event: Value) -> Value {
+    let request_id = event["RequestId"].as_str().expect("RequestId").to_owned();
+    invoke(function, event).await;
+    let answer = url.answer(&request_id).await;
+    assert_eq!(answer["Status"], "SUCCESS", "{answer}");
+    answer
 }
 
 #[tokio::test]
@@ -253,20 +265,10 @@ async fn the_lambda_creates_updates_and_deletes_the_schema() {
     let mut url = ResponseUrl::start().await;
     let work = tempfile::tempdir().expect("tempdir");
     let function = hosted_migrator(&db.name, work.path()).await;
-    let invoke = |event: Value| {
-        let function = &function;
-        async move {
-            match function.invoke_json(&event).await {
-                Ok(InvokeOutcome::Ok(_)) => {}
-                other => panic!("schema-migrator invocation failed: {other:?}"),
-            }
-        }
-    };
 
     // Create: every file of infra/sql, recorded with the digest of its substituted text.
-    invoke(request(&url, "Create", "create-1", None, "1")).await;
-    let created = url.answer("create-1").await;
-    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    let create = request(&url, "Create", "create-1", None, "1");
+    let created = succeeds(&function, &mut url, create).await;
     let expected = expected_infra_sql();
     assert_eq!(
         created["Data"]["AppliedCount"],
@@ -303,17 +305,15 @@ async fn the_lambda_creates_updates_and_deletes_the_schema() {
         )
         .await
         .expect("mark serving.control");
-    invoke(request(&url, "Update", "update-1", Some(&physical_id), "2")).await;
-    let updated = url.answer("update-1").await;
-    assert_eq!(updated["Status"], "SUCCESS", "{updated}");
+    let update = request(&url, "Update", "update-1", Some(&physical_id), "2");
+    let updated = succeeds(&function, &mut url, update).await;
     assert_eq!(updated["Data"]["AppliedCount"], "0", "{updated}");
     assert_eq!(updated["PhysicalResourceId"], physical_id.as_str());
     assert_eq!(db.recorded().await, expected);
 
     // Delete: answered SUCCESS, the schema and its data stay.
-    invoke(request(&url, "Delete", "delete-1", Some(&physical_id), "2")).await;
-    let deleted = url.answer("delete-1").await;
-    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    let delete = request(&url, "Delete", "delete-1", Some(&physical_id), "2");
+    let deleted = succeeds(&function, &mut url, delete).await;
     assert_eq!(deleted["PhysicalResourceId"], physical_id.as_str());
     assert!(db.table_exists("speed", "telemetry").await);
     let probe = db
@@ -338,20 +338,10 @@ async fn the_warehouse_property_moves_the_schema_to_a_new_target() {
     let work = tempfile::tempdir().expect("tempdir");
     // The function's environment still names the old database.
     let function = hosted_migrator(&old.name, work.path()).await;
-    let invoke = |event: Value| {
-        let function = &function;
-        async move {
-            match function.invoke_json(&event).await {
-                Ok(InvokeOutcome::Ok(_)) => {}
-                other => panic!("schema-migrator invocation failed: {other:?}"),
-            }
-        }
-    };
     let expected = expected_infra_sql();
 
-    invoke(request(&url, "Create", "move-create", None, "1")).await;
-    let created = url.answer("move-create").await;
-    assert_eq!(created["Status"], "SUCCESS", "{created}");
+    let create = request(&url, "Create", "move-create", None, "1");
+    let created = succeeds(&function, &mut url, create).await;
     let physical_id = created["PhysicalResourceId"]
         .as_str()
         .expect("id")
@@ -366,9 +356,7 @@ async fn the_warehouse_property_moves_the_schema_to_a_new_target() {
         "FLEETLINE_REDSHIFT_SECRET_ARN": "",
         "FLEETLINE_REDSHIFT_DB_USER": ""
     });
-    invoke(update).await;
-    let updated = url.answer("move-update").await;
-    assert_eq!(updated["Status"], "SUCCESS", "{updated}");
+    let updated = succeeds(&function, &mut url, update).await;
     assert_eq!(
         updated["Data"]["AppliedCount"],
         expected.len().to_string(),

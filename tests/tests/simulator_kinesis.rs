@@ -3,96 +3,82 @@
 //!
 //! Needs the local stack (localstack/up) and the binary (`cargo build -p simulator`).
 
-use aws_sdk_kinesis::types::ShardIteratorType;
 use fleetline_tests::{
-    create_active_stream, kinesis_client, local_aws_env, require_localstack, unique_name,
-    workspace_bin,
+    create_active_stream, kinesis_client, local_aws_env, read_stream, require_localstack,
+    unique_name, workspace_bin,
 };
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::process::Command;
+use std::process::{Command, Output};
 
-/// Every record of every shard from TRIM_HORIZON: (partition key, data).
-async fn read_all(
-    client: &aws_sdk_kinesis::Client,
-    stream: &str,
-) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let shards = client
-        .list_shards()
-        .stream_name(stream)
-        .send()
-        .await
-        .map_err(|e| format!("ListShards: {e:?}"))?;
-    let mut out = Vec::new();
-    let mut shards_with_data = 0;
-    for shard in shards.shards() {
-        let mut iterator = client
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .map_err(|e| format!("GetShardIterator: {e:?}"))?
-            .shard_iterator
-            .ok_or("no shard iterator")?;
-        let before = out.len();
-        let mut empty_polls = 0;
-        // Everything was put before reading started: the shard is drained when GetRecords
-        // comes back empty and caught up (twice, to be safe).
-        for _ in 0..1_000 {
-            let r = client
-                .get_records()
-                .shard_iterator(&iterator)
-                .limit(10_000)
-                .send()
-                .await
-                .map_err(|e| format!("GetRecords: {e:?}"))?;
-            for rec in r.records() {
-                out.push((
-                    rec.partition_key().unwrap_or_default().to_string(),
-                    rec.data().as_ref().to_vec(),
+/// One simulator run into a fresh two-shard stream, read back and deleted.
+struct Run {
+    output: Output,
+    /// (partition key, data) of every record, or why reading failed.
+    read: Result<Vec<(String, Vec<u8>)>, String>,
+    deleted: Result<(), String>,
+    dir: tempfile::TempDir,
+}
+
+impl Run {
+    /// The simulator with `args` plus `--kinesis-stream`, `--out DIR/readings.jsonl`,
+    /// `--truth DIR/truth.json` and `--quiet`. The stream is deleted before anything is
+    /// asserted, so a failure does not leak it.
+    async fn simulate(tag: &str, args: &[&str]) -> Self {
+        require_localstack();
+        let client = kinesis_client().await;
+        let stream = unique_name(tag);
+        create_active_stream(&client, &stream, 2).await;
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(workspace_bin("simulator"))
+            .args(args)
+            .args(["--kinesis-stream", &stream, "--quiet"])
+            .arg("--out")
+            .arg(dir.path().join("readings.jsonl"))
+            .arg("--truth")
+            .arg(dir.path().join("truth.json"))
+            .envs(local_aws_env())
+            .output()
+            .expect("run simulator");
+        let read = read_stream(&client, &stream).await.and_then(|records| {
+            let shards: BTreeSet<&str> = records.iter().map(|r| r.shard_id.as_str()).collect();
+            if shards.len() < 2 {
+                return Err(format!(
+                    "only {} of 2 shards received records",
+                    shards.len()
                 ));
             }
-            let caught_up = r.millis_behind_latest().unwrap_or(0) == 0;
-            if r.records().is_empty() && caught_up {
-                empty_polls += 1;
-                if empty_polls == 2 {
-                    break;
-                }
-            } else {
-                empty_polls = 0;
-            }
-            match r.next_shard_iterator {
-                Some(next) => iterator = next,
-                None => break,
-            }
-        }
-        if out.len() > before {
-            shards_with_data += 1;
+            Ok(records
+                .into_iter()
+                .map(|r| (r.partition_key, r.data))
+                .collect())
+        });
+        let deleted = client
+            .delete_stream()
+            .stream_name(&stream)
+            .enforce_consumer_deletion(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("DeleteStream: {e:?}"));
+        Self {
+            output,
+            read,
+            deleted,
+            dir,
         }
     }
-    if shards_with_data < 2 {
-        return Err(format!(
-            "only {shards_with_data} of 2 shards received records"
-        ));
+
+    fn file(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.dir.path().join(name)).unwrap()
     }
-    Ok(out)
 }
 
 #[tokio::test]
 async fn simulator_records_arrive_in_kinesis_exactly() {
-    require_localstack();
-    let simulator = workspace_bin("simulator");
-    let client = kinesis_client().await;
-    let stream = unique_name("sim-test");
-    create_active_stream(&client, &stream, 2).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let out_path = dir.path().join("readings.jsonl");
-    let truth_path = dir.path().join("truth.json");
-    let output = Command::new(&simulator)
-        .args([
+    let run = Run::simulate(
+        "sim-test",
+        &[
             "--vehicles",
             "8",
             "--interval",
@@ -113,41 +99,24 @@ async fn simulator_records_arrive_in_kinesis_exactly() {
             "0.03",
             "--malformed-rate",
             "0.03",
-            "--kinesis-stream",
-            &stream,
-            "--quiet",
-        ])
-        .arg("--out")
-        .arg(&out_path)
-        .arg("--truth")
-        .arg(&truth_path)
-        .envs(local_aws_env())
-        .output()
-        .expect("run simulator");
+        ],
+    )
+    .await;
+    let (output, read, deleted) = (&run.output, run.read.clone(), run.deleted.clone());
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-
-    let read = read_all(&client, &stream).await;
-    // Clean up before asserting, so a failure does not leak the stream.
-    let deleted = client
-        .delete_stream()
-        .stream_name(&stream)
-        .enforce_consumer_deletion(true)
-        .send()
-        .await;
-
     assert!(output.status.success(), "simulator failed: {stderr}");
     assert!(stderr.contains("sent "), "no totals on stderr: {stderr}");
     let read = read.unwrap();
     deleted.expect("DeleteStream");
 
-    let out = std::fs::read(&out_path).unwrap();
+    let out = run.file("readings.jsonl");
     let mut lines: Vec<Vec<u8>> = out.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
     assert_eq!(
         lines.pop(),
         Some(Vec::new()),
         "--out must end with a newline"
     );
-    let truth: Value = serde_json::from_slice(&std::fs::read(&truth_path).unwrap()).unwrap();
+    let truth: Value = serde_json::from_slice(&run.file("truth.json")).unwrap();
     assert_eq!(
         truth["counts"]["records_sent"].as_u64(),
         Some(lines.len() as u64)
@@ -203,14 +172,9 @@ async fn simulator_records_arrive_in_kinesis_exactly() {
 #[tokio::test]
 async fn simulator_kpl_aggregates_open_to_the_records_it_wrote() {
     use fleetline_aws::kinesis::kpl;
-    require_localstack();
-    let client = kinesis_client().await;
-    let stream = unique_name("sim-kpl");
-    create_active_stream(&client, &stream, 2).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out_path = dir.path().join("readings.jsonl");
-    let output = Command::new(workspace_bin("simulator"))
-        .args([
+    let run = Run::simulate(
+        "sim-kpl",
+        &[
             "--vehicles",
             "8",
             "--interval",
@@ -223,32 +187,20 @@ async fn simulator_kpl_aggregates_open_to_the_records_it_wrote() {
             "2025-06-01T08:00:00Z",
             "--malformed-rate",
             "0.05",
-            "--kinesis-stream",
-            &stream,
             "--kpl-aggregate",
             "7",
-            "--quiet",
-        ])
-        .arg("--out")
-        .arg(&out_path)
-        .envs(local_aws_env())
-        .output()
-        .expect("run simulator");
-    let read = read_all(&client, &stream).await;
-    let _ = client
-        .delete_stream()
-        .stream_name(&stream)
-        .enforce_consumer_deletion(true)
-        .send()
-        .await;
+        ],
+    )
+    .await;
+    let (output, read) = (&run.output, run.read.clone());
     assert!(
         output.status.success(),
         "simulator failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     let read = read.unwrap();
-    let mut lines: Vec<Vec<u8>> = std::fs::read(&out_path)
-        .unwrap()
+    let mut lines: Vec<Vec<u8>> = run
+        .file("readings.jsonl")
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .map(<[u8]>::to_vec)

@@ -17,11 +17,10 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use fleetline_aws::{DataApiWarehouse, Warehouse, WarehouseConfig};
 use fleetline_tests::{
-    apply_sql_files, create_active_stream, create_test_database, data_api_client,
-    data_api_endpoint, drop_test_database, kinesis_client, local_aws_env, repo_root,
-    require_localstack, unique_name, workspace_bin,
+    QUERY_API_BATCH_TABLES, create_active_stream, create_batch_tables, create_speed_layer_database,
+    data_api_client, data_api_endpoint, drop_test_database, kinesis_client, local_aws_env,
+    repo_root, require_localstack, test_warehouse, unique_name, workspace_bin,
 };
 use serde_json::Value;
 
@@ -96,17 +95,9 @@ async fn smoke_checks_the_local_runner_answers_and_fails_on_a_wrong_expectation(
     require_localstack();
     let _ = data_api_client().await; // panics with "start it with localstack/up" when down
 
-    let db = create_test_database("smoke").await;
-    apply_sql_files(
-        &db,
-        &["00_schemas.sql", "05_control.sql", "10_speed_layer.sql"],
-    );
-    // query-api also reads batch.vehicle_daily (empty: no batch run, boundary NULL).
-    let client = data_api_client().await;
-    DataApiWarehouse::new(&client, WarehouseConfig::workgroup("fleetline", &db))
-        .execute(&batch_table_ddl(), &[])
-        .await
-        .expect("create batch.vehicle_daily");
+    let db = create_speed_layer_database("smoke").await;
+    // query-api also reads the batch tables (empty: no batch run, boundary NULL).
+    create_batch_tables(&test_warehouse(&db).await, QUERY_API_BATCH_TABLES).await;
 
     let kinesis = kinesis_client().await;
     let stream = unique_name("smoke");
@@ -181,16 +172,12 @@ async fn smoke_checks_the_local_runner_answers_and_fails_on_a_wrong_expectation(
         )
     };
     let url = format!("http://{api}/");
-    let ok = smoke(&[
-        "--api-url",
-        &url,
-        "--stream",
-        &stream,
-        "--timeout",
-        "120",
-        "--seed",
-        "1",
-    ]);
+    let smoke_on = |stream: &str, timeout: &str, extra: &[&str]| {
+        let mut args = vec!["--api-url", &url, "--stream", stream, "--timeout", timeout];
+        args.extend(extra);
+        smoke(&args)
+    };
+    let ok = smoke_on(&stream, "120", &["--seed", "1"]);
     assert_eq!(ok.status.code(), Some(0), "{}", logs());
     let text = String::from_utf8_lossy(&ok.stdout);
     assert!(
@@ -201,18 +188,7 @@ async fn smoke_checks_the_local_runner_answers_and_fails_on_a_wrong_expectation(
 
     // The functions count acceleration >= 10 (the template's RapidAccelThreshold); expecting
     // 20 must fail on the rapid-acceleration numbers only.
-    let wrong = smoke(&[
-        "--api-url",
-        &url,
-        "--stream",
-        &stream,
-        "--timeout",
-        "120",
-        "--seed",
-        "2",
-        "--rapid-threshold",
-        "20",
-    ]);
+    let wrong = smoke_on(&stream, "120", &["--seed", "2", "--rapid-threshold", "20"]);
     assert_eq!(wrong.status.code(), Some(1), "{}", logs());
     let text = String::from_utf8_lossy(&wrong.stdout);
     assert!(text.contains("[FAIL] rapid accelerations"), "{text}");
@@ -223,27 +199,10 @@ async fn smoke_checks_the_local_runner_answers_and_fails_on_a_wrong_expectation(
         "only the rapid-acceleration checks may fail: {text}"
     );
 
-    let missing = smoke(&[
-        "--api-url",
-        &url,
-        "--stream",
-        &format!("{stream}-missing"),
-        "--timeout",
-        "5",
-    ]);
+    let missing = smoke_on(&format!("{stream}-missing"), "5", &[]);
     assert_eq!(missing.status.code(), Some(4), "{}", logs());
 
     drop(runner);
     let _ = kinesis.delete_stream().stream_name(&stream).send().await;
     drop_test_database(&db).await;
-}
-
-fn batch_table_ddl() -> String {
-    let text = std::fs::read_to_string(repo_root().join("infra/sql/20_batch_layer.sql"))
-        .expect("20_batch_layer.sql");
-    let start = text
-        .find("CREATE TABLE IF NOT EXISTS batch.vehicle_daily")
-        .expect("batch.vehicle_daily in 20_batch_layer.sql");
-    let end = start + text[start..].find(';').expect("end of statement");
-    text[start..end].to_owned()
 }

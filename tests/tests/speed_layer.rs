@@ -16,18 +16,17 @@
 //! (`cargo build -p simulator -p stream-processor -p view-refresher`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
+use fleetline_aws::Warehouse;
 use fleetline_aws::warehouse::ResultSet;
-use fleetline_aws::{DataApiWarehouse, Warehouse};
 use fleetline_tests::{
-    Simulated, StreamRecord, create_active_stream, create_speed_layer_database, data_api_client,
-    delete_objects_under, delete_stream_quietly, drop_test_database, ensure_bucket, env_or,
-    function_spec, invoke_for_json, kinesis_client, kinesis_event, local_aws_env, local_s3_client,
-    object_bodies, read_one_shard_stream, remove_work_dir, require_localstack, run_simulator,
-    test_warehouse, truth_daily_rows, warehouse_env, work_dir,
+    DailyKey, DailyTotals, Simulated, StreamRecord, TestBed, delete_objects_under,
+    delete_stream_quietly, drop_test_database, env_or, function_env, function_spec,
+    invoke_for_json, kinesis_event, local_aws_env, object_bodies, read_one_shard_stream,
+    remove_work_dir, run_simulator, start_function, truth_by_vin_year, truth_daily_map,
+    warehouse_daily_map,
 };
 use lambda_host::{HostedFunction, InvokeOutcome};
 use serde_json::{Value, json};
@@ -41,16 +40,10 @@ const THRESHOLD: &str = "10.0";
 // The per-test environment
 
 struct SpeedEnv {
-    db: String,
+    /// Its work directory holds function logs and simulator output; removed by `finish`,
+    /// kept when a test fails (or with FLEETLINE_TEST_KEEP_LOGS=1).
+    bed: TestBed,
     prefix: String,
-    stream: String,
-    stream_arn: String,
-    /// Function logs, simulator output; removed by `finish`, kept when a test fails (or
-    /// with FLEETLINE_TEST_KEEP_LOGS=1).
-    work: PathBuf,
-    warehouse: DataApiWarehouse,
-    s3: aws_sdk_s3::Client,
-    kinesis: aws_sdk_kinesis::Client,
     stream_processor: HostedFunction,
     view_refresher: HostedFunction,
 }
@@ -66,58 +59,28 @@ struct SimData {
 impl SpeedEnv {
     /// `extra_env` is added to stream-processor's environment.
     async fn start(extra_env: &[(&str, &str)]) -> Self {
-        require_localstack();
-        let _ = data_api_client().await; // panics with a hint when the emulator is down
-        let db = create_speed_layer_database("sl").await;
-        let test_id = db.trim_start_matches("sl_").to_owned();
-        let prefix = format!("rejected/{test_id}/");
-        let work = work_dir(&format!("fleetline-speed-{test_id}-")).keep();
-        // Shown with the output of a failed test: where to look.
-        eprintln!(
-            "speed-layer test: database {db}, dead letters s3://{BUCKET}/{prefix}, logs {}",
-            work.display()
-        );
-
-        let s3 = local_s3_client().await;
-        ensure_bucket(&s3, BUCKET).await;
-
-        let kinesis = kinesis_client().await;
-        let stream = format!("speed-{test_id}");
-        let stream_arn = create_active_stream(&kinesis, &stream, 1).await;
-
-        let warehouse = test_warehouse(&db).await;
-
-        let mut env: Vec<(String, String)> = local_aws_env();
-        env.extend(warehouse_env(&db));
-        env.extend(
-            [
+        let bed = TestBed::start("sl", BUCKET).await;
+        let (db, id, work) = (&bed.db, &bed.id, &bed.work);
+        let prefix = format!("rejected/{id}/");
+        eprintln!("speed-layer test: dead letters s3://{BUCKET}/{prefix}");
+        let env = function_env(
+            db,
+            &[
                 ("LAKE_BUCKET", BUCKET.to_owned()),
                 ("REJECTED_PREFIX", prefix.clone()),
                 ("FLEETLINE_RAPID_ACCEL_KMH_PER_S", THRESHOLD.to_owned()),
-                ("RUST_LOG", env_or("RUST_LOG", "info")),
-            ]
-            .map(|(k, v)| (k.to_owned(), v)),
+            ],
         );
-        let spec = |name: &str| function_spec(name, Duration::from_secs(120), &work, &env);
+        let spec = |name: &str| function_spec(name, Duration::from_secs(120), work, &env);
         let mut sp = spec("stream-processor");
         for (k, v) in extra_env {
             sp = sp.with_env(*k, *v);
         }
-        let stream_processor = HostedFunction::start(sp)
-            .await
-            .expect("start stream-processor");
-        let view_refresher = HostedFunction::start(spec("view-refresher"))
-            .await
-            .expect("start view-refresher");
+        let stream_processor = start_function(sp).await;
+        let view_refresher = start_function(spec("view-refresher")).await;
         Self {
-            db,
+            bed,
             prefix,
-            stream,
-            stream_arn,
-            work,
-            warehouse,
-            s3,
-            kinesis,
             stream_processor,
             view_refresher,
         }
@@ -147,12 +110,12 @@ impl SpeedEnv {
             THRESHOLD,
             "--quiet",
             "--kinesis-stream",
-            &self.stream,
+            &self.bed.stream,
         ];
         all_args.extend_from_slice(args);
         let Simulated { lines, truth } =
-            run_simulator(&self.work, "readings", &all_args, &local_aws_env());
-        let records = read_one_shard_stream(&self.kinesis, &self.stream, lines.len()).await;
+            run_simulator(&self.bed.work, "readings", &all_args, &local_aws_env());
+        let records = read_one_shard_stream(&self.bed.kinesis, &self.bed.stream, lines.len()).await;
         // Kinesis keeps a shard's order: record i is line i, byte for byte.
         for (i, (r, l)) in records.iter().zip(&lines).enumerate() {
             assert_eq!(&r.data, l, "record {i} differs from line {i}");
@@ -166,7 +129,7 @@ impl SpeedEnv {
 
     /// Invokes stream-processor with one batch; returns its JSON answer.
     async fn deliver(&self, records: &[StreamRecord]) -> Value {
-        let event = kinesis_event(&self.stream_arn, "stream-processor", records);
+        let event = kinesis_event(&self.bed.stream_arn, "stream-processor", records);
         invoke_for_json(&self.stream_processor, &event, "stream-processor").await
     }
 
@@ -217,7 +180,8 @@ impl SpeedEnv {
     }
 
     async fn query(&self, sql: &str) -> ResultSet {
-        self.warehouse
+        self.bed
+            .warehouse
             .query(sql, &[])
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -232,7 +196,7 @@ impl SpeedEnv {
 
     /// Dead letters under this test's prefix: key → body.
     async fn dead_letters(&self) -> BTreeMap<String, Value> {
-        object_bodies(&self.s3, BUCKET, &self.prefix)
+        object_bodies(&self.bed.s3, BUCKET, &self.prefix)
             .await
             .into_iter()
             .map(|(key, body)| {
@@ -245,7 +209,7 @@ impl SpeedEnv {
     /// stream-processor's EMF documents so far (one per batch), in order.
     fn stream_metrics(&self) -> Vec<Value> {
         let log =
-            std::fs::read_to_string(self.work.join("stream-processor.log")).unwrap_or_default();
+            std::fs::read_to_string(self.bed.work.join("stream-processor.log")).unwrap_or_default();
         log.lines()
             .filter_map(|l| {
                 let start = l.find('{')?;
@@ -260,132 +224,71 @@ impl SpeedEnv {
     async fn finish(self) {
         self.stream_processor.shutdown(Duration::from_secs(2)).await;
         self.view_refresher.shutdown(Duration::from_secs(2)).await;
-        delete_stream_quietly(&self.kinesis, &self.stream).await;
-        delete_objects_under(&self.s3, BUCKET, &self.prefix).await;
-        drop_test_database(&self.db).await;
-        remove_work_dir(&self.work);
+        delete_stream_quietly(&self.bed.kinesis, &self.bed.stream).await;
+        delete_objects_under(&self.bed.s3, BUCKET, &self.prefix).await;
+        drop_test_database(&self.bed.db).await;
+        remove_work_dir(&self.bed.work);
     }
 }
 
 // ------------------------------------------------------------------------------------
 // Reading the views and the truth as integers
 
-type DailyRow = (i64, i64, i64, i64, i64); // readings, sum_speed_milli, min_m, max_m, rapid
-
 /// The MV's rows: (vin, trip, day) → integers.
-async fn mv_rows(env: &SpeedEnv) -> BTreeMap<(String, String, String), DailyRow> {
+async fn mv_rows(env: &SpeedEnv) -> BTreeMap<DailyKey, DailyTotals> {
     let rs = env
         .query(
             "SELECT vin, trip_id, event_day, readings, sum_speed, min_odometer, max_odometer, \
              rapid_accelerations FROM speed.vehicle_daily_mv",
         )
         .await;
-    rs.iter()
-        .map(|r| {
-            (
-                (
-                    r.get_string("vin").unwrap(),
-                    r.get_string("trip_id").unwrap(),
-                    r.get_date("event_day").unwrap().to_string(),
-                ),
-                (
-                    r.get_i64("readings").unwrap(),
-                    r.get_scaled_i64("sum_speed", 3).unwrap(),
-                    r.get_scaled_i64("min_odometer", 3).unwrap(),
-                    r.get_scaled_i64("max_odometer", 3).unwrap(),
-                    r.get_i64("rapid_accelerations").unwrap(),
-                ),
-            )
-        })
-        .collect()
-}
-
-fn truth_daily(truth: &Value) -> BTreeMap<(String, String, String), DailyRow> {
-    truth_daily_rows(truth)
-        .into_iter()
-        .map(|d| {
-            (
-                (d.vin, d.trip_id, d.date.to_string()),
-                (
-                    d.readings,
-                    d.sum_speed_milli,
-                    d.min_odometer_m,
-                    d.max_odometer_m,
-                    d.rapid_accelerations,
-                ),
-            )
-        })
-        .collect()
+    warehouse_daily_map(&rs)
 }
 
 /// Every speed view equals the ground truth, to the unit.
 async fn assert_views_match_truth(env: &SpeedEnv, truth: &Value) {
     // 1. The MV's daily rows.
     let daily = mv_rows(env).await;
-    let expected_daily = truth_daily(truth);
+    let expected_daily = truth_daily_map(truth);
     assert!(!expected_daily.is_empty());
     assert_eq!(
         daily, expected_daily,
         "speed.vehicle_daily_mv vs truth.daily"
     );
 
-    // 2. Rapid accelerations by VIN and year.
-    let rs = env
-        .query("SELECT vin, year, rapid_accelerations FROM speed.rapid_acceleration_by_year")
-        .await;
-    let got: BTreeMap<(String, i64), i64> = rs
-        .iter()
-        .map(|r| {
-            (
-                (r.get_string("vin").unwrap(), r.get_i64("year").unwrap()),
-                r.get_i64("rapid_accelerations").unwrap(),
-            )
-        })
-        .collect();
-    let want: BTreeMap<(String, i64), i64> = truth["rapid_accelerations_by_vin_year"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| {
-            (
-                (
-                    x["vin"].as_str().unwrap().to_owned(),
-                    x["year"].as_i64().unwrap(),
-                ),
-                x["rapid_accelerations"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(got, want, "speed.rapid_acceleration_by_year");
-
-    // 3. Miles by VIN and year, as exact nano-miles.
-    let rs = env
-        .query("SELECT vin, year, miles FROM speed.miles_by_year")
-        .await;
-    let got: BTreeMap<(String, i64), i64> = rs
-        .iter()
-        .map(|r| {
-            (
-                (r.get_string("vin").unwrap(), r.get_i64("year").unwrap()),
-                r.get_scaled_i64("miles", 9).unwrap(),
-            )
-        })
-        .collect();
-    let want: BTreeMap<(String, i64), i64> = truth["miles_by_vin_year"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| {
-            (
-                (
-                    x["vin"].as_str().unwrap().to_owned(),
-                    x["year"].as_i64().unwrap(),
-                ),
-                x["miles_nano"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(got, want, "speed.miles_by_year (nano-miles)");
+    // 2. Rapid accelerations and 3. miles (as exact nano-miles) by VIN and year.
+    for (view, column, scale, list, value) in [
+        (
+            "speed.rapid_acceleration_by_year",
+            "rapid_accelerations",
+            None,
+            "rapid_accelerations_by_vin_year",
+            "rapid_accelerations",
+        ),
+        (
+            "speed.miles_by_year",
+            "miles",
+            Some(9),
+            "miles_by_vin_year",
+            "miles_nano",
+        ),
+    ] {
+        let rs = env
+            .query(&format!("SELECT vin, year, {column} FROM {view}"))
+            .await;
+        let got: BTreeMap<(String, i64), i64> = rs
+            .iter()
+            .map(|r| {
+                let v = match scale {
+                    Some(scale) => r.get_scaled_i64(column, scale),
+                    None => r.get_i64(column),
+                };
+                let key = (r.get_string("vin").unwrap(), r.get_i64("year").unwrap());
+                (key, v.unwrap())
+            })
+            .collect();
+        assert_eq!(got, truth_by_vin_year(truth, list, value), "{view}");
+    }
 
     // 4. Average speed per trip: the exact sum and count, and the quotient.
     let rs = env
@@ -441,7 +344,7 @@ async fn speed_views_equal_the_ground_truth() {
     let sim = env.simulate(11, &[]).await;
     assert_eq!(sim.records.len(), 600);
     // Not a vacuous comparison: this seed has rapid accelerations.
-    let rapid: i64 = truth_daily(&sim.truth).values().map(|d| d.4).sum();
+    let rapid: i64 = truth_daily_map(&sim.truth).values().map(|d| d.4).sum();
     assert!(rapid > 0, "seed 11 has rapid accelerations");
     env.deliver_all(&sim.records).await;
     assert_eq!(
@@ -624,7 +527,7 @@ async fn warehouse_failure_mid_batch_is_retried_without_loss_or_doubles() {
     assert!(rows_after_first > 0);
 
     // Block writers of speed.telemetry (reads still work) from a direct session.
-    let pg = postgres_session(&env.db).await;
+    let pg = postgres_session(&env.bed.db).await;
     pg.batch_execute("BEGIN; LOCK TABLE speed.telemetry IN EXCLUSIVE MODE")
         .await
         .expect("lock");
@@ -635,7 +538,7 @@ async fn warehouse_failure_mid_batch_is_retried_without_loss_or_doubles() {
         "transient failure → retry the batch from its first record"
     );
     // The cancelled transaction is gone (rolled back) before the lock is released.
-    wait_no_lock_waiters(&env.db).await;
+    wait_no_lock_waiters(&env.bed.db).await;
     assert_eq!(
         env.telemetry_rows().await,
         rows_after_first,

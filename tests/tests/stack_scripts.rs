@@ -2,24 +2,17 @@
 //! stream and lake bucket exist, and every infra/sql file is recorded as applied with the
 //! sha256 of its current contents. Also syntax-checks the stack scripts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use aws_sdk_redshiftdata::types::{Field, StatusString};
 use fleetline_tests::{
-    data_api_client, kinesis_client, local_s3_client, local_sqs_client, require_localstack,
+    data_api_client, kinesis_client, local_s3_client, local_sqs_client, pipe_through, repo_root,
+    require_localstack, run_checked, statement_result, wait_statement,
 };
 
 const STREAM: &str = "vehicle-telemetry";
 const BUCKET: &str = "fleetline-lake";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
 
 #[tokio::test]
 async fn up_created_the_stream_with_two_active_shards() {
@@ -117,25 +110,13 @@ const LOCAL_SQL_VARS: [(&str, &str); 4] = [
 /// sha256 of a SQL file as applied locally, computed by coreutils (independently of
 /// apply-sql's Python hashlib).
 fn sha256sum(path: &Path) -> String {
-    use std::io::Write as _;
     let mut text = std::fs::read_to_string(path).expect("read SQL file");
     for (name, value) in LOCAL_SQL_VARS {
         text = text.replace(&format!("${{{name}}}"), value);
     }
-    let mut child = Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run sha256sum");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write to sha256sum");
-    let out = child.wait_with_output().expect("sha256sum output");
-    assert!(out.status.success(), "sha256sum {} failed", path.display());
-    String::from_utf8(out.stdout)
+    let what = format!("sha256sum of {}", path.display());
+    let out = pipe_through(&mut Command::new("sha256sum"), text.as_bytes(), &what);
+    String::from_utf8(out)
         .expect("utf-8")
         .split_whitespace()
         .next()
@@ -186,46 +167,19 @@ async fn every_infra_sql_file_is_recorded_with_its_current_sha256() {
         .id()
         .expect("statement id")
         .to_string();
-    let mut status = StatusString::Submitted;
-    for _ in 0..300 {
-        let desc = client
-            .describe_statement()
-            .id(&id)
-            .send()
-            .await
-            .expect("DescribeStatement");
-        status = desc.status().cloned().unwrap_or(StatusString::Submitted);
-        match status {
-            StatusString::Finished => break,
-            StatusString::Failed | StatusString::Aborted => {
-                panic!(
-                    "query failed (has localstack/up applied infra/sql?): {:?}",
-                    desc.error()
-                )
-            }
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    assert_eq!(status, StatusString::Finished, "statement did not finish");
-
-    let mut recorded = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .get_statement_result()
-            .id(&id)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .expect("GetStatementResult");
-        for row in page.records() {
-            recorded.push((field_string(&row[0]), field_string(&row[1])));
-        }
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
+    let desc = wait_statement(&client, &id).await;
+    assert_eq!(
+        desc.status(),
+        Some(&StatusString::Finished),
+        "query failed (has localstack/up applied infra/sql?): {:?}",
+        desc.error()
+    );
+    let recorded: Vec<(String, String)> = statement_result(&client, &id)
+        .await
+        .1
+        .iter()
+        .map(|row| (field_string(&row[0]), field_string(&row[1])))
+        .collect();
     assert_eq!(
         recorded, expected,
         "applied SQL differs from infra/sql: run localstack/up (or localstack/apply-sql)"
@@ -246,16 +200,9 @@ fn stack_scripts_pass_bash_syntax_check() {
         "tests/run",
         ".ci/run",
     ] {
-        let path = root.join(script);
-        let out = Command::new("bash")
-            .arg("-n")
-            .arg(&path)
-            .output()
-            .expect("run bash -n");
-        assert!(
-            out.status.success(),
-            "bash -n {script}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_checked(
+            Command::new("bash").arg("-n").arg(root.join(script)),
+            &format!("bash -n {script}"),
         );
     }
 }
@@ -274,11 +221,9 @@ fn demo_config(args: &[&str]) -> Vec<(String, String)> {
     ] {
         cmd.env_remove(var);
     }
-    let out = cmd.output().expect("run localstack/demo --print-config");
-    assert!(
-        out.status.success(),
-        "localstack/demo {args:?} --print-config: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_checked(
+        &mut cmd,
+        &format!("localstack/demo {args:?} --print-config"),
     );
     String::from_utf8(out.stdout)
         .expect("utf-8")

@@ -1,5 +1,5 @@
-//! The dead-letter port: where a record that can never be processed goes, with its reason
-//! and its original bytes, so that nothing is lost and nothing is retried forever.
+//! The dead-letter sink over S3 (the port, [`DeadLetterSink`], is
+//! `fleetline_core::ports::deadletter`).
 //!
 //! [`S3DeadLetterSink`] writes one JSON object per record at
 //! `<prefix><shard_id>/<sequence_number>.json` in the lake bucket, or
@@ -8,39 +8,15 @@
 //! position in the stream, so a redelivered record overwrites its own letter instead of
 //! adding a second copy.
 
-use std::future::Future;
-
-use aws_config::SdkConfig;
 use base64::Engine as _;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
+use fleetline_core::ports::deadletter::{DeadLetter, DeadLetterError, DeadLetterSink};
 use serde::Serialize;
+
+use crate::s3::{key_segment, normalize_prefix};
 
 /// Default key prefix (`REJECTED_PREFIX`).
 pub const DEFAULT_REJECTED_PREFIX: &str = "rejected/";
-
-/// One rejected record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeadLetter {
-    /// Stable reason code, e.g. `bad_vin` (`fleetline_core::RejectReason::code`).
-    pub reason: String,
-    /// Human-readable detail (short; never the whole payload).
-    pub detail: String,
-    /// Kinesis shard, e.g. `shardId-000000000000`.
-    pub shard_id: String,
-    /// Kinesis sequence number.
-    pub sequence_number: String,
-    /// Position of the rejected sub-record within a KPL aggregate (from 0); `None` for a
-    /// plain record and for an aggregate rejected whole.
-    pub sub_sequence_number: Option<u64>,
-    /// Kinesis `approximateArrivalTimestamp`.
-    pub approximate_arrival: DateTime<Utc>,
-    /// Kinesis partition key (the VIN, for well-behaved producers); a sub-record's own key.
-    pub partition_key: String,
-    /// The record's data, exactly as received (a sub-record's own bytes).
-    pub data: Vec<u8>,
-    /// The function that rejected it, e.g. `stream-processor`.
-    pub function: String,
-}
 
 /// The JSON body, field for field as in docs/contracts.md.
 #[derive(Serialize)]
@@ -57,96 +33,38 @@ struct Body<'a> {
     function: &'a str,
 }
 
-impl DeadLetter {
-    /// The object key under `prefix` (which should end with `/`, see [`normalize_prefix`]).
-    /// Characters outside `[A-Za-z0-9._-]` in the shard id and sequence number become `_`,
-    /// so an odd event id can never escape the prefix; real Kinesis values never contain them.
-    pub fn key(&self, prefix: &str) -> String {
-        let sub = self
-            .sub_sequence_number
-            .map(|n| format!("-{n}"))
-            .unwrap_or_default();
-        format!(
-            "{prefix}{}/{}{sub}.json",
-            key_segment(&self.shard_id),
-            key_segment(&self.sequence_number)
-        )
-    }
-
-    /// The JSON body (one object, no trailing newline).
-    pub fn to_json(&self) -> String {
-        let body = Body {
-            reason: &self.reason,
-            detail: &self.detail,
-            shard_id: &self.shard_id,
-            sequence_number: &self.sequence_number,
-            sub_sequence_number: self.sub_sequence_number,
-            approximate_arrival: self
-                .approximate_arrival
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
-            partition_key: &self.partition_key,
-            data_base64: base64::engine::general_purpose::STANDARD.encode(&self.data),
-            data_utf8: std::str::from_utf8(&self.data).ok(),
-            function: &self.function,
-        };
-        // Serialising a struct of strings cannot fail.
-        serde_json::to_string(&body).unwrap_or_default()
-    }
+/// The letter's object key under `prefix` (which should end with `/`, see
+/// [`normalize_prefix`]). The shard id and sequence number pass through [`key_segment`].
+pub fn letter_key(letter: &DeadLetter, prefix: &str) -> String {
+    let sub = letter
+        .sub_sequence_number
+        .map(|n| format!("-{n}"))
+        .unwrap_or_default();
+    format!(
+        "{prefix}{}/{}{sub}.json",
+        key_segment(&letter.shard_id),
+        key_segment(&letter.sequence_number)
+    )
 }
 
-fn key_segment(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    match cleaned.as_str() {
-        "" | "." | ".." => "unknown".to_owned(),
-        _ => cleaned,
-    }
-}
-
-/// `""` stays empty (keys at the bucket root); anything else gets a trailing `/`.
-pub fn normalize_prefix(prefix: &str) -> String {
-    let p = prefix.trim().trim_start_matches('/');
-    if p.is_empty() || p.ends_with('/') {
-        p.to_owned()
-    } else {
-        format!("{p}/")
-    }
-}
-
-/// Writing a dead letter failed. Callers treat every such failure as "retry the batch
-/// later": losing a rejected record is never acceptable.
-#[derive(Debug, thiserror::Error)]
-#[error("dead letter s3://{bucket}/{key}: {message}")]
-pub struct SinkError {
-    pub bucket: String,
-    pub key: String,
-    pub message: String,
-}
-
-/// Where dead letters go.
-pub trait DeadLetterSink: Send + Sync {
-    /// Stores one letter; storing the same letter again replaces it (idempotent).
-    fn put(&self, letter: &DeadLetter) -> impl Future<Output = Result<(), SinkError>> + Send;
-}
-
-impl<S: DeadLetterSink> DeadLetterSink for &S {
-    fn put(&self, letter: &DeadLetter) -> impl Future<Output = Result<(), SinkError>> + Send {
-        (**self).put(letter)
-    }
-}
-
-impl<S: DeadLetterSink> DeadLetterSink for std::sync::Arc<S> {
-    fn put(&self, letter: &DeadLetter) -> impl Future<Output = Result<(), SinkError>> + Send {
-        (**self).put(letter)
-    }
+/// The letter's JSON body (one object, no trailing newline).
+pub fn letter_body(letter: &DeadLetter) -> String {
+    let body = Body {
+        reason: &letter.reason,
+        detail: &letter.detail,
+        shard_id: &letter.shard_id,
+        sequence_number: &letter.sequence_number,
+        sub_sequence_number: letter.sub_sequence_number,
+        approximate_arrival: letter
+            .approximate_arrival
+            .to_rfc3339_opts(SecondsFormat::Millis, true),
+        partition_key: &letter.partition_key,
+        data_base64: base64::engine::general_purpose::STANDARD.encode(&letter.data),
+        data_utf8: std::str::from_utf8(&letter.data).ok(),
+        function: &letter.function,
+    };
+    // Serialising a struct of strings cannot fail.
+    serde_json::to_string(&body).unwrap_or_default()
 }
 
 /// Dead letters as S3 objects (`application/json`).
@@ -176,23 +94,10 @@ impl S3DeadLetterSink {
     }
 }
 
-/// An S3 client from the shared config. Path-style addressing is switched on when a custom
-/// endpoint is configured (`AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`, i.e. LocalStack),
-/// where virtual-hosted bucket names do not resolve; real AWS keeps the default.
-pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
-    let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|k| std::env::var(k).is_ok_and(|v| !v.trim().is_empty()));
-    let conf = aws_sdk_s3::config::Builder::from(sdk)
-        .force_path_style(custom_endpoint)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
 impl DeadLetterSink for S3DeadLetterSink {
-    async fn put(&self, letter: &DeadLetter) -> Result<(), SinkError> {
-        let key = letter.key(&self.prefix);
-        let body = letter.to_json().into_bytes();
+    async fn put(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        let key = letter_key(letter, &self.prefix);
+        let body = letter_body(letter).into_bytes();
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -202,9 +107,8 @@ impl DeadLetterSink for S3DeadLetterSink {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| SinkError {
-                bucket: self.bucket.clone(),
-                key,
+            .map_err(|e| DeadLetterError {
+                target: format!("s3://{}/{key}", self.bucket),
                 message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
             })
     }
@@ -213,6 +117,7 @@ impl DeadLetterSink for S3DeadLetterSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
     use serde_json::{Value, json};
 
     fn letter(data: &[u8]) -> DeadLetter {
@@ -232,7 +137,7 @@ mod tests {
     #[test]
     fn body_follows_the_contract() {
         let l = letter(br#"{"VIN":"X"}"#);
-        let v: Value = serde_json::from_str(&l.to_json()).unwrap();
+        let v: Value = serde_json::from_str(&letter_body(&l)).unwrap();
         assert_eq!(
             v,
             json!({
@@ -269,7 +174,7 @@ mod tests {
     #[test]
     fn invalid_utf8_keeps_the_bytes_in_base64_only() {
         let l = letter(&[0xff, 0xfe, b'{']);
-        let v: Value = serde_json::from_str(&l.to_json()).unwrap();
+        let v: Value = serde_json::from_str(&letter_body(&l)).unwrap();
         assert_eq!(v["data_utf8"], Value::Null);
         let back = base64::engine::general_purpose::STANDARD
             .decode(v["data_base64"].as_str().unwrap())
@@ -282,17 +187,17 @@ mod tests {
         let a = letter(b"a");
         let mut b = letter(b"something else");
         b.reason = "not_json".into();
-        assert_eq!(a.key("rejected/"), b.key("rejected/"));
+        assert_eq!(letter_key(&a, "rejected/"), letter_key(&b, "rejected/"));
         assert_eq!(
-            a.key("rejected/"),
+            letter_key(&a, "rejected/"),
             "rejected/shardId-000000000000/49590338271490256608559692538361571095921575989136588898.json"
         );
         let mut odd = letter(b"");
         odd.shard_id = "../x y".into();
         odd.sequence_number = String::new();
-        assert_eq!(odd.key("p/"), "p/.._x_y/unknown.json");
+        assert_eq!(letter_key(&odd, "p/"), "p/.._x_y/unknown.json");
         odd.shard_id = "..".into();
-        assert_eq!(odd.key("p/"), "p/unknown/unknown.json");
+        assert_eq!(letter_key(&odd, "p/"), "p/unknown/unknown.json");
     }
 
     #[test]
@@ -300,19 +205,10 @@ mod tests {
         let mut l = letter(br#"{"VIN":"X"}"#);
         l.sub_sequence_number = Some(7);
         assert_eq!(
-            l.key("rejected/"),
+            letter_key(&l, "rejected/"),
             "rejected/shardId-000000000000/49590338271490256608559692538361571095921575989136588898-7.json"
         );
-        let v: Value = serde_json::from_str(&l.to_json()).unwrap();
+        let v: Value = serde_json::from_str(&letter_body(&l)).unwrap();
         assert_eq!(v["sub_sequence_number"], json!(7));
-    }
-
-    #[test]
-    fn prefixes_are_normalised() {
-        assert_eq!(normalize_prefix("rejected/"), "rejected/");
-        assert_eq!(normalize_prefix("rejected"), "rejected/");
-        assert_eq!(normalize_prefix("/rejected/t1"), "rejected/t1/");
-        assert_eq!(normalize_prefix(""), "");
-        assert_eq!(normalize_prefix("  "), "");
     }
 }

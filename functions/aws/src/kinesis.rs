@@ -4,19 +4,24 @@
 //! Values are kept exactly as Lambda delivered them; a consumer that needs them cleaned for
 //! its own use (SQL literals, S3 keys) does so itself.
 //!
+//! The invocation payload is read by Fleetline's own envelope ([`envelope`]), not by the
+//! generic `aws_lambda_events` types: fewer copies, and a correct arrival time.
+//!
 //! A Kinesis record is either plain (one user record) or a KPL aggregate of many ([`kpl`]);
 //! [`InputRecord::unpack`] yields its [`UserRecord`]s either way, or why it is corrupt.
 
+pub mod envelope;
 pub mod kpl;
 
-use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use std::future::Future;
+
 use aws_lambda_events::streams::KinesisEventResponse;
 use chrono::{DateTime, Utc};
 
+pub use envelope::{EnvelopeError, KinesisEnvelope, KinesisRecords};
 pub use kpl::{AggregateError, SubRecord};
 
-/// One Kinesis record, data already base64-decoded (aws_lambda_events' `Base64Data`
-/// decodes `kinesis.data` during deserialisation).
+/// One Kinesis record, data already base64-decoded ([`envelope`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputRecord {
     /// `shardId-000000000000`, from the `eventID` (`<shard>:<sequence>`).
@@ -30,26 +35,6 @@ pub struct InputRecord {
 
 /// Shard id used when an event id does not carry one (never the case for Kinesis).
 pub const UNKNOWN_SHARD: &str = "unknown-shard";
-
-impl InputRecord {
-    pub fn from_event_record(r: KinesisEventRecord) -> Self {
-        let shard_id = r
-            .event_id
-            .as_deref()
-            .and_then(|id| id.split_once(':'))
-            .map(|(shard, _)| shard)
-            .filter(|s| !s.is_empty())
-            .unwrap_or(UNKNOWN_SHARD)
-            .to_owned();
-        Self {
-            shard_id,
-            sequence_number: r.kinesis.sequence_number,
-            partition_key: r.kinesis.partition_key,
-            arrival: r.kinesis.approximate_arrival_timestamp.0,
-            data: r.kinesis.data.0,
-        }
-    }
-}
 
 impl InputRecord {
     /// The user records this Kinesis record carries: itself when plain (no copy, no
@@ -114,13 +99,10 @@ impl Unpacked<'_> {
     }
 }
 
-/// All records of the event, in delivery order.
-pub fn records(event: KinesisEvent) -> Vec<InputRecord> {
-    event
-        .records
-        .into_iter()
-        .map(InputRecord::from_event_record)
-        .collect()
+/// All records of the event (the invocation payload's JSON text), in delivery order, read
+/// as the runtime reads them ([`KinesisRecords`]).
+pub fn records(event: &[u8]) -> Result<Vec<InputRecord>, EnvelopeError> {
+    Ok(serde_json::from_slice::<KinesisRecords>(event)?.0)
 }
 
 /// How a batch ended.
@@ -144,12 +126,88 @@ impl Outcome {
         }
     }
 
+    /// How a batch that failed with `error` ends: handed back for retry when a retry can
+    /// help (`transient`), failed otherwise.
+    pub fn failure(transient: bool, error: &impl std::fmt::Display) -> Self {
+        let reason = error.to_string();
+        if transient {
+            Outcome::Retry { reason }
+        } else {
+            Outcome::Failed { reason }
+        }
+    }
+
     /// Why the batch did not finish (empty when it did).
     pub fn reason(&self) -> &str {
         match self {
             Outcome::Done => "",
             Outcome::Retry { reason } | Outcome::Failed { reason } => reason,
         }
+    }
+}
+
+/// A consumer of Kinesis batches (stream-processor, lake-writer): what it does with one
+/// batch and how it reports it. [`handle`] is the Lambda entry point they share.
+pub trait BatchConsumer: Sync {
+    /// Counts and outcome of one batch.
+    type Report: Send;
+    /// A permanent failure: the invocation fails.
+    type Error;
+
+    /// Processes one batch, in delivery order; `now` is the reference time of validation
+    /// (the invocation time).
+    fn process(
+        &self,
+        input: &[InputRecord],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = (Result<KinesisEventResponse, Self::Error>, Self::Report)> + Send;
+
+    /// Emits the batch's metrics and its summary log line.
+    fn emit(&self, report: &Self::Report);
+
+    /// The event's records, in delivery order (a consumer that cleans them for its own use
+    /// overrides this).
+    fn records(&self, event: KinesisRecords) -> Vec<InputRecord> {
+        event.0
+    }
+}
+
+/// Lambda entry point of a consumer: the event's records ([`BatchConsumer::records`]),
+/// processed, then the report emitted.
+pub async fn handle<C: BatchConsumer>(
+    consumer: &C,
+    event: KinesisRecords,
+    now: DateTime<Utc>,
+) -> Result<KinesisEventResponse, C::Error> {
+    let input = consumer.records(event);
+    let (result, report) = consumer.process(&input, now).await;
+    consumer.emit(&report);
+    result
+}
+
+/// Runs a consumer as the Lambda function: every invocation goes to [`handle`] with the
+/// invocation time as `now`.
+pub async fn run<C>(consumer: &C) -> Result<(), lambda_runtime::Error>
+where
+    C: BatchConsumer,
+    C::Error: Into<lambda_runtime::Diagnostic> + std::fmt::Debug,
+{
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<KinesisRecords>| {
+            // Boxed: the SDK's nested futures would otherwise exceed the type-layout depth
+            // limit of the binaries.
+            Box::pin(handle(consumer, event.payload, Utc::now()))
+        },
+    ))
+    .await
+}
+
+/// Lambda's answer for a batch that ended with `outcome`: the whole batch handed back on
+/// [`Outcome::Retry`] ([`retry_whole_batch`]), nothing otherwise.
+pub fn response(outcome: &Outcome, input: &[InputRecord]) -> KinesisEventResponse {
+    match outcome {
+        Outcome::Retry { .. } => retry_whole_batch(input),
+        Outcome::Done | Outcome::Failed { .. } => KinesisEventResponse::default(),
     }
 }
 
@@ -172,7 +230,7 @@ mod tests {
     #[test]
     fn decodes_a_real_kinesis_event() {
         // Shape as Lambda delivers it (AWS documentation example, our payload).
-        let event: KinesisEvent = serde_json::from_value(serde_json::json!({
+        let event = serde_json::json!({
             "Records": [{
                 "kinesis": {
                     "kinesisSchemaVersion": "1.0",
@@ -191,9 +249,8 @@ mod tests {
             }, {
                 "kinesis": {"sequenceNumber": "7\\8", "data": "", "approximateArrivalTimestamp": 0}
             }]
-        }))
-        .unwrap();
-        let rs = records(event);
+        });
+        let rs = records(event.to_string().as_bytes()).unwrap();
         assert_eq!(rs.len(), 2);
         assert_eq!(rs[0].shard_id, "shardId-000000000006");
         assert_eq!(
@@ -268,14 +325,11 @@ mod tests {
 
     #[test]
     fn retry_hands_back_from_the_first_record() {
-        let event: KinesisEvent = serde_json::from_value(serde_json::json!({
-            "Records": [
-                {"kinesis": {"sequenceNumber": "5", "data": "", "approximateArrivalTimestamp": 0}},
-                {"kinesis": {"sequenceNumber": "6", "data": "", "approximateArrivalTimestamp": 0}}
-            ]
-        }))
-        .unwrap();
-        let response = retry_whole_batch(&records(event));
+        let event = br#"{"Records": [
+            {"kinesis": {"sequenceNumber": "5", "data": "", "approximateArrivalTimestamp": 0}},
+            {"kinesis": {"sequenceNumber": "6", "data": "", "approximateArrivalTimestamp": 0}}
+        ]}"#;
+        let response = retry_whole_batch(&records(event).unwrap());
         let ids: Vec<_> = response
             .batch_item_failures
             .iter()

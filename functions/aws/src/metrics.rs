@@ -22,6 +22,12 @@ pub const FUNCTION_DIMENSION: &str = "FunctionName";
 pub const MAX_METRICS: usize = 100;
 pub const MAX_DIMENSIONS: usize = 30;
 
+/// A duration in whole milliseconds for a `Milliseconds` metric or a log field
+/// (saturating: no real run lasts 584 million years).
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// CloudWatch metric units used by Fleetline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {

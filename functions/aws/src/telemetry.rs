@@ -1,6 +1,16 @@
-//! Logging setup shared by every function's `main`.
+//! Start-up shared by every function's `main`: logging, configuration, SDK configuration.
 
+use aws_config::SdkConfig;
 use tracing_subscriber::EnvFilter;
+
+/// What every function's `main` does first: JSON logging ([`init_tracing`]), then its own
+/// configuration (an error ends the start-up, and is logged by the runtime), then the shared
+/// SDK configuration ([`sdk_config`](crate::sdk_config)).
+pub async fn start<C, E>(config: impl FnOnce() -> Result<C, E>) -> Result<(C, SdkConfig), E> {
+    init_tracing();
+    let config = config()?;
+    Ok((config, crate::sdk_config().await))
+}
 
 /// Set to `1`/`true` to include a timestamp in every log line (useful when running the
 /// binaries outside Lambda).

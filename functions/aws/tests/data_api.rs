@@ -1,6 +1,8 @@
-//! DataApiWarehouse against a mocked Data API (aws-smithy-mocks): retries, polling,
-//! failures, paging, timeouts and the batch limits. Time is paused, so backoff and polling
-//! sleeps complete instantly and deterministically.
+//! DataApiWarehouse against a mocked Data API (aws-smithy-mocks): retries, waits and
+//! polling, failures, paging, timeouts and the batch limits. Time is paused, so backoff and
+//! polling sleeps complete instantly and deterministically; the mocks answer at once, so a
+//! waiting DescribeStatement that still sees the statement running falls back to the
+//! polling backoff.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,21 +11,26 @@ use aws_sdk_redshiftdata::Client;
 use aws_sdk_redshiftdata::error::ErrorMetadata;
 use aws_sdk_redshiftdata::operation::batch_execute_statement::BatchExecuteStatementOutput;
 use aws_sdk_redshiftdata::operation::cancel_statement::CancelStatementOutput;
-use aws_sdk_redshiftdata::operation::describe_statement::DescribeStatementOutput;
+use aws_sdk_redshiftdata::operation::describe_statement::{
+    DescribeStatementError, DescribeStatementOutput,
+};
 use aws_sdk_redshiftdata::operation::execute_statement::{
     ExecuteStatementError, ExecuteStatementOutput,
 };
 use aws_sdk_redshiftdata::operation::get_statement_result::GetStatementResultOutput;
 use aws_sdk_redshiftdata::primitives::Blob;
-use aws_sdk_redshiftdata::types::error::{ActiveStatementsExceededException, ValidationException};
+use aws_sdk_redshiftdata::types::error::{
+    ActiveStatementsExceededException, ActiveWaitingRequestsExceededException, ValidationException,
+};
 use aws_sdk_redshiftdata::types::{
     ColumnMetadata, Field, StatementStatusString, StatusString, SubStatementData,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use chrono::NaiveDate;
+use fleetline_aws::backoff::Backoff;
 use fleetline_aws::warehouse::{
     ApiErrorKind, DataApiWarehouse, FailedStatus, MAX_BATCH_STATEMENTS, MAX_STATEMENT_BYTES,
-    PollConfig, RetryPolicy, SqlParam, Target, Warehouse, WarehouseConfig, WarehouseError,
+    PollConfig, SqlParam, Target, Warehouse, WarehouseConfig, WarehouseError,
 };
 
 const ID: &str = "d9b6c0c9-0747-4bf4-b142-e8883122f766";
@@ -34,11 +41,7 @@ fn config() -> WarehouseConfig {
             timeout: Duration::from_secs(5),
             ..PollConfig::default()
         },
-        retry: RetryPolicy {
-            max_attempts: 4,
-            base: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(1),
-        },
+        retry: Backoff::new(4, Duration::from_millis(100), Duration::from_secs(1)),
         ..WarehouseConfig::workgroup("fleetline", "dev")
     }
 }
@@ -131,6 +134,24 @@ async fn throttled_calls_are_retried_with_the_same_client_token_then_succeed() {
     assert!(tokens.iter().all(|t| t == &tokens[0]), "{tokens:?}");
 }
 
+/// `err` is `operation` throttled on every one of the config's 4 attempts: transient.
+fn assert_throttled_after_all_attempts(err: &WarehouseError, operation: &str) {
+    match err {
+        WarehouseError::Api {
+            operation: op,
+            kind,
+            attempts,
+            ..
+        } => {
+            assert_eq!(*op, operation);
+            assert_eq!(*kind, ApiErrorKind::Throttling);
+            assert_eq!(*attempts, 4);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.is_transient(), "{err}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn throttling_gives_up_after_max_attempts_as_a_transient_error() {
     let execute = mock!(Client::execute_statement)
@@ -140,20 +161,7 @@ async fn throttling_gives_up_after_max_attempts_as_a_transient_error() {
         .build();
     let wh = warehouse(&[&execute]);
     let err = wh.execute("SELECT 1", &[]).await.unwrap_err();
-    match &err {
-        WarehouseError::Api {
-            operation,
-            kind,
-            attempts,
-            ..
-        } => {
-            assert_eq!(*operation, "ExecuteStatement");
-            assert_eq!(*kind, ApiErrorKind::Throttling);
-            assert_eq!(*attempts, 4);
-        }
-        other => panic!("unexpected {other:?}"),
-    }
-    assert!(err.is_transient());
+    assert_throttled_after_all_attempts(&err, "ExecuteStatement");
     assert_eq!(execute.num_calls(), 4);
 }
 
@@ -599,4 +607,141 @@ async fn describe_is_retried_on_throttling_while_polling() {
     let wh = warehouse(&[&execute, &describe]);
     wh.execute("SELECT 1", &[]).await.unwrap();
     assert_eq!(describe.num_calls(), 2);
+}
+
+// --- WaitTimeSeconds: the config's 5 s timeout is asked for whole, time being paused ---
+
+/// A rule for `$op` (ExecuteStatement or BatchExecuteStatement) that answers a request
+/// waiting 5 s with `$output` in `$status`.
+macro_rules! submit_answering {
+    ($op:expr, $output:ident, $status:expr, $has_result_set:expr) => {
+        mock!($op)
+            .match_requests(|r| r.wait_time_seconds() == Some(5))
+            .then_output(|| {
+                $output::builder()
+                    .id(ID)
+                    .status($status)
+                    .set_has_result_set($has_result_set)
+                    .build()
+            })
+    };
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_query_finished_within_the_wait_goes_straight_to_its_result() {
+    let execute = submit_answering!(
+        Client::execute_statement,
+        ExecuteStatementOutput,
+        StatementStatusString::Finished,
+        Some(true)
+    );
+    let describe = finished(true);
+    let results = mock!(Client::get_statement_result).then_output(|| {
+        GetStatementResultOutput::builder()
+            .column_metadata(col("n", "int8"))
+            .records(vec![Field::LongValue(42)])
+            .build()
+            .unwrap()
+    });
+    let wh = warehouse(&[&execute, &describe, &results]);
+    let rs = wh.query("SELECT 42 AS n", &[]).await.unwrap();
+    assert_eq!(rs.map_rows(|r| r.get_i64("n")).unwrap(), vec![42]);
+    assert_eq!(
+        (
+            execute.num_calls(),
+            describe.num_calls(),
+            results.num_calls()
+        ),
+        (1, 0, 1),
+        "one call to run it, one for the result"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transaction_still_running_after_the_wait_is_described_with_a_wait() {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    let batch = submit_answering!(
+        Client::batch_execute_statement,
+        BatchExecuteStatementOutput,
+        StatementStatusString::Started,
+        None
+    );
+    let describe = mock!(Client::describe_statement)
+        .match_requests(move |r| {
+            seen.lock().unwrap().push(r.wait_time_seconds());
+            r.id() == Some(ID)
+        })
+        .then_output(|| describe(StatusString::Finished, false));
+    let wh = warehouse(&[&batch, &describe]);
+    let summary = wh.transaction(statements(2)).await.unwrap();
+    assert_eq!((batch.num_calls(), describe.num_calls()), (1, 1));
+    assert_eq!(summary.rows_affected, vec![Some(3)]);
+    assert_eq!(*asked.lock().unwrap(), vec![Some(5)], "a waiting describe");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_statement_failed_within_the_wait_takes_one_describe_for_its_error() {
+    let execute = submit_answering!(
+        Client::execute_statement,
+        ExecuteStatementOutput,
+        StatementStatusString::Failed,
+        None
+    );
+    let describe = mock!(Client::describe_statement).then_output(|| {
+        DescribeStatementOutput::builder()
+            .id(ID)
+            .status(StatusString::Failed)
+            .error("ERROR: relation \"speed.nope\" does not exist")
+            .build()
+            .unwrap()
+    });
+    let results = no_results();
+    let wh = warehouse(&[&execute, &describe, &results]);
+    let err = wh.query("SELECT * FROM speed.nope", &[]).await.unwrap_err();
+    assert!(
+        matches!(&err, WarehouseError::StatementFailed { message, .. } if message.contains("does not exist")),
+        "{err:?}"
+    );
+    assert!(!err.is_transient());
+    assert_eq!(
+        (
+            execute.num_calls(),
+            describe.num_calls(),
+            results.num_calls()
+        ),
+        (1, 1, 0)
+    );
+}
+
+fn too_many_waiting() -> DescribeStatementError {
+    DescribeStatementError::ActiveWaitingRequestsExceededException(
+        ActiveWaitingRequestsExceededException::builder()
+            .message("The number of active requests with WaitTimeSeconds exceeds the limit.")
+            .build(),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn too_many_waiting_requests_are_retried_like_throttling() {
+    let execute = submitted();
+    let describe = mock!(Client::describe_statement)
+        .sequence()
+        .error(too_many_waiting)
+        .output(|| describe(StatusString::Finished, false))
+        .build();
+    let wh = warehouse(&[&execute, &describe]);
+    wh.execute("SELECT 1", &[]).await.unwrap();
+    assert_eq!(describe.num_calls(), 2);
+
+    let execute = submitted();
+    let describe = mock!(Client::describe_statement)
+        .sequence()
+        .error(too_many_waiting)
+        .repeatedly()
+        .build();
+    let wh = warehouse(&[&execute, &describe]);
+    let err = wh.execute("SELECT 1", &[]).await.unwrap_err();
+    // Transient: a batch meeting it is handed back and retried later.
+    assert_throttled_after_all_attempts(&err, "DescribeStatement");
 }

@@ -1,6 +1,7 @@
 //! Settings from the environment (the warehouse has its own: `WarehouseConfig::from_env`).
 
-use fleetline_aws::deadletter::normalize_prefix;
+use fleetline_aws::env::{Env, FromEnv};
+use fleetline_aws::s3::normalize_prefix;
 use fleetline_core::{RapidAccelThreshold, THRESHOLD_ENV, ThresholdError};
 
 pub const ENV_BUCKET: &str = "LAKE_BUCKET";
@@ -51,7 +52,7 @@ impl LakeLayout {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
+pub struct Config {
     pub lake: LakeLayout,
     pub reprocess_days: u32,
     pub prune_margin_days: u32,
@@ -62,7 +63,7 @@ pub struct Settings {
     pub changes_queue_url: Option<String>,
 }
 
-impl Default for Settings {
+impl Default for Config {
     fn default() -> Self {
         Self {
             lake: LakeLayout::new(DEFAULT_BUCKET, DEFAULT_PREFIX),
@@ -83,36 +84,29 @@ pub enum ConfigError {
     Days { var: &'static str, value: String },
 }
 
-impl Settings {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
+impl FromEnv for Config {
+    type Error = ConfigError;
 
     /// Empty values count as unset (SAM passes `""` for unset parameters).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| {
-            lookup(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let days = |var: &'static str, default: u32| match get(var) {
-            None => Ok(default),
-            Some(value) => value
-                .parse()
-                .ok()
-                .filter(|n| *n <= MAX_DAYS)
-                .ok_or(ConfigError::Days { var, value }),
+    fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let days = |var: &'static str, default: u32| {
+            env.parse_in(var, 0..=MAX_DAYS)
+                .map(|n| n.unwrap_or(default))
+                .map_err(|e| ConfigError::Days {
+                    var,
+                    value: e.value,
+                })
         };
         Ok(Self {
             lake: LakeLayout::new(
-                get(ENV_BUCKET).unwrap_or_else(|| DEFAULT_BUCKET.to_owned()),
-                &get(ENV_PREFIX).unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
+                env.get_or(ENV_BUCKET, DEFAULT_BUCKET),
+                &env.get_or(ENV_PREFIX, DEFAULT_PREFIX),
             ),
             reprocess_days: days(ENV_REPROCESS_DAYS, DEFAULT_REPROCESS_DAYS)?,
             prune_margin_days: days(ENV_PRUNE_MARGIN_DAYS, DEFAULT_PRUNE_MARGIN_DAYS)?,
             max_hold_days: days(ENV_MAX_HOLD_DAYS, DEFAULT_MAX_HOLD_DAYS)?,
-            threshold: RapidAccelThreshold::from_env_value(get(THRESHOLD_ENV).as_deref())?,
-            changes_queue_url: get(ENV_CHANGES_QUEUE),
+            threshold: RapidAccelThreshold::from_env_value(env.get(THRESHOLD_ENV).as_deref())?,
+            changes_queue_url: env.get(ENV_CHANGES_QUEUE),
         })
     }
 }

@@ -4,7 +4,7 @@
 //!    registers the partitions they name in `spectrum.vehicle_telematics_raw` (and
 //!    `batch.registered_partitions`) and marks their days in `batch.pending_days`, committed
 //!    before the messages are deleted. The first run, a full run, or a run without a queue
-//!    lists the lake instead ([`LakeCatalog`]).
+//!    lists the lake instead (the `LakeCatalog` port).
 //! 2. Reads the boundary B from `serving.control`, picks the new one (payload `boundary`,
 //!    else today UTC; a catch-up run keeps it) and also marks pending the days B moves over
 //!    (from the earliest lake day with `full`) and the days with speed rows not included yet.
@@ -14,12 +14,11 @@
 //! 4. Prunes `speed.telemetry` rows below `B − margin` that a committed recompute of their
 //!    day included after they arrived.
 //!
-//! Logic is written against [`fleetline_aws::Warehouse`] and [`LakeCatalog`] so it is unit
+//! Logic is written against [`fleetline_aws::Warehouse`] and the `LakeCatalog` port so it is unit
 //! tested with fakes; `main.rs` wires the Data API and S3 adapters.
 
 pub mod changes;
 pub mod config;
-pub mod lake;
 pub mod request;
 pub mod run;
 pub mod sql;
@@ -28,7 +27,6 @@ pub mod sql;
 mod tests;
 
 pub use changes::{ChangeFeed, SqsChangeFeed};
-pub use config::{LakeLayout, Settings};
-pub use lake::{LakeCatalog, LakePartition, S3LakeCatalog};
+pub use config::{Config, LakeLayout};
 pub use request::Request;
 pub use run::{BatchError, FUNCTION_NAME, Summary, handle, run};

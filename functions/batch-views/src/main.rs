@@ -1,7 +1,9 @@
 //! Lambda entry point: build the clients once, run a batch per invocation.
 
-use batch_views::{S3LakeCatalog, Settings, SqsChangeFeed};
-use fleetline_aws::deadletter::s3_client;
+use batch_views::{Config, SqsChangeFeed};
+use fleetline_aws::env::FromEnv;
+use fleetline_aws::lake::S3LakeCatalog;
+use fleetline_aws::s3::s3_client;
 use fleetline_aws::telemetry::init_tracing;
 use fleetline_aws::{DataApiWarehouse, WarehouseConfig, sdk_config};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -10,7 +12,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let settings = Settings::from_env()?;
+    let settings = Config::from_env()?;
     let sdk = sdk_config().await;
     let warehouse = DataApiWarehouse::from_sdk_config(&sdk, WarehouseConfig::from_env()?);
     let lake = S3LakeCatalog::new(

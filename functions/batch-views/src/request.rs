@@ -3,6 +3,8 @@
 //! `{"catch_up": true}` (all optional).
 
 use chrono::NaiveDate;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use crate::config::MAX_DAYS;
@@ -24,11 +26,50 @@ pub struct Request {
 #[error("{0}")]
 pub struct RequestError(pub String);
 
-const KEYS: [&str; 4] = ["boundary", "full", "reprocess_days", "catch_up"];
+/// A direct payload, exactly as sent (every field optional; `null` = absent).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Direct {
+    boundary: Option<String>,
+    full: Option<bool>,
+    reprocess_days: Option<u32>,
+    catch_up: Option<bool>,
+}
 
-fn is_scheduled_event(obj: &serde_json::Map<String, Value>) -> bool {
-    obj.contains_key("detail-type")
-        || obj.get("source").and_then(Value::as_str) == Some("aws.events")
+/// An EventBridge scheduled event, recognised by its `detail-type` key or by
+/// `source: "aws.events"`; its content is not used (a schedule means defaults).
+#[derive(Deserialize)]
+struct ByDetailType {
+    #[serde(rename = "detail-type")]
+    _detail_type: IgnoredAny,
+}
+
+#[derive(Deserialize)]
+struct BySource {
+    #[serde(rename = "source")]
+    _source: AwsEvents,
+}
+
+#[derive(Deserialize)]
+enum AwsEvents {
+    #[serde(rename = "aws.events")]
+    AwsEvents,
+}
+
+/// What invoked the function. A scheduled event wins over direct fields, as EventBridge
+/// adds its own keys.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Invocation {
+    Scheduled(ByDetailType),
+    ScheduledFrom(BySource),
+    Direct(Direct),
+}
+
+fn accepted() -> String {
+    format!(
+        "accepted: boundary (YYYY-MM-DD), full (boolean), reprocess_days (0..={MAX_DAYS}), catch_up (boolean)"
+    )
 }
 
 impl Request {
@@ -36,71 +77,53 @@ impl Request {
     /// misspelt `"boundry"` must not silently run a default batch); an EventBridge event
     /// (`detail-type` / `source: aws.events`) means defaults. `null` and `{}` mean defaults.
     pub fn parse(event: &Value) -> Result<Self, RequestError> {
-        let obj = match event {
-            Value::Null => return Ok(Self::default()),
-            Value::Object(obj) => obj,
-            other => {
-                return Err(RequestError(format!(
-                    "expected a JSON object such as {{\"boundary\":\"2026-11-25\"}} or {{\"full\":true}}, got {other}"
-                )));
-            }
-        };
-        if is_scheduled_event(obj) {
-            return Ok(Self::default());
+        match event {
+            Value::Null => Ok(Self::default()),
+            Value::Object(_) => match Invocation::deserialize(event) {
+                Ok(Invocation::Scheduled(_) | Invocation::ScheduledFrom(_)) => Ok(Self::default()),
+                Ok(Invocation::Direct(direct)) => direct.into_request(),
+                // The untagged error says nothing useful; the direct form's does.
+                Err(_) => Err(Direct::deserialize(event).err().map_or_else(
+                    || RequestError(format!("unreadable payload; {}", accepted())),
+                    |e| RequestError(format!("{e}; {}", accepted())),
+                )),
+            },
+            other => Err(RequestError(format!(
+                "expected a JSON object such as {{\"boundary\":\"2026-11-25\"}} or {{\"full\":true}}, got {other}"
+            ))),
         }
-        if let Some(unknown) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
+    }
+}
+
+impl Direct {
+    fn into_request(self) -> Result<Request, RequestError> {
+        let boundary = self.boundary.as_deref().map(parse_day).transpose()?;
+        if let Some(n) = self.reprocess_days.filter(|n| *n > MAX_DAYS) {
             return Err(RequestError(format!(
-                "unknown field {unknown:?}; accepted: boundary (YYYY-MM-DD), full (boolean), reprocess_days (0..={MAX_DAYS}), catch_up (boolean)"
+                "reprocess_days must be a whole number from 0 to {MAX_DAYS}, got {n}"
             )));
         }
-        let boundary = match obj.get("boundary") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(
-                NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-                    .ok()
-                    .filter(|_| s.trim().len() == 10)
-                    .ok_or_else(|| {
-                        RequestError(format!("boundary {s:?} is not a date YYYY-MM-DD"))
-                    })?,
-            ),
-            Some(other) => {
-                return Err(RequestError(format!(
-                    "boundary must be a string YYYY-MM-DD, got {other}"
-                )));
-            }
+        let request = Request {
+            boundary,
+            full: self.full.unwrap_or(false),
+            reprocess_days: self.reprocess_days,
+            catch_up: self.catch_up.unwrap_or(false),
         };
-        let flag = |name: &str| match obj.get(name) {
-            None | Some(Value::Null) => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err(RequestError(format!(
-                "{name} must be true or false, got {other}"
-            ))),
-        };
-        let full = flag("full")?;
-        let catch_up = flag("catch_up")?;
-        let reprocess_days = match obj.get("reprocess_days") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .filter(|n| *n <= MAX_DAYS)
-                    .ok_or_else(|| {
-                        RequestError(format!(
-                            "reprocess_days must be a whole number from 0 to {MAX_DAYS}, got {v}"
-                        ))
-                    })?,
-            ),
-        };
-        if catch_up && (full || boundary.is_some() || reprocess_days.is_some()) {
+        if request.catch_up
+            && (request.full || request.boundary.is_some() || request.reprocess_days.is_some())
+        {
             return Err(RequestError(
                 "catch_up keeps the boundary and recomputes changed days only: it takes no boundary, full or reprocess_days".into(),
             ));
         }
-        Ok(Self {
-            boundary,
-            full,
-            reprocess_days,
-            catch_up,
-        })
+        Ok(request)
     }
+}
+
+/// `YYYY-MM-DD` exactly (surrounding blanks allowed).
+fn parse_day(s: &str) -> Result<NaiveDate, RequestError> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .ok()
+        .filter(|_| s.trim().len() == 10)
+        .ok_or_else(|| RequestError(format!("boundary {s:?} is not a date YYYY-MM-DD")))
 }

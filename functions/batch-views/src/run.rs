@@ -3,13 +3,15 @@
 //! boundary in ONE transaction, then prune the speed layer.
 
 use std::collections::{BTreeSet, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use fleetline_aws::metrics::Emf;
+use fleetline_aws::lake::{dedupe_by_day, partition_of_key};
+use fleetline_aws::metrics::{Emf, millis};
 use fleetline_aws::warehouse::DecodeError;
 use fleetline_aws::{Warehouse, WarehouseError};
 use fleetline_core::boundary::today_utc;
+use fleetline_core::ports::catalog::{CatalogError, LakeCatalog, LakePartition};
 use fleetline_core::{
     BoundaryError, default_boundary, prune_before, recompute_range, validate_boundary,
 };
@@ -17,8 +19,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::changes::{ChangeFeed, ChangeFeedError, object_keys};
-use crate::config::Settings;
-use crate::lake::{LakeCatalog, LakeError, LakePartition, dedupe_by_day, partition_of_key};
+use crate::config::Config;
 use crate::request::{Request, RequestError};
 use crate::sql;
 
@@ -31,7 +32,7 @@ pub enum BatchError {
     #[error("invalid boundary: {0}")]
     Boundary(#[from] BoundaryError),
     #[error(transparent)]
-    Lake(#[from] LakeError),
+    Lake(#[from] CatalogError),
     #[error(transparent)]
     Changes(#[from] ChangeFeedError),
     #[error("{step}: {source}")]
@@ -127,10 +128,6 @@ pub struct Summary {
     pub duration_ms: u64,
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// The boundary this run moves to (see `fleetline_core::boundary` for the rules). A
 /// scheduled run never moves the boundary back; a catch-up run keeps it.
 pub fn target_boundary(
@@ -173,7 +170,7 @@ pub fn swap_statements(
     boundary: NaiveDate,
     full_from: Option<NaiveDate>,
     hold_from: Option<NaiveDate>,
-    settings: &Settings,
+    settings: &Config,
     control_summary: &str,
 ) -> Result<Vec<String>, WarehouseError> {
     let mut out = vec![
@@ -185,6 +182,7 @@ pub fn swap_statements(
         // Without lake data at all, nothing before the boundary survives a full rebuild.
         out.push(sql::delete_daily_before(from));
     }
+    out.push(sql::DELETE_FLEET_DAYS_WITHOUT_ROWS.to_owned());
     if let Some(from) = hold_from {
         // Before the by-year views, which read the boundary this leaves.
         out.push(sql::hold_boundary(from, boundary));
@@ -286,7 +284,7 @@ async fn count<W: Warehouse>(
 /// many were recorded.
 async fn register_partitions<W: Warehouse>(
     warehouse: &W,
-    settings: &Settings,
+    settings: &Config,
     known: &mut HashSet<(i32, u32, u32)>,
     lake: &[LakePartition],
     readd_all: bool,
@@ -358,7 +356,7 @@ const DRAIN_MAX: usize = 100_000;
 async fn drain_changes<W: Warehouse, C: ChangeFeed>(
     warehouse: &W,
     feed: &C,
-    settings: &Settings,
+    settings: &Config,
     known: &mut HashSet<(i32, u32, u32)>,
 ) -> Result<Drained, BatchError> {
     let mut drained = Drained::default();
@@ -405,7 +403,7 @@ pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
     warehouse: &W,
     lake: &L,
     feed: Option<&C>,
-    settings: &Settings,
+    settings: &Config,
     request: &Request,
     now: DateTime<Utc>,
 ) -> Result<Summary, BatchError> {
@@ -586,7 +584,7 @@ pub async fn handle<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
     warehouse: &W,
     lake: &L,
     feed: Option<&C>,
-    settings: &Settings,
+    settings: &Config,
     event: &Value,
     now: DateTime<Utc>,
 ) -> Result<Value, BatchError> {

@@ -3,11 +3,12 @@
 
 use chrono::NaiveDate;
 use fleetline_aws::WarehouseError;
+use fleetline_aws::lake::partition_spec;
 use fleetline_aws::warehouse::{MAX_STATEMENT_BYTES, chunk_values_insert, sql_quote};
 use fleetline_core::RapidAccelThreshold;
+use fleetline_core::ports::catalog::LakePartition;
 
 use crate::config::LakeLayout;
-use crate::lake::LakePartition;
 
 pub const EXTERNAL_TABLE: &str = "spectrum.vehicle_telematics_raw";
 /// Glue's BatchCreatePartition takes at most 100 partitions, so one ADD PARTITION statement
@@ -36,9 +37,9 @@ pub fn add_partitions(
         .map(|chunk| {
             let mut sql = format!("ALTER TABLE {EXTERNAL_TABLE} ADD IF NOT EXISTS");
             for p in chunk {
-                let (y, m, d) = p.ymd();
                 sql.push_str(&format!(
-                    "\nPARTITION (year={y}, month={m}, day={d}) LOCATION {}",
+                    "\nPARTITION ({}) LOCATION {}",
+                    partition_spec(p.day),
                     sql_quote(&lake.location(&p.key_prefix))?
                 ));
             }
@@ -74,6 +75,12 @@ pub fn record_partitions(
 /// the one [`update_control`] left in serving.control, earlier in the same transaction.
 pub const DELETE_DAILY_FROM_BOUNDARY: &str = "DELETE FROM batch.vehicle_daily \
 WHERE event_day >= (SELECT MAX(boundary) FROM serving.control)";
+
+/// After the deletes above: batch.fleet_daily sums batch.vehicle_daily per day, and both
+/// delete whole days, so a fleet row whose day lost its vehicle rows goes too
+/// (batch.recompute_daily keeps the recomputed days in step itself).
+pub const DELETE_FLEET_DAYS_WITHOUT_ROWS: &str = "DELETE FROM batch.fleet_daily \
+WHERE event_day NOT IN (SELECT event_day FROM batch.vehicle_daily)";
 
 /// A full rebuild drops rows for days before the earliest lake day (no data there any more).
 pub fn delete_daily_before(day: NaiveDate) -> String {

@@ -1,18 +1,18 @@
 //! Unit tests with a fake warehouse and a fake lake.
 
+use fleetline_aws::env::FromEnv;
 use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use fleetline_aws::lake::{partition_for_day, partition_of_key};
 use fleetline_aws::warehouse::{Column, ExecSummary, ResultSet, SqlParam, Value as Field};
 use fleetline_aws::{Warehouse, WarehouseError};
 use fleetline_core::RapidAccelThreshold;
+use fleetline_core::ports::catalog::{CatalogError, LakeCatalog, LakePartition};
 use serde_json::{Value, json};
 
 use crate::changes::{ChangeFeed, ChangeFeedError, Notification, object_keys};
-use crate::config::{ConfigError, LakeLayout, Settings};
-use crate::lake::{
-    LakeCatalog, LakeError, LakePartition, dedupe_by_day, partition_of_key, segment_value,
-};
+use crate::config::{Config, ConfigError, LakeLayout};
 use crate::request::Request;
 use crate::run::{BatchError, handle, target_boundary};
 use crate::sql;
@@ -215,20 +215,20 @@ impl FakeLake {
     fn days(days: &[&str]) -> Self {
         Self(
             days.iter()
-                .map(|s| LakePartition::for_day(PREFIX, d(s)))
+                .map(|s| partition_for_day(PREFIX, d(s)))
                 .collect(),
         )
     }
 }
 
 impl LakeCatalog for FakeLake {
-    async fn list_partitions(&self) -> Result<Vec<LakePartition>, LakeError> {
+    async fn list_partitions(&self) -> Result<Vec<LakePartition>, CatalogError> {
         Ok(self.0.clone())
     }
 }
 
-fn settings() -> Settings {
-    Settings {
+fn settings() -> Config {
+    Config {
         lake: LakeLayout::new("fleetline-lake", PREFIX),
         reprocess_days: 2,
         prune_margin_days: 2,
@@ -243,70 +243,11 @@ const NOW: &str = "2026-11-25T00:30:00Z";
 // ---- partitions -----------------------------------------------------------------------
 
 #[test]
-fn object_keys_map_to_partitions() {
-    let p = partition_of_key(
-        PREFIX,
-        "vehicle_telematics_raw/year=2025/month=03/day=14/shardId-000000000001-4955-4960.parquet",
-    )
-    .unwrap();
-    assert_eq!(p.day, d("2025-03-14"));
-    assert_eq!(
-        p.key_prefix,
-        "vehicle_telematics_raw/year=2025/month=03/day=14/"
-    );
-    assert_eq!(p.ymd(), (2025, 3, 14));
-    // Unpadded values are read, and the prefix is kept verbatim for the LOCATION.
-    let q = partition_of_key(PREFIX, "vehicle_telematics_raw/year=2025/month=3/day=7/x").unwrap();
-    assert_eq!(q.day, d("2025-03-07"));
-    assert_eq!(
-        q.key_prefix,
-        "vehicle_telematics_raw/year=2025/month=3/day=7/"
-    );
-    for bad in [
-        "vehicle_telematics_raw/year=2025/month=02/day=30/x.parquet", // no such date
-        "vehicle_telematics_raw/year=2025/month=03/day=14/",          // folder marker
-        "vehicle_telematics_raw/year=2025/month=03/x.parquet",        // too shallow
-        "vehicle_telematics_raw/year=2025/month=03/day=14/a/b",       // too deep
-        "vehicle_telematics_raw/year=25x/month=03/day=14/x",
-        "vehicle_telematics_raw/month=03/year=2025/day=14/x",
-        "other/year=2025/month=03/day=14/x",
-        "rejected/shardId-1/123.json",
-    ] {
-        assert_eq!(partition_of_key(PREFIX, bad), None, "{bad}");
-    }
-}
-
-#[test]
-fn common_prefix_segments() {
-    assert_eq!(segment_value("p/year=2025/", "p/", "year"), Some("2025"));
-    assert_eq!(
-        segment_value("p/year=2025/month=03/", "p/year=2025/", "month"),
-        Some("03")
-    );
-    assert_eq!(segment_value("p/year=/", "p/", "year"), None);
-    assert_eq!(segment_value("p/years=2025/", "p/", "year"), None);
-    assert_eq!(segment_value("p/year=2025", "p/", "year"), None);
-    assert_eq!(segment_value("q/year=2025/", "p/", "year"), None);
-}
-
-#[test]
-fn one_partition_per_day_sorted() {
-    let a = LakePartition::for_day(PREFIX, d("2025-03-14"));
-    let b = LakePartition::for_day(PREFIX, d("2025-03-02"));
-    let odd = LakePartition {
-        day: d("2025-03-14"),
-        key_prefix: "vehicle_telematics_raw/year=2025/month=3/day=14/".into(),
-    };
-    let out = dedupe_by_day([a.clone(), b.clone(), odd]);
-    assert_eq!(out, vec![b, a]);
-}
-
-#[test]
 fn add_partition_statements_are_chunked_by_one_hundred() {
     let lake = LakeLayout::new("fleetline-lake", PREFIX);
     let start = d("2025-01-01");
     let parts: Vec<_> = (0..250)
-        .map(|i| LakePartition::for_day(PREFIX, start + chrono::Days::new(i)))
+        .map(|i| partition_for_day(PREFIX, start + chrono::Days::new(i)))
         .collect();
     let stmts = crate::sql::add_partitions(&lake, &parts).unwrap();
     assert_eq!(stmts.len(), 3);
@@ -321,10 +262,10 @@ fn add_partition_statements_are_chunked_by_one_hundred() {
 
 #[test]
 fn settings_from_env_defaults_and_errors() {
-    let s = Settings::from_lookup(|_| None).unwrap();
-    assert_eq!(s, Settings::default());
+    let s = Config::from_lookup(|_| None).unwrap();
+    assert_eq!(s, Config::default());
     assert_eq!(s.lake.prefix, "vehicle_telematics_raw/");
-    let s = Settings::from_lookup(|k| {
+    let s = Config::from_lookup(|k| {
         match k {
             "LAKE_BUCKET" => Some("b"),
             "LAKE_PREFIX" => Some("t-1/lake"),
@@ -340,7 +281,7 @@ fn settings_from_env_defaults_and_errors() {
     assert_eq!((s.reprocess_days, s.prune_margin_days), (5, 2));
     assert_eq!(s.threshold.as_e4(), 125_000);
     let e =
-        Settings::from_lookup(|k| (k == "FLEETLINE_BATCH_REPROCESS_DAYS").then(|| "-1".to_owned()))
+        Config::from_lookup(|k| (k == "FLEETLINE_BATCH_REPROCESS_DAYS").then(|| "-1".to_owned()))
             .unwrap_err();
     assert!(matches!(e, ConfigError::Days { .. }), "{e}");
 }
@@ -352,6 +293,17 @@ fn payloads() {
     let scheduled = json!({"version":"0","id":"x","detail-type":"Scheduled Event",
         "source":"aws.events","time":"2026-11-25T00:30:00Z","detail":{}});
     assert_eq!(Request::parse(&scheduled).unwrap(), Request::default());
+    // Either mark is enough, whatever else the event carries.
+    for event in [
+        json!({"source": "aws.events", "full": "x"}),
+        json!({"detail-type": null}),
+    ] {
+        assert_eq!(
+            Request::parse(&event).unwrap(),
+            Request::default(),
+            "{event}"
+        );
+    }
     assert_eq!(
         Request::parse(&json!({"boundary":"2026-11-20","full":true,"reprocess_days":0})).unwrap(),
         Request {
@@ -374,6 +326,9 @@ fn payloads() {
         json!({"reprocess_days": -1}),
         json!({"reprocess_days": 1.5}),
         json!("full"),
+        json!([]),
+        json!({"source": "other"}),
+        json!({"reprocess_days": 3661}),
     ] {
         assert!(Request::parse(&bad).is_err(), "{bad}");
     }
@@ -483,6 +438,25 @@ async fn run_now(
     handle(w, lake, feed, &settings(), event, at(NOW)).await
 }
 
+/// A run to `boundary` over an empty lake listing, without a change feed.
+async fn run_to(w: &FakeWarehouse, boundary: &str) -> Value {
+    run_now(
+        w,
+        &FakeLake::days(&[]),
+        NO_FEED,
+        &json!({ "boundary": boundary }),
+    )
+    .await
+    .unwrap()
+}
+
+/// A `{"catch_up": true}` run with the change feed.
+async fn catch_up(w: &FakeWarehouse, lake: &FakeLake, feed: &FakeFeed<'_>) -> Value {
+    run_now(w, lake, Some(feed), &json!({"catch_up": true}))
+        .await
+        .unwrap()
+}
+
 #[test]
 fn notification_bodies() {
     assert_eq!(
@@ -575,6 +549,7 @@ async fn notified_days_are_committed_pending_before_the_messages_are_deleted() {
         [
             "CALL batch.recompute_pending(CAST(10.0000 AS DECIMAL(10,4)))".to_owned(),
             sql::DELETE_DAILY_FROM_BOUNDARY.to_owned(),
+            sql::DELETE_FLEET_DAYS_WITHOUT_ROWS.to_owned(),
             // Held where the lake is behind, from max(2026-11-20, 2026-11-25 − 2 days).
             sql::hold_boundary(d("2026-11-23"), d("2026-11-25")),
             "CALL batch.rapid_acceleration_by_year_sp()".to_owned(),
@@ -621,14 +596,7 @@ async fn a_failed_pending_insert_keeps_the_notifications() {
 async fn a_quiet_catch_up_keeps_the_boundary_and_swaps_nothing() {
     let w = FakeWarehouse::new(Some("2026-11-20"));
     let feed = FakeFeed::new(&w, vec![]);
-    let out = run_now(
-        &w,
-        &FakeLake::days(&["2026-11-19"]),
-        Some(&feed),
-        &json!({"catch_up": true}),
-    )
-    .await
-    .unwrap();
+    let out = catch_up(&w, &FakeLake::days(&["2026-11-19"]), &feed).await;
     assert!(w.transactions().is_empty(), "{:?}", w.calls());
     assert_eq!(out["boundary"], "2026-11-20");
     assert_eq!(out["catch_up"], true);
@@ -644,14 +612,7 @@ async fn a_quiet_catch_up_keeps_the_boundary_and_swaps_nothing() {
             "vehicle_telematics_raw/year=2026/month=11/day=10/s-1-2.parquet",
         ])],
     );
-    let out = run_now(
-        &w,
-        &FakeLake::days(&[]),
-        Some(&feed),
-        &json!({"catch_up": true}),
-    )
-    .await
-    .unwrap();
+    let out = catch_up(&w, &FakeLake::days(&[]), &feed).await;
     let swap = w.transactions().pop().unwrap();
     assert!(
         swap[0].contains("ELSE CAST('2026-11-20' AS DATE) END"),
@@ -661,14 +622,7 @@ async fn a_quiet_catch_up_keeps_the_boundary_and_swaps_nothing() {
     // A catch-up before any batch run only records the changes.
     let w = FakeWarehouse::new(None);
     let feed = FakeFeed::new(&w, vec![]);
-    let out = run_now(
-        &w,
-        &FakeLake::days(&[]),
-        Some(&feed),
-        &json!({"catch_up": true}),
-    )
-    .await
-    .unwrap();
+    let out = catch_up(&w, &FakeLake::days(&[]), &feed).await;
     assert_eq!(out["boundary"], Value::Null);
     assert!(w.transactions().is_empty());
 }
@@ -708,11 +662,12 @@ async fn first_and_full_runs_list_the_lake_and_mark_every_day() {
         "{swap:?}"
     );
     assert_eq!(
-        swap[2..4],
+        swap[2..5],
         [
             sql::DELETE_DAILY_FROM_BOUNDARY.to_owned(),
             "DELETE FROM batch.vehicle_daily WHERE event_day < CAST('2025-03-14' AS DATE)"
                 .to_owned(),
+            sql::DELETE_FLEET_DAYS_WITHOUT_ROWS.to_owned(),
         ]
     );
     assert_eq!(out["full"], true);
@@ -788,10 +743,10 @@ fn lake_behind_statements() {
     ));
     redshift_strict::assert_redshift_sql(&h, true);
 
-    let s = Settings::from_lookup(|k| (k == "FLEETLINE_BATCH_MAX_HOLD_DAYS").then(|| "0".into()))
+    let s = Config::from_lookup(|k| (k == "FLEETLINE_BATCH_MAX_HOLD_DAYS").then(|| "0".into()))
         .unwrap();
     assert_eq!(s.max_hold_days, 0);
-    assert_eq!(Settings::default().max_hold_days, 2);
+    assert_eq!(Config::default().max_hold_days, 2);
 }
 
 #[tokio::test]
@@ -801,23 +756,17 @@ async fn a_day_behind_in_the_lake_holds_the_boundary() {
     w.pending = vec![d("2026-11-20"), d("2026-11-21")];
     w.held = Some(d("2026-11-22"));
     w.behind = vec![(d("2026-11-22"), 10, 7), (d("2026-11-23"), 5, 0)];
-    let out = run_now(
-        &w,
-        &FakeLake::days(&[]),
-        NO_FEED,
-        &json!({"boundary": "2026-11-24"}),
-    )
-    .await
-    .unwrap();
+    let out = run_to(&w, "2026-11-24").await;
     let swap = w.transactions().pop().unwrap();
     assert!(swap[0].starts_with("UPDATE serving.control SET boundary = CASE"));
     assert_eq!(swap[2], sql::DELETE_DAILY_FROM_BOUNDARY);
+    assert_eq!(swap[3], sql::DELETE_FLEET_DAYS_WITHOUT_ROWS);
     // Holdable from max(previous, target − 2 days) = 11-22, before the by-year views.
     assert_eq!(
-        swap[3],
+        swap[4],
         sql::hold_boundary(d("2026-11-22"), d("2026-11-24"))
     );
-    assert_eq!(swap[4], sql::CALL_RAPID_BY_YEAR);
+    assert_eq!(swap[5], sql::CALL_RAPID_BY_YEAR);
     // The report covers every day moved over.
     assert!(w.calls().contains(&Call::Query(sql::select_lake_behind(
         Some(d("2026-11-20")),
@@ -844,7 +793,7 @@ async fn a_day_behind_in_the_lake_holds_the_boundary() {
         &w,
         &FakeLake::days(&[]),
         NO_FEED,
-        &Settings {
+        &Config {
             max_hold_days: 0,
             ..settings()
         },
@@ -877,14 +826,7 @@ async fn a_day_behind_in_the_lake_holds_the_boundary() {
             .any(|s| s.contains("h.event_day"))
     );
     let w = FakeWarehouse::new(None);
-    run_now(
-        &w,
-        &FakeLake::days(&[]),
-        NO_FEED,
-        &json!({"boundary": "2026-11-24"}),
-    )
-    .await
-    .unwrap();
+    run_to(&w, "2026-11-24").await;
     assert!(
         w.transactions()
             .pop()

@@ -223,6 +223,23 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// [`recompute_range`] with dates as text.
+    fn range(
+        b_old: Option<&str>,
+        b_new: &str,
+        reprocess_days: u32,
+        full: bool,
+        earliest: Option<&str>,
+    ) -> Option<DayRange> {
+        recompute_range(
+            b_old.map(d),
+            d(b_new),
+            reprocess_days,
+            full,
+            earliest.map(d),
+        )
+    }
+
     #[test]
     fn ownership() {
         let b = d("2026-11-25");
@@ -233,12 +250,12 @@ mod tests {
 
     #[test]
     fn incremental_range() {
-        let r = recompute_range(
-            Some(d("2026-11-20")),
-            d("2026-11-25"),
+        let r = range(
+            Some("2026-11-20"),
+            "2026-11-25",
             2,
             false,
-            Some(d("2020-01-01")),
+            Some("2020-01-01"),
         )
         .unwrap();
         assert_eq!(r.start(), d("2026-11-18"));
@@ -271,12 +288,12 @@ mod tests {
     fn full_and_first_run() {
         let r = recompute_range(None, d("2026-11-25"), 2, false, Some(d("2026-11-01"))).unwrap();
         assert_eq!((r.start(), r.len_days()), (d("2026-11-01"), 24));
-        let f = recompute_range(
-            Some(d("2026-11-20")),
-            d("2026-11-25"),
+        let f = range(
+            Some("2026-11-20"),
+            "2026-11-25",
             2,
             true,
-            Some(d("2026-10-31")),
+            Some("2026-10-31"),
         )
         .unwrap();
         assert_eq!(f.start(), d("2026-10-31"));

@@ -13,11 +13,11 @@ pub const TRIP_ID_MAX_BYTES: usize = 64;
 /// `shard_id VARCHAR(128)`: a Kinesis shard id (at most 128 characters, "Shard",
 /// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_Shard.html).
 pub const SHARD_ID_MAX_BYTES: usize = 128;
-/// `sequence_number VARCHAR(128)`: a Kinesis sequence number, ASCII digits. The API's
+/// `sequence_number VARCHAR(129)`: a Kinesis sequence number, ASCII digits. The API's
 /// pattern `0|([1-9]\d{0,128})` ("SequenceNumberRange",
 /// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_SequenceNumberRange.html)
-/// allows 129; the stream processor does not check it (real ones have 56 digits).
-pub const SEQUENCE_NUMBER_MAX_BYTES: usize = 128;
+/// allows up to 129 digits, so every sequence number Kinesis can hand out fits.
+pub const SEQUENCE_NUMBER_MAX_BYTES: usize = 129;
 
 /// Columns whose values the functions build themselves, bounded by construction rather
 /// than by validation: (column, declared width).
@@ -79,7 +79,7 @@ mod tests {
                 }
             }
         }
-        files.push(repo().join("functions/stream-processor/src/sql.rs"));
+        files.push(repo().join("functions/stream-processor/src/redshift/sql.rs"));
         files.push(repo().join("functions/schema-migrator/src/migrate.rs"));
         files
             .into_iter()

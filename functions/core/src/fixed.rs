@@ -224,25 +224,34 @@ mod tests {
 
     #[test]
     fn converts_decimal_text_exactly() {
-        assert_eq!(decimal_to_fixed("57.3", 3), Ok(57_300));
-        assert_eq!(decimal_to_fixed("1042.377", 3), Ok(1_042_377));
-        assert_eq!(decimal_to_fixed("4.2109", 4), Ok(42_109));
-        assert_eq!(decimal_to_fixed("-4.2109", 4), Ok(-42_109));
-        assert_eq!(decimal_to_fixed("0", 3), Ok(0));
-        assert_eq!(decimal_to_fixed("-0", 3), Ok(0));
-        assert_eq!(decimal_to_fixed("2210", 3), Ok(2_210_000));
-        assert_eq!(decimal_to_fixed("5e2", 3), Ok(500_000));
-        assert_eq!(decimal_to_fixed("5E+2", 3), Ok(500_000));
-        assert_eq!(decimal_to_fixed("12345e-4", 3), Ok(1_235)); // 1.2345 → 1.235
-        assert_eq!(decimal_to_fixed("0.0005", 3), Ok(1));
-        assert_eq!(decimal_to_fixed("0.0004999", 3), Ok(0));
-        assert_eq!(decimal_to_fixed("-0.0005", 3), Ok(-1));
-        assert_eq!(decimal_to_fixed("0.5", 0), Ok(1));
-        assert_eq!(decimal_to_fixed("0.05", 0), Ok(0));
-        assert_eq!(decimal_to_fixed("1e-1000000000", 3), Ok(0));
-        assert_eq!(decimal_to_fixed("0e999999999", 3), Ok(0));
-        // 1.0005 is 1.000499999… as a double; the text is what counts.
-        assert_eq!(decimal_to_fixed("1.0005", 3), Ok(1_001));
+        // (text, scale, fixed-point value).
+        let cases: [(&str, u32, i64); 18] = [
+            ("57.3", 3, 57_300),
+            ("1042.377", 3, 1_042_377),
+            ("2210", 3, 2_210_000),
+            // Signs and zero.
+            ("4.2109", 4, 42_109),
+            ("-4.2109", 4, -42_109),
+            ("0", 3, 0),
+            ("-0", 3, 0),
+            // Exponents, however large or small.
+            ("5e2", 3, 500_000),
+            ("5E+2", 3, 500_000),
+            ("12345e-4", 3, 1_235), // 1.2345 → 1.235
+            ("1e-1000000000", 3, 0),
+            ("0e999999999", 3, 0),
+            // Digits beyond the scale round half away from zero.
+            ("0.0005", 3, 1),
+            ("0.0004999", 3, 0),
+            ("-0.0005", 3, -1),
+            ("0.5", 0, 1),
+            ("0.05", 0, 0),
+            // 1.0005 is 1.000499999… as a double; the text is what counts.
+            ("1.0005", 3, 1_001),
+        ];
+        for (text, scale, want) in cases {
+            assert_eq!(decimal_to_fixed(text, scale), Ok(want), "{text} at {scale}");
+        }
     }
 
     #[test]

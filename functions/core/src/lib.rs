@@ -1,5 +1,6 @@
 //! Fleetline domain core: the telemetry record, its validation, the daily aggregates both
-//! layers merge, and the time-boundary arithmetic. No AWS types, no I/O, no async.
+//! layers merge, the time-boundary arithmetic, and the ports (traits) the functions' adapters
+//! implement. No AWS types, no I/O, no async runtime.
 //!
 //! Canonical units (shared with the SQL side): speed in milli-km/h, odometer in metres,
 //! acceleration in ten-thousandths of km/h per s — all `i64`, rounded half away from zero
@@ -11,6 +12,7 @@ pub mod aggregate;
 pub mod boundary;
 pub mod columns;
 pub mod fixed;
+pub mod ports;
 pub mod record;
 pub mod threshold;
 pub mod timestamp;

@@ -127,7 +127,7 @@ pub struct DedupeKey {
 pub struct Reading {
     /// `VIN`.
     pub vin: Vin,
-    /// `trip_id` (1–64 characters, no control characters).
+    /// `trip_id` (1–64 UTF-8 bytes, no control characters, no backslash).
     pub trip_id: String,
     /// `timestamp`, UTC, truncated to microseconds.
     pub timestamp: DateTime<Utc>,

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use crate::fixed::{ACCEL_SCALE, FixedDisplay, f64_to_fixed, fixed_to_f64};
 
-/// Environment variable read by [`RapidAccelThreshold::from_env`].
+/// Environment variable the functions read with [`RapidAccelThreshold::from_env_value`].
 pub const THRESHOLD_ENV: &str = "FLEETLINE_RAPID_ACCEL_KMH_PER_S";
 
 /// A reading is one *rapid acceleration* when `acceleration >= threshold` (km/h per second).
@@ -70,13 +70,8 @@ impl RapidAccelThreshold {
         }
     }
 
-    /// Reads [`THRESHOLD_ENV`]; the default when unset or blank.
-    pub fn from_env() -> Result<Self, ThresholdError> {
-        Self::from_env_value(std::env::var(THRESHOLD_ENV).ok().as_deref())
-    }
-
-    /// [`RapidAccelThreshold::from_env`] on an explicit value (testable without touching
-    /// the process environment).
+    /// The value of [`THRESHOLD_ENV`] as looked up by the caller's configuration (core reads
+    /// no environment): the default when unset or blank.
     pub fn from_env_value(value: Option<&str>) -> Result<Self, ThresholdError> {
         match value.map(str::trim) {
             None | Some("") => Ok(Self::DEFAULT),

@@ -45,7 +45,8 @@ pub enum RejectReason {
     DuplicateField,
     /// `VIN` is not 17 characters of `[A-Z0-9]`.
     BadVin,
-    /// `trip_id` is empty, longer than the limit or contains control characters.
+    /// `trip_id` is empty, longer than the limit, or contains control characters or a
+    /// backslash.
     BadTripId,
     /// `timestamp` is not in an accepted form.
     BadTimestamp,
@@ -642,17 +643,20 @@ fn build(w: &Wire<'_>, text: &str, ctx: &ValidationContext) -> Result<Reading, R
 
     let trip_id = string_value(required(w.trip_id, F_TRIP)?, F_TRIP)?;
     // Bytes, not characters: Redshift's VARCHAR(64) refuses 33 two-byte characters, and
-    // one refused row fails the whole warehouse batch, so it is dead-lettered here.
+    // one refused row fails the whole warehouse batch, so it is dead-lettered here. A
+    // backslash has no SQL literal spelling that Redshift (escape character) and PostgreSQL
+    // (standard strings) read alike, so the speed layer could not store it while the lake
+    // could: refusing it here keeps both layers counting the same readings.
     let trip_bytes = trip_id.len();
     if trip_bytes == 0
         || trip_bytes > limits.max_trip_id_bytes
-        || trip_id.chars().any(char::is_control)
+        || trip_id.chars().any(|c| c.is_control() || c == '\\')
     {
         return Err(Rejection::new(
             RejectReason::BadTripId,
             Some(F_TRIP),
             format!(
-                "trip_id must be 1..={} UTF-8 bytes without control characters, got {trip_bytes} bytes",
+                "trip_id must be 1..={} UTF-8 bytes without control characters or backslashes, got {trip_bytes} bytes",
                 limits.max_trip_id_bytes
             ),
         ));

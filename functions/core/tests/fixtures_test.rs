@@ -229,11 +229,12 @@ fn fixture_aggregates_match_hand_computation() {
     let daily = aggregate_readings(&rs, t);
     assert_eq!(daily.len(), 4);
 
-    let k1 = DailyKey {
-        vin: Vin::parse("1HGCM82633A004352").unwrap(),
-        trip_id: "V1StGXR8_Z5jdHi6B-myT".into(),
-        day: day("2026-11-25"),
+    let key = |vin: &str, trip_id: &str, on: &str| DailyKey {
+        vin: Vin::parse(vin).unwrap(),
+        trip_id: trip_id.into(),
+        day: day(on),
     };
+    let k1 = key("1HGCM82633A004352", "V1StGXR8_Z5jdHi6B-myT", "2026-11-25");
     let a1 = daily[&k1];
     assert_eq!(
         a1,
@@ -251,22 +252,14 @@ fn fixture_aggregates_match_hand_computation() {
     assert_eq!(a1.avg_speed_kmh(), Some(59.175));
     assert_eq!(a1.avg_speed_milli(), Some(59_175));
 
-    let k2 = DailyKey {
-        vin: Vin::parse("JTDKB20U793512345").unwrap(),
-        trip_id: "trip-iso".into(),
-        day: day("2026-11-25"),
-    };
+    let k2 = key("JTDKB20U793512345", "trip-iso", "2026-11-25");
     let a2 = daily[&k2];
     assert_eq!(
         (a2.readings, a2.sum_speed_milli, a2.rapid_accelerations),
         (1, 0, 0)
     );
     assert_eq!(a2.distance_m(), 0);
-    let k2_prev = DailyKey {
-        day: day("2026-11-24"),
-        ..k2.clone()
-    };
-    let a3 = daily[&k2_prev];
+    let a3 = daily[&key("JTDKB20U793512345", "trip-iso", "2026-11-24")];
     assert_eq!(
         (a3.readings, a3.sum_speed_milli, a3.min_odometer_m),
         (1, 120_001, 88_000_750)

@@ -1,7 +1,7 @@
 //! Hot path of lake-writer on a 10,000-record Kinesis batch (issue #9, part A): the event
-//! bytes as Lambda delivers them → `KinesisEvent` (base64 decode) → input records → parse,
-//! validate, de-duplicate → per event day, the object key and the Parquet bytes (the
-//! default S3 sink). No network: the sink below does what `S3LakeSink` does before its
+//! bytes as Lambda delivers them → Fleetline's Kinesis envelope (base64 decode) → input
+//! records → parse, validate, de-duplicate → per event day, the object key and the Parquet
+//! bytes (the default S3 sink). No network: the sink below does what `S3LakeSink` does before its
 //! PutObject calls.
 //!
 //! Baselines in the same group, on the same bytes (see benches/README.md):
@@ -10,12 +10,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use criterion::Criterion;
-use fleetline_aws::lake::{
-    LakeBatch, LakeError, LakeSink, WriteReport, encode_parquet, object_key, split_by_day,
-};
-use lake_writer::input::records;
+use fleetline_aws::kinesis::BatchConsumer as _;
+use fleetline_aws::lake::{encode_parquet, object_key, split_by_day};
+use fleetline_core::ports::lake::{ErrorKind, LakeBatch, LakeError, LakeSink, WriteReport};
 use lake_writer::{Outcome, Processor};
 
 #[path = "../../../benches/lib/kinesis_fixture.rs"]
@@ -42,7 +40,7 @@ impl LakeSink for EncodingSink {
                 &batch.last_sequence,
             );
             let body = encode_parquet(&rows).map_err(|e| LakeError {
-                kind: fleetline_aws::lake::ErrorKind::Permanent,
+                kind: ErrorKind::Permanent,
                 operation: "encode",
                 target: key.clone(),
                 code: "encode".into(),
@@ -65,8 +63,8 @@ fn bench(c: &mut Criterion) {
     let p = Processor::new(EncodingSink::default(), "s3");
 
     let hot = |event: &[u8]| {
-        let event: KinesisEvent = serde_json::from_slice(event).expect("a Kinesis event");
-        let input = records(event);
+        // What the runtime does with the payload, then the consumer's entry.
+        let input = p.records(serde_json::from_slice(event).expect("a Kinesis event"));
         rt.block_on(p.process(&input, f.now)).1
     };
     // Once before timing: the real work happens on this input (simulator's labels).
@@ -87,10 +85,5 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
-    if fixture::write_events_if_asked() {
-        return;
-    }
-    let mut c = Criterion::default().configure_from_args();
-    bench(&mut c);
-    c.final_summary();
+    fixture::main_with(bench);
 }

@@ -1,6 +1,8 @@
 //! Settings from the environment (docs/contracts.md, "Function names / env").
 
+use fleetline_aws::env::{Env, FromEnv};
 use fleetline_aws::lake::{DEFAULT_LAKE_PREFIX, DEFAULT_WRITE_CONCURRENCY};
+use fleetline_aws::s3::normalize_prefix;
 
 pub const ENV_BUCKET: &str = "LAKE_BUCKET";
 pub const ENV_PREFIX: &str = "LAKE_PREFIX";
@@ -37,43 +39,6 @@ pub enum ConfigError {
 }
 
 impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// Empty values count as unset (SAM passes `""` for unset parameters).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| {
-            lookup(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let sink = match get(ENV_SINK).map(|s| s.to_ascii_lowercase()).as_deref() {
-            None | Some("s3") => SinkKind::S3 {
-                bucket: get(ENV_BUCKET).unwrap_or_else(|| DEFAULT_BUCKET.to_owned()),
-                prefix: fleetline_aws::deadletter::normalize_prefix(
-                    &get(ENV_PREFIX).unwrap_or_else(|| DEFAULT_LAKE_PREFIX.to_owned()),
-                ),
-            },
-            Some("firehose") => SinkKind::Firehose {
-                stream: get(ENV_FIREHOSE_STREAM).ok_or(ConfigError::MissingStream)?,
-            },
-            Some(_) => return Err(ConfigError::Sink(get(ENV_SINK).unwrap_or_default())),
-        };
-        let write_concurrency = match get(ENV_WRITE_CONCURRENCY) {
-            None => DEFAULT_WRITE_CONCURRENCY,
-            Some(v) => v
-                .parse()
-                .ok()
-                .filter(|n| (1..=64).contains(n))
-                .ok_or(ConfigError::Concurrency(v))?,
-        };
-        Ok(Self {
-            sink,
-            write_concurrency,
-        })
-    }
-
     /// `s3` or `firehose` (logs, metrics property).
     pub fn sink_name(&self) -> &'static str {
         match self.sink {
@@ -83,14 +48,40 @@ impl Config {
     }
 }
 
+impl FromEnv for Config {
+    type Error = ConfigError;
+
+    /// Empty values count as unset (SAM passes `""` for unset parameters).
+    fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let sink = match env.get(ENV_SINK).map(|s| s.to_ascii_lowercase()).as_deref() {
+            None | Some("s3") => SinkKind::S3 {
+                bucket: env.get_or(ENV_BUCKET, DEFAULT_BUCKET),
+                prefix: normalize_prefix(&env.get_or(ENV_PREFIX, DEFAULT_LAKE_PREFIX)),
+            },
+            Some("firehose") => SinkKind::Firehose {
+                stream: env
+                    .get(ENV_FIREHOSE_STREAM)
+                    .ok_or(ConfigError::MissingStream)?,
+            },
+            Some(_) => return Err(ConfigError::Sink(env.get_or(ENV_SINK, ""))),
+        };
+        let write_concurrency = env
+            .parse_in(ENV_WRITE_CONCURRENCY, 1..=64)
+            .map_err(|e| ConfigError::Concurrency(e.value))?
+            .unwrap_or(DEFAULT_WRITE_CONCURRENCY);
+        Ok(Self {
+            sink,
+            write_concurrency,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<&str, &str> = vars.iter().copied().collect();
-        Config::from_lookup(|k| m.get(k).map(|v| (*v).to_owned()))
+        Config::from_lookup(fleetline_aws::env::pairs(vars))
     }
 
     #[test]

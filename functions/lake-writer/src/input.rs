@@ -2,4 +2,4 @@
 //! ids and sequence numbers exactly as delivered (they name lake objects, see
 //! `fleetline_aws::lake::layout`, which encodes them itself).
 
-pub use fleetline_aws::kinesis::{InputRecord, UNKNOWN_SHARD, records};
+pub use fleetline_aws::kinesis::{InputRecord, KinesisRecords, UNKNOWN_SHARD, records};

@@ -14,16 +14,15 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 use chrono::{DateTime, Utc};
 pub use fleetline_aws::kinesis::Outcome;
-use fleetline_aws::kinesis::retry_whole_batch;
-use fleetline_aws::lake::{LakeBatch, LakeError, LakeRow, LakeSink, WriteReport};
+use fleetline_aws::kinesis::{self, BatchConsumer};
 use fleetline_aws::metrics::Emf;
+use fleetline_core::ports::lake::{LakeBatch, LakeError, LakeRow, LakeSink, WriteReport};
 use fleetline_core::{ValidationContext, parse_and_validate};
 
-use crate::input::{InputRecord, records};
+use crate::input::InputRecord;
 
 /// The function's logical name (the metrics' dimension).
 pub const FUNCTION_NAME: &str = "lake-writer";
@@ -85,58 +84,38 @@ impl<S: LakeSink> Processor<S> {
     pub fn new(sink: S, sink_name: &'static str) -> Self {
         Self { sink, sink_name }
     }
+}
 
-    pub fn sink(&self) -> &S {
-        &self.sink
+impl<S: LakeSink> BatchConsumer for Processor<S> {
+    type Report = BatchReport;
+    type Error = ProcessError;
+
+    fn emit(&self, report: &BatchReport) {
+        emit(report, self.sink_name);
     }
 
-    /// Lambda entry point: process, then emit the metrics and the summary log line.
-    pub async fn handle(
-        &self,
-        event: KinesisEvent,
-        now: DateTime<Utc>,
-    ) -> Result<KinesisEventResponse, ProcessError> {
-        let input = records(event);
-        let (result, report) = self.process(&input, now).await;
-        emit(&report, self.sink_name);
-        result
-    }
-
-    /// Processes one batch (in delivery order). `now` is the reference time of validation
-    /// (the invocation time).
-    pub async fn process(
+    async fn process(
         &self,
         input: &[InputRecord],
         now: DateTime<Utc>,
     ) -> (Result<KinesisEventResponse, ProcessError>, BatchReport) {
         let started = Instant::now();
-        let Classified {
-            batches,
-            rejected_by_reason,
-            duplicates,
-            user_records,
-            aggregates,
-        } = classify(input, now);
+        let classified = classify(input, now);
         let mut report = BatchReport {
-            records_in: user_records,
-            aggregates_in: aggregates,
+            records_in: classified.user_records,
+            aggregates_in: classified.aggregates,
             written: 0,
-            rejected: rejected_by_reason.values().sum(),
-            rejected_by_reason,
-            duplicates_in_batch: duplicates,
+            rejected: classified.rejected_by_reason.values().sum(),
+            rejected_by_reason: classified.rejected_by_reason,
+            duplicates_in_batch: classified.duplicates,
             sink: WriteReport::default(),
             duration: Duration::ZERO,
             outcome: Outcome::Done,
         };
         let mut failure: Option<LakeError> = None;
-        for batch in batches.iter().filter(|b| !b.rows.is_empty()) {
+        for batch in classified.batches.iter().filter(|b| !b.rows.is_empty()) {
             match self.sink.write(batch).await {
-                Ok(w) => {
-                    report.sink.rows += w.rows;
-                    report.sink.objects += w.objects;
-                    report.sink.bytes += w.bytes;
-                    report.sink.calls += w.calls;
-                }
+                Ok(w) => report.sink += w,
                 Err(e) => {
                     failure = Some(e);
                     break;
@@ -146,23 +125,20 @@ impl<S: LakeSink> Processor<S> {
         let result = match failure {
             None => {
                 report.written = report.sink.rows;
-                Ok(KinesisEventResponse::default())
-            }
-            Some(e) if e.is_transient() => {
-                report.outcome = Outcome::Retry {
-                    reason: e.to_string(),
-                };
-                Ok(retry_whole_batch(input))
+                Ok(())
             }
             Some(e) => {
-                report.outcome = Outcome::Failed {
-                    reason: e.to_string(),
-                };
-                Err(ProcessError::Lake(e))
+                report.outcome = Outcome::failure(e.is_transient(), &e);
+                if e.is_transient() {
+                    Ok(())
+                } else {
+                    Err(ProcessError::Lake(e))
+                }
             }
         };
+        let response = kinesis::response(&report.outcome, input);
         report.duration = started.elapsed();
-        (result, report)
+        (result.map(|()| response), report)
     }
 }
 

@@ -4,7 +4,8 @@
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use fleetline_aws::lake::{ErrorKind, LakeBatch, LakeError, LakeSink, WriteReport};
+use fleetline_aws::kinesis::{self, BatchConsumer as _};
+use fleetline_core::ports::lake::{ErrorKind, LakeBatch, LakeError, LakeSink, WriteReport};
 
 use crate::input::InputRecord;
 use crate::process::{BatchReport, Outcome, ProcessError, Processor};
@@ -14,6 +15,21 @@ use crate::process::{BatchReport, Outcome, ProcessError, Processor};
 struct FakeSink {
     batches: Mutex<Vec<LakeBatch>>,
     errors: Mutex<Vec<LakeError>>,
+}
+
+impl FakeSink {
+    /// Fails its first write with an error of this kind and code.
+    fn failing_once(kind: ErrorKind, code: &str) -> Self {
+        let sink = Self::default();
+        sink.errors.lock().unwrap().push(LakeError {
+            kind,
+            operation: "PutObject",
+            target: "s3://lake/k".into(),
+            code: code.into(),
+            message: format!("{code} from the fake"),
+        });
+        sink
+    }
 }
 
 impl LakeSink for FakeSink {
@@ -83,13 +99,14 @@ fn mixed_batch() -> Vec<InputRecord> {
 
 #[tokio::test]
 async fn valid_unique_readings_go_to_the_sink_and_the_rest_is_counted() {
-    let p = Processor::new(FakeSink::default(), "fake");
+    let sink = FakeSink::default();
+    let p = Processor::new(&sink, "fake");
     let input = mixed_batch();
     let (result, report) = p.process(&input, now()).await;
     let response = result.unwrap();
     assert!(response.batch_item_failures.is_empty());
 
-    let batches = p.sink().batches.lock().unwrap();
+    let batches = sink.batches.lock().unwrap();
     assert_eq!(batches.len(), 1);
     let b = &batches[0];
     // Identity from the whole delivered batch, invalid first/last records included.
@@ -138,26 +155,20 @@ async fn valid_unique_readings_go_to_the_sink_and_the_rest_is_counted() {
 
 #[tokio::test]
 async fn redelivery_hands_the_sink_an_identical_batch() {
-    let p = Processor::new(FakeSink::default(), "fake");
+    let sink = FakeSink::default();
+    let p = Processor::new(&sink, "fake");
     let input = mixed_batch();
     let _ = p.process(&input, now()).await;
     let _ = p.process(&input, now() + chrono::TimeDelta::hours(1)).await;
-    let batches = p.sink().batches.lock().unwrap();
+    let batches = sink.batches.lock().unwrap();
     assert_eq!(batches.len(), 2);
     assert_eq!(batches[0], batches[1]);
 }
 
 #[tokio::test]
 async fn transient_failure_hands_back_the_whole_batch() {
-    let sink = FakeSink::default();
-    sink.errors.lock().unwrap().push(LakeError {
-        kind: ErrorKind::Transient,
-        operation: "PutObject",
-        target: "s3://lake/k".into(),
-        code: "SlowDown".into(),
-        message: "Reduce your request rate.".into(),
-    });
-    let p = Processor::new(sink, "fake");
+    let sink = FakeSink::failing_once(ErrorKind::Transient, "SlowDown");
+    let p = Processor::new(&sink, "fake");
     let input = mixed_batch();
     let (result, report) = p.process(&input, now()).await;
     let response = result.unwrap();
@@ -174,15 +185,8 @@ async fn transient_failure_hands_back_the_whole_batch() {
 
 #[tokio::test]
 async fn permanent_failure_fails_the_invocation() {
-    let sink = FakeSink::default();
-    sink.errors.lock().unwrap().push(LakeError {
-        kind: ErrorKind::Permanent,
-        operation: "PutObject",
-        target: "s3://missing/k".into(),
-        code: "NoSuchBucket".into(),
-        message: "The specified bucket does not exist".into(),
-    });
-    let p = Processor::new(sink, "fake");
+    let sink = FakeSink::failing_once(ErrorKind::Permanent, "NoSuchBucket");
+    let p = Processor::new(&sink, "fake");
     let (result, report) = p.process(&mixed_batch(), now()).await;
     assert!(matches!(result, Err(ProcessError::Lake(e)) if e.code == "NoSuchBucket"));
     assert!(matches!(report.outcome, Outcome::Failed { .. }));
@@ -190,11 +194,12 @@ async fn permanent_failure_fails_the_invocation() {
 
 #[tokio::test]
 async fn nothing_valid_means_no_write() {
-    let p = Processor::new(FakeSink::default(), "fake");
+    let sink = FakeSink::default();
+    let p = Processor::new(&sink, "fake");
     let input = vec![rec(1, b"{}".to_vec()), rec(2, vec![0xff, 0xfe])];
     let (result, report) = p.process(&input, now()).await;
     assert!(result.unwrap().batch_item_failures.is_empty());
-    assert!(p.sink().batches.lock().unwrap().is_empty());
+    assert!(sink.batches.lock().unwrap().is_empty());
     assert_eq!((report.rejected, report.written), (2, 0));
     let (result, report) = p.process(&[], now()).await;
     assert!(result.unwrap().batch_item_failures.is_empty());
@@ -203,7 +208,8 @@ async fn nothing_valid_means_no_write() {
 
 #[tokio::test]
 async fn records_of_several_shards_form_one_batch_per_shard() {
-    let p = Processor::new(FakeSink::default(), "fake");
+    let sink = FakeSink::default();
+    let p = Processor::new(&sink, "fake");
     let mut input = vec![
         rec(1, payload(V1, "2025-03-14 10:00:00", "10")),
         rec(2, payload(V1, "2025-03-14 10:00:01", "10")),
@@ -211,7 +217,7 @@ async fn records_of_several_shards_form_one_batch_per_shard() {
     ];
     input[1].shard_id = "shardId-000000000001".into();
     let _ = p.process(&input, now()).await;
-    let batches = p.sink().batches.lock().unwrap();
+    let batches = sink.batches.lock().unwrap();
     let ids: Vec<(&str, &str, &str, usize)> = batches
         .iter()
         .map(|b| {
@@ -236,18 +242,19 @@ async fn records_of_several_shards_form_one_batch_per_shard() {
 async fn handle_decodes_a_lambda_event() {
     use base64::Engine as _;
     let data = payload(V1, "2025-03-14 10:00:00", "10");
-    let event: aws_lambda_events::event::kinesis::KinesisEvent =
-        serde_json::from_value(serde_json::json!({"Records": [{
-            "kinesis": {"partitionKey": V1, "sequenceNumber": "42",
-                        "data": base64::engine::general_purpose::STANDARD.encode(&data),
-                        "approximateArrivalTimestamp": 1741946400.0},
-            "eventID": "shardId-000000000002:42", "eventSource": "aws:kinesis"
-        }]}))
-        .unwrap();
-    let p = Processor::new(FakeSink::default(), "fake");
-    let response = p.handle(event, now()).await.unwrap();
+    let event = serde_json::json!({"Records": [{
+        "kinesis": {"partitionKey": V1, "sequenceNumber": "42",
+                    "data": base64::engine::general_purpose::STANDARD.encode(&data),
+                    "approximateArrivalTimestamp": 1741946400.0},
+        "eventID": "shardId-000000000002:42", "eventSource": "aws:kinesis"
+    }]})
+    .to_string();
+    let sink = FakeSink::default();
+    let p = Processor::new(&sink, "fake");
+    let event = serde_json::from_str(&event).unwrap();
+    let response = kinesis::handle(&p, event, now()).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
-    let batches = p.sink().batches.lock().unwrap();
+    let batches = sink.batches.lock().unwrap();
     assert_eq!(batches[0].shard_id, "shardId-000000000002");
     assert_eq!(batches[0].rows[0].reading.raw.as_bytes(), data.as_slice());
 }
@@ -284,11 +291,12 @@ async fn aggregates_are_opened_and_a_corrupt_one_is_rejected_whole() {
         rec(2, good),
         rec(3, corrupt),
     ];
-    let p = Processor::new(FakeSink::default(), "fake");
+    let sink = FakeSink::default();
+    let p = Processor::new(&sink, "fake");
     let (result, report) = p.process(&input, now()).await;
     assert!(result.unwrap().batch_item_failures.is_empty());
     {
-        let batches = p.sink().batches.lock().unwrap();
+        let batches = sink.batches.lock().unwrap();
         let b = &batches[0];
         // Identity still from the Kinesis records delivered (the corrupt one is the last).
         assert_eq!(
@@ -326,6 +334,6 @@ async fn aggregates_are_opened_and_a_corrupt_one_is_rejected_whole() {
 
     // Redelivery hands the sink the identical batch (same object keys, same bytes).
     let _ = p.process(&input, now()).await;
-    let batches = p.sink().batches.lock().unwrap();
+    let batches = sink.batches.lock().unwrap();
     assert_eq!(batches[0], batches[1]);
 }

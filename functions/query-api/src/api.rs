@@ -3,7 +3,10 @@
 //! The handlers work on [`ApiRequest`]/[`ApiResponse`] so they are tested without
 //! lambda_http; `lambda.rs` converts to and from API Gateway proxy events.
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::lambda::UNBUILDABLE_RESPONSE_BODY;
 
 /// What a handler needs from an HTTP request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -46,13 +49,22 @@ pub const HTML: &str = "text/html; charset=utf-8";
 pub const YAML: &str = "application/yaml";
 
 impl ApiResponse {
-    pub fn json(status: u16, body: &Value) -> Self {
+    /// A JSON answer. Serializing the API's bodies cannot fail; if it ever did, the answer
+    /// is the fixed 500 document, never an empty 200.
+    pub fn json<T: Serialize>(status: u16, body: &T) -> Self {
+        let (status, body) = match serde_json::to_string(body) {
+            Ok(body) => (status, body),
+            Err(err) => {
+                tracing::error!(error = %err, status, "response body could not be serialized");
+                (500, UNBUILDABLE_RESPONSE_BODY.to_owned())
+            }
+        };
         Self {
             status,
             content_type: JSON,
             // Speed-layer answers change with every committed batch.
             headers: vec![("cache-control", "no-store".to_owned())],
-            body: body.to_string(),
+            body,
         }
     }
 
@@ -67,11 +79,14 @@ impl ApiResponse {
 
     /// The JSON error document; 500s carry the request id (details stay in the logs).
     pub fn error(err: &ApiError, request_id: &str) -> Self {
-        let mut error = json!({"code": err.code, "message": err.message});
-        if err.status >= 500 {
-            error["request_id"] = Value::String(request_id.to_owned());
-        }
-        let mut resp = Self::json(err.status, &json!({ "error": error }));
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: err.code,
+                message: &err.message,
+                request_id: (err.status >= 500).then_some(request_id),
+            },
+        };
+        let mut resp = Self::json(err.status, &body);
         if err.status == 405 {
             resp.headers.push(("allow", "GET".to_owned()));
         }
@@ -84,64 +99,102 @@ impl ApiResponse {
     }
 }
 
+/// `{"error": {"code", "message", "request_id"?}}`.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: ErrorCode,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
 /// An answer other than 200: status, stable machine-readable code, human message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{status} {code}: {message}")]
+#[error("{status} {}: {message}", code.as_str())]
 pub struct ApiError {
     pub status: u16,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
-/// Error codes (the OpenAPI spec lists the same set).
-pub mod codes {
-    pub const BAD_REQUEST: &str = "bad_request";
-    pub const UNKNOWN_PARAMETER: &str = "unknown_parameter";
-    pub const DUPLICATE_PARAMETER: &str = "duplicate_parameter";
-    pub const MISSING_PARAMETER: &str = "missing_parameter";
-    pub const INVALID_YEAR: &str = "invalid_year";
-    pub const INVALID_VIN: &str = "invalid_vin";
-    pub const INVALID_DATE: &str = "invalid_date";
-    pub const INVALID_RANGE: &str = "invalid_range";
-    pub const RANGE_TOO_LONG: &str = "range_too_long";
-    pub const INVALID_LIMIT: &str = "invalid_limit";
-    pub const INVALID_NEXT_TOKEN: &str = "invalid_next_token";
-    pub const NOT_FOUND: &str = "not_found";
-    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
-    pub const INTERNAL: &str = "internal";
+/// Error codes (the OpenAPI spec lists the same set, in snake case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadRequest,
+    UnknownParameter,
+    DuplicateParameter,
+    MissingParameter,
+    InvalidYear,
+    InvalidVin,
+    InvalidDate,
+    InvalidRange,
+    RangeTooLong,
+    InvalidLimit,
+    InvalidNextToken,
+    NotFound,
+    MethodNotAllowed,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as the API writes it, e.g. `invalid_year`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::UnknownParameter => "unknown_parameter",
+            Self::DuplicateParameter => "duplicate_parameter",
+            Self::MissingParameter => "missing_parameter",
+            Self::InvalidYear => "invalid_year",
+            Self::InvalidVin => "invalid_vin",
+            Self::InvalidDate => "invalid_date",
+            Self::InvalidRange => "invalid_range",
+            Self::RangeTooLong => "range_too_long",
+            Self::InvalidLimit => "invalid_limit",
+            Self::InvalidNextToken => "invalid_next_token",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: u16, code: ErrorCode, message: String) -> Self {
         Self {
-            status: 400,
+            status,
             code,
-            message: message.into(),
+            message,
         }
+    }
+
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(400, code, message.into())
     }
 
     pub fn not_found(path: &str) -> Self {
-        Self {
-            status: 404,
-            code: codes::NOT_FOUND,
-            message: format!("no resource at {}", shown(path)),
-        }
+        let message = format!("no resource at {}", shown(path));
+        Self::new(404, ErrorCode::NotFound, message)
     }
 
     pub fn method_not_allowed(method: &str) -> Self {
-        Self {
-            status: 405,
-            code: codes::METHOD_NOT_ALLOWED,
-            message: format!("method {} is not allowed here; use GET", shown(method)),
-        }
+        let message = format!("method {} is not allowed here; use GET", shown(method));
+        Self::new(405, ErrorCode::MethodNotAllowed, message)
     }
 
     pub fn internal() -> Self {
-        Self {
-            status: 500,
-            code: codes::INTERNAL,
-            message: "internal error; quote the request id when reporting it".to_owned(),
-        }
+        let message = "internal error; quote the request id when reporting it".to_owned();
+        Self::new(500, ErrorCode::Internal, message)
     }
 }
 

@@ -7,28 +7,22 @@
 //!   decimals (`avg_speed_kmh`).
 
 use fleetline_core::NanoMiles;
-use serde_json::Value;
-
-/// SQL scale of a miles sum: DECIMAL(12,3) km × 0.621371.
-pub const MILES_SCALE: u32 = 9;
-/// SQL scale of speeds and odometers.
-pub const MILLI_SCALE: u32 = 3;
 
 fn div_round_half_away(n: i128, d: i128) -> i128 {
     let q = (2 * n.abs() + d) / (2 * d);
     if n < 0 { -q } else { q }
 }
 
-/// Miles rounded to 6 decimals, as a JSON number.
-pub fn miles_number(m: NanoMiles) -> Value {
+/// Miles rounded to 6 decimals (a JSON number).
+pub fn miles_number(m: NanoMiles) -> f64 {
     let micro = div_round_half_away(m.nanos(), 1_000);
     // micro / 1e6 is the double nearest to the 6-decimal value for realistic sizes.
-    serde_json::json!(micro as f64 / 1e6)
+    micro as f64 / 1e6
 }
 
 /// The exact 9-decimal string, e.g. `"12.345678901"`.
-pub fn miles_exact(m: NanoMiles) -> Value {
-    Value::String(m.to_string())
+pub fn miles_exact(m: NanoMiles) -> String {
+    m.to_string()
 }
 
 /// `sum_speed_milli / readings` in km/h rounded to 3 decimals; `None` when there are no
@@ -45,19 +39,10 @@ mod tests {
 
     #[test]
     fn rounding_is_half_away_from_zero() {
-        assert_eq!(
-            miles_number(NanoMiles(1_234_567_500)),
-            serde_json::json!(1.234568)
-        );
-        assert_eq!(
-            miles_number(NanoMiles(1_234_567_499)),
-            serde_json::json!(1.234567)
-        );
-        assert_eq!(miles_number(NanoMiles(0)), serde_json::json!(0.0));
-        assert_eq!(
-            miles_exact(NanoMiles(10_563_307)),
-            Value::String("0.010563307".into())
-        );
+        assert_eq!(miles_number(NanoMiles(1_234_567_500)), 1.234568);
+        assert_eq!(miles_number(NanoMiles(1_234_567_499)), 1.234567);
+        assert_eq!(miles_number(NanoMiles(0)), 0.0);
+        assert_eq!(miles_exact(NanoMiles(10_563_307)), "0.010563307");
         assert_eq!(avg_speed_kmh(110_100, 2), Some(55.05));
         assert_eq!(avg_speed_kmh(100, 3), Some(0.033));
         assert_eq!(avg_speed_kmh(5, 2), Some(0.003)); // 2.5 milli → 3

@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use fleetline_core::Vin;
 
-use crate::api::{ApiError, codes, shown};
+use crate::api::{ApiError, ErrorCode, shown};
 
 /// Years accepted by `year=` (inclusive).
 pub const MIN_YEAR: i32 = 1970;
@@ -32,13 +32,13 @@ impl<'a> Query<'a> {
                     format!("allowed: {}", allowed.join(", "))
                 };
                 return Err(ApiError::bad_request(
-                    codes::UNKNOWN_PARAMETER,
+                    ErrorCode::UnknownParameter,
                     format!("unknown query parameter {} ({hint})", shown(name)),
                 ));
             }
             if pairs[..i].iter().any(|(n, _)| n == name) {
                 return Err(ApiError::bad_request(
-                    codes::DUPLICATE_PARAMETER,
+                    ErrorCode::DuplicateParameter,
                     format!("query parameter '{name}' is given more than once"),
                 ));
             }
@@ -56,7 +56,7 @@ impl<'a> Query<'a> {
     pub fn required(&self, name: &str) -> Result<&'a str, ApiError> {
         self.get(name).ok_or_else(|| {
             ApiError::bad_request(
-                codes::MISSING_PARAMETER,
+                ErrorCode::MissingParameter,
                 format!("query parameter '{name}' is required"),
             )
         })
@@ -86,7 +86,7 @@ pub fn parse_year(name: &str, value: &str) -> Result<i32, ApiError> {
     match value.parse::<i32>() {
         Ok(y) if ok && (MIN_YEAR..=MAX_YEAR).contains(&y) => Ok(y),
         _ => Err(ApiError::bad_request(
-            codes::INVALID_YEAR,
+            ErrorCode::InvalidYear,
             format!(
                 "query parameter '{name}' must be a 4-digit year from {MIN_YEAR} to {MAX_YEAR}, got {}",
                 shown(value)
@@ -99,7 +99,7 @@ pub fn parse_year(name: &str, value: &str) -> Result<i32, ApiError> {
 pub fn parse_vin(what: &str, value: &str) -> Result<Vin, ApiError> {
     Vin::parse(value).map_err(|_| {
         ApiError::bad_request(
-            codes::INVALID_VIN,
+            ErrorCode::InvalidVin,
             format!(
                 "{what} must be a VIN of 17 characters A-Z or 0-9 (upper case), got {}",
                 shown(value)
@@ -120,7 +120,7 @@ pub fn parse_date(name: &str, value: &str) -> Result<NaiveDate, ApiError> {
         .flatten();
     date.ok_or_else(|| {
         ApiError::bad_request(
-            codes::INVALID_DATE,
+            ErrorCode::InvalidDate,
             format!(
                 "query parameter '{name}' must be a date YYYY-MM-DD, got {}",
                 shown(value)
@@ -136,7 +136,7 @@ pub fn parse_limit(value: &str) -> Result<u32, ApiError> {
     match value.parse::<u64>() {
         Ok(n) if digits && (1..=u64::from(MAX_LIMIT)).contains(&n) => Ok(n as u32),
         _ => Err(ApiError::bad_request(
-            codes::INVALID_LIMIT,
+            ErrorCode::InvalidLimit,
             format!(
                 "query parameter 'limit' must be a whole number from 1 to {MAX_LIMIT}, got {}",
                 shown(value)
@@ -152,14 +152,14 @@ pub fn parse_range(query: &Query<'_>) -> Result<(NaiveDate, NaiveDate), ApiError
     let to = parse_date("to", query.required("to")?)?;
     if from > to {
         return Err(ApiError::bad_request(
-            codes::INVALID_RANGE,
+            ErrorCode::InvalidRange,
             format!("query parameter 'from' ({from}) is after 'to' ({to})"),
         ));
     }
     let days = (to - from).num_days() + 1;
     if days > MAX_RANGE_DAYS {
         return Err(ApiError::bad_request(
-            codes::RANGE_TOO_LONG,
+            ErrorCode::RangeTooLong,
             format!(
                 "the range from {from} to {to} spans {days} days; at most {MAX_RANGE_DAYS} are allowed"
             ),
@@ -178,12 +178,26 @@ mod tests {
             .collect()
     }
 
+    /// `parse` refuses every value of `bad` with `code`, naming `mentions` in the message.
+    fn refuses<T: std::fmt::Debug>(
+        parse: impl Fn(&str) -> Result<T, ApiError>,
+        bad: &[&str],
+        code: ErrorCode,
+        mentions: &str,
+    ) {
+        for value in bad {
+            let e = parse(value).unwrap_err();
+            assert_eq!(e.code, code, "{value:?}");
+            assert!(e.message.contains(mentions), "{}", e.message);
+        }
+    }
+
     #[test]
     fn years() {
         assert_eq!(parse_year("year", "2026"), Ok(2026));
         assert_eq!(parse_year("year", "1970"), Ok(1970));
         assert_eq!(parse_year("year", "2100"), Ok(2100));
-        for bad in [
+        let bad = [
             "1969",
             "2101",
             "026",
@@ -193,61 +207,60 @@ mod tests {
             "",
             "２０２６",
             "-202",
-        ] {
-            let e = parse_year("year", bad).unwrap_err();
-            assert_eq!(e.code, codes::INVALID_YEAR, "{bad}");
-            assert!(e.message.contains("'year'"), "{}", e.message);
-        }
+        ];
+        refuses(
+            |v| parse_year("year", v),
+            &bad,
+            ErrorCode::InvalidYear,
+            "'year'",
+        );
     }
 
     #[test]
     fn vins_dates_limits() {
         assert!(parse_vin("v", "1HGCM82633A004352").is_ok());
-        for bad in [
+        let bad = [
             "1hgcm82633a004352",
             "1HGCM82633A00435",
             "1HGCM82633A0043521",
             "1HGCM82633A00435!",
-        ] {
-            assert_eq!(parse_vin("v", bad).unwrap_err().code, codes::INVALID_VIN);
-        }
+        ];
+        let vin = |v: &str| parse_vin("query parameter 'vin'", v);
+        refuses(vin, &bad, ErrorCode::InvalidVin, "'vin'");
         assert_eq!(
             parse_date("date", "2026-02-28"),
             Ok(NaiveDate::from_ymd_opt(2026, 2, 28).unwrap())
         );
-        for bad in [
+        let bad = [
             "2026-02-30",
             "2026-2-01",
             "20260201",
             "2026-02-01T00:00:00",
             "",
             "2026/02/01",
-        ] {
-            let e = parse_date("date", bad).unwrap_err();
-            assert_eq!(e.code, codes::INVALID_DATE, "{bad}");
-            assert!(e.message.contains("'date'"));
-        }
+        ];
+        refuses(
+            |v| parse_date("date", v),
+            &bad,
+            ErrorCode::InvalidDate,
+            "'date'",
+        );
         assert_eq!(parse_limit("1"), Ok(1));
         assert_eq!(parse_limit("1000"), Ok(1000));
-        for bad in ["0", "1001", "-1", "1e3", "", "99999999999999999999", " 5"] {
-            assert_eq!(
-                parse_limit(bad).unwrap_err().code,
-                codes::INVALID_LIMIT,
-                "{bad}"
-            );
-        }
+        let bad = ["0", "1001", "-1", "1e3", "", "99999999999999999999", " 5"];
+        refuses(parse_limit, &bad, ErrorCode::InvalidLimit, "'limit'");
     }
 
     #[test]
     fn query_rejects_unknown_and_repeated_names() {
         let p = pairs(&[("year", "2026"), ("nope", "1")]);
         let e = Query::new(&p, &["year"]).unwrap_err();
-        assert_eq!(e.code, codes::UNKNOWN_PARAMETER);
+        assert_eq!(e.code, ErrorCode::UnknownParameter);
         assert!(e.message.contains("\"nope\""), "{}", e.message);
         let p = pairs(&[("year", "2026"), ("year", "2025")]);
         assert_eq!(
             Query::new(&p, &["year"]).unwrap_err().code,
-            codes::DUPLICATE_PARAMETER
+            ErrorCode::DuplicateParameter
         );
         let p = pairs(&[("year", "2026")]);
         let q = Query::new(&p, &["year", "vin"]).unwrap();
@@ -263,18 +276,18 @@ mod tests {
         assert!(parse_range(&q).is_ok());
         let long = pairs(&[("from", "2026-01-01"), ("to", "2027-01-02")]);
         let q = Query::new(&long, &["from", "to"]).unwrap();
-        assert_eq!(parse_range(&q).unwrap_err().code, codes::RANGE_TOO_LONG);
+        assert_eq!(parse_range(&q).unwrap_err().code, ErrorCode::RangeTooLong);
         // 2028 is a leap year: 366 days is the maximum and allowed.
         let leap = pairs(&[("from", "2028-01-01"), ("to", "2028-12-31")]);
         let q = Query::new(&leap, &["from", "to"]).unwrap();
         assert!(parse_range(&q).is_ok());
         let rev = pairs(&[("from", "2026-01-02"), ("to", "2026-01-01")]);
         let q = Query::new(&rev, &["from", "to"]).unwrap();
-        assert_eq!(parse_range(&q).unwrap_err().code, codes::INVALID_RANGE);
+        assert_eq!(parse_range(&q).unwrap_err().code, ErrorCode::InvalidRange);
         let missing = pairs(&[("from", "2026-01-02")]);
         let q = Query::new(&missing, &["from", "to"]).unwrap();
         let e = parse_range(&q).unwrap_err();
-        assert_eq!(e.code, codes::MISSING_PARAMETER);
+        assert_eq!(e.code, ErrorCode::MissingParameter);
         assert!(e.message.contains("'to'"));
     }
 }

@@ -6,21 +6,16 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use fleetline_core::Vin;
+use fleetline_core::ports::serving::VehicleYear;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiError, codes};
+use crate::api::{ApiError, ErrorCode};
 use crate::params::{MAX_YEAR, MIN_YEAR};
 
 /// Longest token accepted (a real one is about 100 characters).
 pub const MAX_TOKEN_CHARS: usize = 512;
 const VERSION: u32 = 1;
-
-/// Resume after this (vin, year).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor {
-    pub vin: String,
-    pub year: i32,
-}
 
 /// The filters a token was issued for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,10 +34,11 @@ struct Wire {
     f: TokenFilters,
 }
 
-pub fn encode(cursor: &Cursor, filters: &TokenFilters) -> String {
+/// The token that resumes after `cursor`.
+pub fn encode(cursor: &VehicleYear, filters: &TokenFilters) -> String {
     let wire = Wire {
         v: VERSION,
-        vin: cursor.vin.clone(),
+        vin: cursor.vin.as_str().to_owned(),
         year: cursor.year,
         f: filters.clone(),
     };
@@ -51,10 +47,11 @@ pub fn encode(cursor: &Cursor, filters: &TokenFilters) -> String {
     URL_SAFE_NO_PAD.encode(json)
 }
 
-pub fn decode(token: &str, filters: &TokenFilters) -> Result<Cursor, ApiError> {
+/// The position a token resumes after, if it is valid and was issued for `filters`.
+pub fn decode(token: &str, filters: &TokenFilters) -> Result<VehicleYear, ApiError> {
     let bad = |why: &str| {
         ApiError::bad_request(
-            codes::INVALID_NEXT_TOKEN,
+            ErrorCode::InvalidNextToken,
             format!(
                 "query parameter 'next_token' is not valid: {why}; pass the next_token of the previous page unchanged"
             ),
@@ -70,15 +67,15 @@ pub fn decode(token: &str, filters: &TokenFilters) -> Result<Cursor, ApiError> {
     if wire.v != VERSION {
         return Err(bad("unknown version"));
     }
-    if fleetline_core::Vin::parse(&wire.vin).is_err() || !(MIN_YEAR..=MAX_YEAR).contains(&wire.year)
-    {
+    let vin = Vin::parse(&wire.vin).map_err(|_| bad("malformed cursor"))?;
+    if !(MIN_YEAR..=MAX_YEAR).contains(&wire.year) {
         return Err(bad("malformed cursor"));
     }
     if &wire.f != filters {
         return Err(bad("it belongs to a query with other 'year'/'vin' filters"));
     }
-    Ok(Cursor {
-        vin: wire.vin,
+    Ok(VehicleYear {
+        vin,
         year: wire.year,
     })
 }
@@ -93,8 +90,8 @@ mod tests {
             year: Some(2026),
             vin: None,
         };
-        let c = Cursor {
-            vin: "1HGCM82633A004352".into(),
+        let c = VehicleYear {
+            vin: Vin::parse("1HGCM82633A004352").unwrap(),
             year: 2026,
         };
         let t = encode(&c, &f);
@@ -102,14 +99,14 @@ mod tests {
             t.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
-        assert_eq!(decode(&t, &f), Ok(c.clone()));
+        assert_eq!(decode(&t, &f), Ok(c));
 
         let other = TokenFilters {
             year: None,
             vin: None,
         };
         let e = decode(&t, &other).unwrap_err();
-        assert_eq!(e.code, codes::INVALID_NEXT_TOKEN);
+        assert_eq!(e.code, ErrorCode::InvalidNextToken);
         assert!(e.message.contains("next_token"));
 
         for bad in [
@@ -122,7 +119,7 @@ mod tests {
             &URL_SAFE_NO_PAD.encode(r#"{"v":1,"vin":"1HGCM82633A004352","year":1,"f":{"year":2026,"vin":null}}"#),
             &"A".repeat(MAX_TOKEN_CHARS + 1),
         ] {
-            assert_eq!(decode(bad, &f).unwrap_err().code, codes::INVALID_NEXT_TOKEN, "{bad}");
+            assert_eq!(decode(bad, &f).unwrap_err().code, ErrorCode::InvalidNextToken, "{bad}");
         }
     }
 }

@@ -12,6 +12,7 @@
 //! LogicalResourceId copied from the request, optional Data; the whole body at most 4096
 //! bytes. Without an answer CloudFormation waits for the resource's ServiceTimeout.
 
+use fleetline_aws::env::FromEnv;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
 use fleetline_aws::telemetry::init_tracing;
-use fleetline_aws::warehouse::{PollConfig, RetryPolicy, Target};
+use fleetline_aws::warehouse::{DATA_API_RETRY, PollConfig, Target};
 use fleetline_aws::{DataApiWarehouse, WarehouseConfig, sdk_config};
 use lambda_runtime::{LambdaEvent, service_fn};
 use schema_migrator::custom_resource::{self, Request};
@@ -295,7 +295,7 @@ async fn apply_command(args: ApplyArgs) -> ExitCode {
             max: Duration::from_secs(1),
             ..PollConfig::default()
         },
-        retry: RetryPolicy::default(),
+        retry: DATA_API_RETRY,
     };
     let sdk = sdk_config().await;
     let mut conf = aws_sdk_redshiftdata::config::Builder::from(&sdk);

@@ -15,7 +15,8 @@ use aws_sdk_redshiftdata::types::{
     ColumnMetadata, Field, StatementStatusString, StatusString, SubStatementData,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-use fleetline_aws::warehouse::{DataApiWarehouse, PollConfig, RetryPolicy, WarehouseConfig};
+use fleetline_aws::backoff::Backoff;
+use fleetline_aws::warehouse::{DataApiWarehouse, PollConfig, WarehouseConfig};
 use schema_migrator::SqlFile;
 use schema_migrator::migrate::{self, MigrateError};
 
@@ -28,11 +29,7 @@ fn warehouse(rules: &[&Rule]) -> DataApiWarehouse {
                 timeout: Duration::from_secs(5),
                 ..PollConfig::default()
             },
-            retry: RetryPolicy {
-                max_attempts: 2,
-                base: Duration::from_millis(10),
-                max_backoff: Duration::from_millis(10),
-            },
+            retry: Backoff::new(2, Duration::from_millis(10), Duration::from_millis(10)),
             ..WarehouseConfig::workgroup("fleetline", "dev")
         },
     )

@@ -3,7 +3,7 @@
 use crate::config::{
     ConfigError, SimConfig, default_start_ns, parse_duration_ms, parse_fixed, parse_start,
 };
-use crate::kinesis::{KinesisPutter, RetryPolicy, Sender};
+use crate::kinesis::{KINESIS_RETRY, KinesisPutter, Sender};
 use crate::progress::ProgressMode;
 use crate::run::{RunError, RunOptions, Summary, run};
 use clap::Parser;
@@ -118,7 +118,7 @@ pub async fn run_cli(
     let cfg = cli.sim_config(chrono::Utc::now)?;
     let mut sender = match (&cli.kinesis_stream, kinesis) {
         (Some(stream), Some(client)) => Some(
-            Sender::new(KinesisPutter::new(client, stream), RetryPolicy::default())
+            Sender::new(KinesisPutter::new(client, stream), KINESIS_RETRY)
                 .with_kpl_aggregate(cli.kpl_aggregate as usize),
         ),
         (Some(_), None) => return Err(ConfigError::Invalid("no Kinesis client".into()).into()),

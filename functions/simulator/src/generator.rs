@@ -236,12 +236,20 @@ mod tests {
         assert_eq!(vins.len(), 15);
     }
 
+    /// The example configuration changed by `change`, and every record it generates.
+    fn generate(change: impl FnOnce(&mut SimConfig)) -> (SimConfig, Vec<Record>) {
+        let mut cfg = SimConfig::example();
+        change(&mut cfg);
+        let recs = Generator::new(&cfg).collect();
+        (cfg, recs)
+    }
+
     #[test]
     fn trips_split_the_day() {
-        let mut cfg = SimConfig::example();
-        cfg.trips_per_day = 3;
-        cfg.days = 2;
-        let recs: Vec<Record> = Generator::new(&cfg).collect();
+        let (_, recs) = generate(|cfg| {
+            cfg.trips_per_day = 3;
+            cfg.days = 2;
+        });
         let mut trips = std::collections::BTreeSet::new();
         for r in &recs {
             if let RecordKind::Valid { reading, .. } = &r.kind {
@@ -254,10 +262,10 @@ mod tests {
 
     #[test]
     fn late_readings_are_sent_after_later_ones() {
-        let mut cfg = SimConfig::example();
-        cfg.late_rate = 0.05;
-        cfg.days = 2;
-        let recs: Vec<Record> = Generator::new(&cfg).collect();
+        let (cfg, recs) = generate(|cfg| {
+            cfg.late_rate = 0.05;
+            cfg.days = 2;
+        });
         let next_day = cfg.start_ns + DAY_MS as i64 * 1_000_000;
         let mut out_of_order = 0;
         let mut after_next_day = 0;

@@ -8,7 +8,8 @@ use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError
 use aws_sdk_kinesis::operation::put_records::PutRecordsError;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use rand::{Rng, SeedableRng};
+use fleetline_aws::backoff::Backoff;
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::future::Future;
 use std::time::Duration;
@@ -146,23 +147,9 @@ impl RecordPutter for KinesisPutter {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    /// Calls per batch, the first included.
-    pub max_attempts: u32,
-    pub base: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 10,
-            base: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-        }
-    }
-}
+/// Retries of a PutRecords batch (`max_attempts` calls per batch, the first included).
+pub const KINESIS_RETRY: Backoff =
+    Backoff::new(10, Duration::from_millis(100), Duration::from_secs(5));
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SendStats {
@@ -178,7 +165,7 @@ pub struct SendStats {
 /// Buffers entries into PutRecords calls and sends them with retries.
 pub struct Sender<P> {
     putter: P,
-    policy: RetryPolicy,
+    policy: Backoff,
     buf: Vec<Entry>,
     buf_bytes: usize,
     stats: SendStats,
@@ -188,7 +175,7 @@ pub struct Sender<P> {
 }
 
 impl<P: RecordPutter> Sender<P> {
-    pub fn new(putter: P, policy: RetryPolicy) -> Self {
+    pub fn new(putter: P, policy: Backoff) -> Self {
         // Jitter only spreads retries in time; it never touches the data, so any seed will do.
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -262,15 +249,7 @@ impl<P: RecordPutter> Sender<P> {
     }
 
     fn backoff(&mut self, attempt: u32) -> Duration {
-        let exp = self.policy.base.saturating_mul(1u32 << attempt.min(20));
-        let cap = exp.min(self.policy.max_backoff);
-        // Full jitter: uniform in [0, cap].
-        let nanos = cap.as_nanos() as u64;
-        Duration::from_nanos(if nanos == 0 {
-            0
-        } else {
-            self.jitter.random_range(0..=nanos)
-        })
+        self.policy.delay_with(attempt, &mut self.jitter)
     }
 
     async fn send_batch(&mut self, mut pending: Vec<Entry>) -> Result<(), SendError> {
@@ -313,7 +292,7 @@ impl<P: RecordPutter> Sender<P> {
                 Err(PutCallError::Fatal(m)) => return Err(SendError::Fatal(m)),
                 Err(PutCallError::Retryable(m)) => m,
             };
-            if attempt >= self.policy.max_attempts {
+            if attempt >= self.policy.attempts() {
                 return Err(SendError::GaveUp {
                     attempts: attempt,
                     remaining: pending.len(),
@@ -378,12 +357,18 @@ mod tests {
         }
     }
 
-    fn fast() -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: 4,
-            base: Duration::ZERO,
-            max_backoff: Duration::ZERO,
+    fn fast() -> Backoff {
+        Backoff::new(4, Duration::ZERO, Duration::ZERO)
+    }
+
+    /// Entries `0..n` (40 bytes each) pushed and flushed through `fake` with fast retries.
+    async fn send_through(fake: Fake, n: usize) -> (Sender<Fake>, Result<(), SendError>) {
+        let mut s = Sender::new(fake, fast());
+        for i in 0..n {
+            s.push(entry(i, 40)).await.unwrap();
         }
+        let flushed = s.flush().await;
+        (s, flushed)
     }
 
     #[tokio::test]
@@ -453,11 +438,8 @@ mod tests {
             fail_once: Mutex::new(fail.clone()),
             ..Fake::default()
         };
-        let mut s = Sender::new(fake, fast());
-        for i in 0..600 {
-            s.push(entry(i, 40)).await.unwrap();
-        }
-        s.flush().await.unwrap();
+        let (s, flushed) = send_through(fake, 600).await;
+        flushed.unwrap();
         let calls = s.putter().calls.lock().unwrap().clone();
         assert_eq!(calls.len(), 3);
         assert_eq!(calls[0].len(), 500);
@@ -476,11 +458,8 @@ mod tests {
             throttle_first_call: Mutex::new(true),
             ..Fake::default()
         };
-        let mut s = Sender::new(fake, fast());
-        for i in 0..10 {
-            s.push(entry(i, 40)).await.unwrap();
-        }
-        s.flush().await.unwrap();
+        let (s, flushed) = send_through(fake, 10).await;
+        flushed.unwrap();
         let calls = s.putter().calls.lock().unwrap().clone();
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[0], calls[1]);
@@ -493,11 +472,8 @@ mod tests {
             fail_always: vec![entry(5, 40).data],
             ..Fake::default()
         };
-        let mut s = Sender::new(fake, fast());
-        for i in 0..10 {
-            s.push(entry(i, 40)).await.unwrap();
-        }
-        let err = s.flush().await.unwrap_err();
+        let (s, flushed) = send_through(fake, 10).await;
+        let err = flushed.unwrap_err();
         assert_eq!(
             err,
             SendError::GaveUp {
@@ -515,11 +491,7 @@ mod tests {
 
     #[test]
     fn backoff_is_capped_and_jittered() {
-        let policy = RetryPolicy {
-            max_attempts: 5,
-            base: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(1),
-        };
+        let policy = Backoff::new(5, Duration::from_millis(100), Duration::from_secs(1));
         let mut s = Sender::new(Fake::default(), policy);
         for attempt in 0..30 {
             let d = s.backoff(attempt);

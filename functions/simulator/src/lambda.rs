@@ -5,7 +5,7 @@
 use crate::config::{
     ConfigError, DEFAULT_RAPID_THRESHOLD, SimConfig, default_start_ns, parse_fixed, parse_start,
 };
-use crate::kinesis::{KinesisPutter, RecordPutter, RetryPolicy, Sender};
+use crate::kinesis::{KINESIS_RETRY, KinesisPutter, RecordPutter, Sender};
 use crate::run::{RunError, RunOptions, run};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -98,7 +98,7 @@ pub async fn handle_with<P: RecordPutter>(
         .map_err(|e| ConfigError::Invalid(format!("bad simulator event: {e}")))?;
     let cfg = event.sim_config(now)?;
     tracing::info!(stream = %stream, vehicles = cfg.vehicles, readings = cfg.total_readings(), "simulation starting");
-    let mut sender = Sender::new(putter, RetryPolicy::default());
+    let mut sender = Sender::new(putter, KINESIS_RETRY);
     let summary = run(
         &cfg,
         None::<&mut std::io::Sink>,

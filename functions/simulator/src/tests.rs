@@ -151,20 +151,22 @@ async fn fault_rates_are_roughly_honoured() {
     assert_eq!(reasons.len(), 5, "{reasons:?}");
 }
 
+/// A list of the truth as `key(row)` → the integer `value` of the row.
+fn truth_map<K: Ord>(list: &Value, key: impl Fn(&Value) -> K, value: &str) -> BTreeMap<K, i64> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (key(r), r[value].as_i64().unwrap()))
+        .collect()
+}
+
 /// A naive validator over the JSON text, independent of the generator.
 fn naive_reject(line: &str) -> Option<(&'static str, Value)> {
     let v: Value = match serde_json::from_str(line) {
         Ok(v @ Value::Object(_)) => v,
         _ => return Some(("not_json", Value::Null)),
     };
-    for f in [
-        "VIN",
-        "trip_id",
-        "timestamp",
-        "vehicleSpeed",
-        "acceleration",
-        "odometer",
-    ] {
+    for f in "VIN trip_id timestamp vehicleSpeed acceleration odometer".split(' ') {
         if v.get(f).is_none() {
             return Some(("missing_field", v));
         }
@@ -252,33 +254,16 @@ async fn truth_equals_naive_recomputation_from_the_lines() {
         *miles_by_year.entry(year).or_default() += (a[3] - a[2]) * 621_371;
         *rapid_by_vin_year.entry((vin.clone(), year)).or_default() += a[4];
     }
-    let got: BTreeMap<i64, i64> = t["total_miles_by_year"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["year"].as_i64().unwrap(),
-                r["total_miles_nano"].as_i64().unwrap(),
-            )
-        })
-        .collect();
+    let year = |r: &Value| r["year"].as_i64().unwrap();
+    let got = truth_map(&t["total_miles_by_year"], year, "total_miles_nano");
     assert_eq!(got, miles_by_year);
     assert_eq!(got.len(), 2);
-    let got: BTreeMap<(String, i64), i64> = t["rapid_accelerations_by_vin_year"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                (
-                    r["vin"].as_str().unwrap().to_string(),
-                    r["year"].as_i64().unwrap(),
-                ),
-                r["rapid_accelerations"].as_i64().unwrap(),
-            )
-        })
-        .collect();
+    let vin_year = |r: &Value| (r["vin"].as_str().unwrap().to_string(), year(r));
+    let got = truth_map(
+        &t["rapid_accelerations_by_vin_year"],
+        vin_year,
+        "rapid_accelerations",
+    );
     assert_eq!(got, rapid_by_vin_year);
     assert!(got.values().sum::<i64>() > 0);
     let miles_by_vin: i64 = t["miles_by_vin_year"]

@@ -1,8 +1,8 @@
 //! Hot path of stream-processor on a 10,000-record Kinesis batch (issue #9, part A):
-//! the event bytes as Lambda delivers them → `KinesisEvent` (base64 decode) → input records
-//! → parse + validate + de-duplicate → the SQL text of the insert transactions and the
-//! JSON bodies of the dead letters. No network: the warehouse and the dead-letter sink
-//! below stop where the SDK call would start.
+//! the event bytes as Lambda delivers them → Fleetline's Kinesis envelope (base64 decode)
+//! → input records → parse + validate + de-duplicate → the SQL text of the insert transactions (the
+//! Redshift speed store) and the JSON bodies of the dead letters. No network: the warehouse
+//! and the dead-letter sink below stop where the SDK call would start.
 //!
 //! Baselines in the same group, on the same bytes (see benches/README.md):
 //! `bare_parse_event` (same event bytes: envelope + base64 + a typed serde parse of every
@@ -11,14 +11,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use criterion::Criterion;
 use fleetline_aws::Warehouse;
-use fleetline_aws::deadletter::{DeadLetter, DeadLetterSink, SinkError};
+use fleetline_aws::deadletter::{letter_body, letter_key};
+use fleetline_aws::kinesis::BatchConsumer as _;
 use fleetline_aws::warehouse::{ExecSummary, ResultSet, SqlParam, WarehouseError};
 use fleetline_core::RapidAccelThreshold;
-use stream_processor::input::records;
-use stream_processor::{Outcome, Processor, Settings};
+use fleetline_core::ports::deadletter::{DeadLetter, DeadLetterError, DeadLetterSink};
+use stream_processor::{Outcome, Processor, RedshiftSpeedStore, Settings};
 
 #[path = "../../../benches/lib/kinesis_fixture.rs"]
 mod fixture;
@@ -46,7 +46,7 @@ impl Warehouse for NullWarehouse {
         self.sql_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         Ok(ExecSummary {
             statement_id: String::new(),
-            // No row counts: the processor then counts the batch-unique valid readings.
+            // No row counts: the store then counts the rows it sent.
             rows_affected: vec![None; statements.len()],
         })
     }
@@ -59,21 +59,22 @@ struct NullDeadLetters {
 }
 
 impl DeadLetterSink for NullDeadLetters {
-    async fn put(&self, letter: &DeadLetter) -> Result<(), SinkError> {
-        let key = letter.key("rejected/");
-        let body = letter.to_json();
+    async fn put(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        let key = letter_key(letter, "rejected/");
+        let body = letter_body(letter);
         self.bytes
             .fetch_add((key.len() + body.len()) as u64, Ordering::Relaxed);
         Ok(())
     }
 }
 
-fn processor() -> Processor<NullWarehouse, NullDeadLetters> {
+type BenchProcessor<'a> = Processor<RedshiftSpeedStore<&'a NullWarehouse>, NullDeadLetters>;
+
+fn processor(warehouse: &NullWarehouse) -> BenchProcessor<'_> {
     Processor::new(
-        NullWarehouse::default(),
+        RedshiftSpeedStore::new(warehouse, RapidAccelThreshold::DEFAULT),
         NullDeadLetters::default(),
         Settings {
-            threshold: RapidAccelThreshold::DEFAULT,
             dead_letter_concurrency: 16,
         },
     )
@@ -84,23 +85,38 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("tokio runtime");
-    let p = processor();
+    let warehouse = NullWarehouse::default();
+    let p = processor(&warehouse);
 
     // The hot path, once: it must do the real work on this input (counts by the
     // simulator's labels), or the numbers below would measure an early exit.
     let hot = |event: &[u8]| {
-        let event: KinesisEvent = serde_json::from_slice(event).expect("a Kinesis event");
-        let input = records(event);
+        // What the runtime does with the payload, then the consumer's entry.
+        let event = serde_json::from_slice(event).expect("a Kinesis event");
+        let input = p.records(event);
         rt.block_on(p.process(&input, f.now)).1
     };
     let report = hot(&f.event);
     let e = f.expected;
-    assert_eq!(report.outcome, Outcome::Done);
-    assert_eq!(report.records_in as usize, e.records);
-    assert_eq!(report.stored as usize, e.valid_unique, "{report:?}");
-    assert_eq!(report.duplicates_in_batch as usize, e.duplicates);
-    assert_eq!(report.rejected as usize, e.malformed);
-    assert!(p.warehouse().sql_bytes.load(Ordering::Relaxed) > 0);
+    let counts = |n: usize| n as u64;
+    assert_eq!(
+        (
+            &report.outcome,
+            report.records_in,
+            report.stored,
+            report.duplicates_in_batch,
+            report.rejected
+        ),
+        (
+            &Outcome::Done,
+            counts(e.records),
+            counts(e.valid_unique),
+            counts(e.duplicates),
+            counts(e.malformed)
+        ),
+        "{report:?}"
+    );
+    assert!(warehouse.sql_bytes.load(Ordering::Relaxed) > 0);
     assert_eq!(
         fixture::bare_parse_event(&f.event),
         fixture::bare_parse_payloads(&f.payloads)
@@ -120,10 +136,5 @@ fn bench(c: &mut Criterion) {
 }
 
 fn main() {
-    if fixture::write_events_if_asked() {
-        return;
-    }
-    let mut c = Criterion::default().configure_from_args();
-    bench(&mut c);
-    c.final_summary();
+    fixture::main_with(bench);
 }

@@ -1,6 +1,8 @@
 //! Settings from the environment (the warehouse has its own: `WarehouseConfig::from_env`).
 
-use fleetline_aws::deadletter::{DEFAULT_REJECTED_PREFIX, normalize_prefix};
+use fleetline_aws::deadletter::DEFAULT_REJECTED_PREFIX;
+use fleetline_aws::env::{Env, FromEnv};
+use fleetline_aws::s3::normalize_prefix;
 use fleetline_core::{RapidAccelThreshold, THRESHOLD_ENV, ThresholdError};
 
 pub const ENV_BUCKET: &str = "LAKE_BUCKET";
@@ -29,32 +31,21 @@ pub enum ConfigError {
     Concurrency(String),
 }
 
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
+impl FromEnv for Config {
+    type Error = ConfigError;
 
     /// Empty values count as unset (SAM passes `""` for unset parameters).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| {
-            lookup(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let dead_letter_concurrency = match get(ENV_DEAD_LETTER_CONCURRENCY) {
-            None => DEFAULT_DEAD_LETTER_CONCURRENCY,
-            Some(v) => v
-                .parse()
-                .ok()
-                .filter(|n| (1..=256).contains(n))
-                .ok_or(ConfigError::Concurrency(v))?,
-        };
+    fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let dead_letter_concurrency = env
+            .parse_in(ENV_DEAD_LETTER_CONCURRENCY, 1..=256)
+            .map_err(|e| ConfigError::Concurrency(e.value))?
+            .unwrap_or(DEFAULT_DEAD_LETTER_CONCURRENCY);
         Ok(Self {
-            bucket: get(ENV_BUCKET).unwrap_or_else(|| DEFAULT_BUCKET.to_owned()),
+            bucket: env.get_or(ENV_BUCKET, DEFAULT_BUCKET),
             rejected_prefix: normalize_prefix(
-                &get(ENV_REJECTED_PREFIX).unwrap_or_else(|| DEFAULT_REJECTED_PREFIX.to_owned()),
+                &env.get_or(ENV_REJECTED_PREFIX, DEFAULT_REJECTED_PREFIX),
             ),
-            threshold: RapidAccelThreshold::from_env_value(get(THRESHOLD_ENV).as_deref())?,
+            threshold: RapidAccelThreshold::from_env_value(env.get(THRESHOLD_ENV).as_deref())?,
             dead_letter_concurrency,
         })
     }
@@ -63,11 +54,9 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<&str, &str> = vars.iter().copied().collect();
-        Config::from_lookup(|k| m.get(k).map(|v| (*v).to_owned()))
+        Config::from_lookup(fleetline_aws::env::pairs(vars))
     }
 
     #[test]

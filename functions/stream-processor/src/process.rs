@@ -2,33 +2,33 @@
 //!
 //! Failure policy (docs/design.md §4):
 //! * invalid record → dead letter (never retried, never lost);
-//! * transient trouble (a retryable warehouse error, any dead-letter write failure) →
+//! * a reading the speed store refuses (text it cannot hold) → dead letter too;
+//! * transient trouble (a retryable store error, any dead-letter write failure) →
 //!   `batchItemFailures` = the sequence number of the FIRST record of the batch, i.e. "retry
 //!   all of it". Everything this function does is idempotent — dead letters overwrite their
 //!   own key, the insert skips (VIN, ts) already stored — so retrying the whole batch is safe,
 //!   and it is simpler and safer than tracking which records of a half-done batch landed;
-//! * permanent warehouse failure (bad SQL, missing table, bad config) → `Err`: Lambda
+//! * permanent store failure (bad SQL, missing table, bad config) → `Err`: Lambda
 //!   retries, bisects the batch, and finally sends it to the on-failure destination.
+//!
+//! The processor speaks to its two ports only ([`SpeedStore`], [`DeadLetterSink`]); the
+//! SQL lives in the Redshift adapter ([`crate::redshift`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::streams::KinesisEventResponse;
 use chrono::{DateTime, Utc};
-use fleetline_aws::Warehouse;
-use fleetline_aws::deadletter::{DeadLetter, DeadLetterSink};
 pub use fleetline_aws::kinesis::Outcome;
-use fleetline_aws::kinesis::{UserRecord, retry_whole_batch};
+use fleetline_aws::kinesis::{self, BatchConsumer, KinesisRecords, UserRecord};
 use fleetline_aws::metrics::Emf;
-use fleetline_aws::warehouse::WarehouseError;
-use fleetline_core::{
-    RapidAccelThreshold, RejectReason, Rejection, ValidationContext, parse_and_validate,
-};
+use fleetline_core::ports::deadletter::{DeadLetter, DeadLetterSink};
+use fleetline_core::ports::speed::{Inserted, Refused, SpeedStore, StoreError};
+use fleetline_core::ports::stamped::StampedReading;
+use fleetline_core::{Rejection, ValidationContext, parse_and_validate};
 use futures::StreamExt;
 
 use crate::input::{InputRecord, records};
-use crate::sql;
 
 /// The function's logical name (dead letters' `function`, the metrics' dimension).
 pub const FUNCTION_NAME: &str = "stream-processor";
@@ -36,7 +36,7 @@ pub const FUNCTION_NAME: &str = "stream-processor";
 /// What the processor needs besides its adapters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    pub threshold: RapidAccelThreshold,
+    /// Dead letters written at once.
     pub dead_letter_concurrency: usize,
 }
 
@@ -45,7 +45,7 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("permanent warehouse failure: {0}")]
-    Warehouse(#[from] WarehouseError),
+    Store(StoreError),
 }
 
 /// What Lambda reports (`errorType`, `errorMessage`) for a failed invocation.
@@ -82,16 +82,26 @@ pub struct BatchReport {
     pub outcome: Outcome,
 }
 
-pub struct Processor<W, S> {
-    warehouse: W,
+pub struct Processor<St, S> {
+    store: St,
     sink: S,
     settings: Settings,
 }
 
-/// A batch sorted out: VALUES rows of the valid, batch-unique readings, dead letters of
-/// the rest, and how many in-batch duplicates were dropped.
+/// Where a reading came from: enough to find its user record again.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    /// Index of the carrying Kinesis record in the batch.
+    record: usize,
+    sub_sequence: Option<u64>,
+}
+
+/// A batch sorted out: the valid, batch-unique readings (and where each came from), dead
+/// letters of the rest, and how many in-batch duplicates were dropped.
+#[derive(Default)]
 struct Classified {
-    rows: Vec<String>,
+    readings: Vec<StampedReading>,
+    origins: Vec<Origin>,
     letters: Vec<DeadLetter>,
     /// Counted as the letters are made, from the typed reason (the metrics' dimension).
     rejected_by_reason: BTreeMap<&'static str, u64>,
@@ -111,54 +121,80 @@ impl Classified {
     }
 }
 
-impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
-    pub fn new(warehouse: W, sink: S, settings: Settings) -> Self {
+impl<St: SpeedStore, S: DeadLetterSink> Processor<St, S> {
+    pub fn new(store: St, sink: S, settings: Settings) -> Self {
         Self {
-            warehouse,
+            store,
             sink,
             settings,
         }
     }
 
-    pub fn warehouse(&self) -> &W {
-        &self.warehouse
+    /// Stores the readings; nothing to store, no call.
+    async fn store(&self, readings: &[StampedReading]) -> Result<Inserted, StoreError> {
+        if readings.is_empty() {
+            return Ok(Inserted::default());
+        }
+        self.store.insert_new(readings).await
     }
 
-    pub fn sink(&self) -> &S {
-        &self.sink
+    /// Writes every letter, at most `dead_letter_concurrency` at once; returns the number
+    /// that failed (each is logged).
+    async fn write_dead_letters(&self, letters: &[DeadLetter]) -> u64 {
+        if letters.is_empty() {
+            return 0;
+        }
+        let limit = self.settings.dead_letter_concurrency.max(1);
+        // The futures are made before they go into the stream: a stream that maps with a
+        // closure makes this future's `Send` proof fail (higher-ranked lifetimes).
+        let puts: Vec<_> = letters.iter().map(|l| self.sink.put(l)).collect();
+        let mut results = futures::stream::iter(puts).buffer_unordered(limit);
+        let mut failed = 0;
+        while let Some(r) = results.next().await {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "dead letter not written");
+                failed += 1;
+            }
+        }
+        failed
     }
+}
 
-    /// Lambda entry point: process, then emit the metrics and the summary log line.
-    pub async fn handle(
-        &self,
-        event: KinesisEvent,
-        now: DateTime<Utc>,
-    ) -> Result<KinesisEventResponse, ProcessError> {
-        let input = records(event);
-        let (result, report) = self.process(&input, now).await;
-        emit(&report);
-        result
-    }
+impl<St: SpeedStore, S: DeadLetterSink> BatchConsumer for Processor<St, S> {
+    type Report = BatchReport;
+    type Error = ProcessError;
 
-    /// Processes one batch (in delivery order). `now` is the reference time of validation.
-    pub async fn process(
+    async fn process(
         &self,
         input: &[InputRecord],
         now: DateTime<Utc>,
     ) -> (Result<KinesisEventResponse, ProcessError>, BatchReport) {
         let started = Instant::now();
         let Classified {
-            rows,
-            letters,
-            rejected_by_reason,
+            readings,
+            origins,
+            mut letters,
+            mut rejected_by_reason,
             duplicates,
             user_records,
             aggregates,
-        } = self.classify(input, now);
+        } = classify(input, now);
 
-        let valid_unique = rows.len() as u64;
-        let (dead_letter_failures, stored) =
-            futures::join!(self.write_dead_letters(&letters), self.store(&rows));
+        let (mut dead_letter_failures, stored) =
+            futures::join!(self.write_dead_letters(&letters), self.store(&readings));
+        // Readings the store refused are dead-lettered like invalid records.
+        let mut valid_unique = readings.len() as u64;
+        if let Ok(Inserted { refused, .. }) = &stored {
+            let refused_letters = refused_letters(input, &origins, refused);
+            for (code, _) in &refused_letters {
+                *rejected_by_reason.entry(code).or_insert(0) += 1;
+            }
+            let refused_letters: Vec<DeadLetter> =
+                refused_letters.into_iter().map(|(_, l)| l).collect();
+            dead_letter_failures += self.write_dead_letters(&refused_letters).await;
+            valid_unique -= refused_letters.len() as u64;
+            letters.extend(refused_letters);
+        }
 
         let mut report = BatchReport {
             records_in: user_records,
@@ -177,165 +213,149 @@ impl<W: Warehouse, S: DeadLetterSink> Processor<W, S> {
             duration: Duration::ZERO,
             outcome: Outcome::Done,
         };
-
-        let result = match stored {
-            Err(e) if !e.is_transient() => {
-                report.outcome = Outcome::Failed {
-                    reason: e.to_string(),
-                };
-                Err(ProcessError::Warehouse(e))
-            }
-            Err(e) => {
-                report.outcome = Outcome::Retry {
-                    reason: e.to_string(),
-                };
-                Ok(())
-            }
-            Ok(_) if dead_letter_failures > 0 => {
-                report.outcome = Outcome::Retry {
-                    reason: format!("{dead_letter_failures} dead letter(s) could not be written"),
-                };
-                Ok(())
-            }
-            Ok(inserted) => {
-                // When the API reports no row count, count the batch-unique valid readings.
-                report.stored = inserted.unwrap_or(valid_unique);
-                report.already_stored = valid_unique.saturating_sub(report.stored);
-                Ok(())
-            }
-        };
-        let response = match report.outcome {
-            Outcome::Retry { .. } => retry_whole_batch(input),
-            _ => KinesisEventResponse::default(),
-        };
+        let result = conclude(&mut report, stored, valid_unique);
+        let response = kinesis::response(&report.outcome, input);
         report.duration = started.elapsed();
         (result.map(|()| response), report)
     }
 
-    fn classify(&self, input: &[InputRecord], now: DateTime<Utc>) -> Classified {
-        let ctx = ValidationContext::new(now);
-        let mut seen = HashSet::new();
-        let mut out = Classified {
-            rows: Vec::new(),
-            letters: Vec::new(),
-            rejected_by_reason: BTreeMap::new(),
-            duplicates: 0,
-            user_records: 0,
-            aggregates: 0,
-        };
-        for rec in input {
-            let unpacked = match rec.unpack() {
-                Ok(u) => u,
-                // A corrupt aggregate is rejected whole: none of its bytes can be trusted.
-                Err(e) => {
-                    out.user_records += 1;
-                    out.aggregates += 1;
-                    out.reject(
-                        e.code(),
-                        DeadLetter {
-                            detail: e.to_string(),
-                            ..dead_letter_base(UserRecord::whole(rec))
-                        },
-                    );
-                    continue;
-                }
-            };
-            out.aggregates += u64::from(unpacked.is_aggregate());
-            for user in unpacked.user_records() {
-                out.user_records += 1;
-                self.classify_one(user, &ctx, &mut seen, &mut out);
-            }
-        }
-        out
+    fn emit(&self, report: &BatchReport) {
+        emit(report);
     }
 
-    /// One user record: a row, a dead letter, or an in-batch duplicate. Rows keep the
-    /// carrying Kinesis record's sequence number (at most one row per (VIN, ts) comes out of
-    /// one Kinesis record, so it still orders copies for the batch layer's de-duplication).
-    fn classify_one(
-        &self,
-        user: UserRecord<'_>,
-        ctx: &ValidationContext,
-        seen: &mut HashSet<fleetline_core::DedupeKey>,
-        out: &mut Classified,
-    ) {
-        let rec = user.record;
-        let reading = match parse_and_validate(user.data, ctx) {
-            Ok(r) => r,
-            Err(rejection) => {
-                out.reject(rejection.code(), dead_letter(user, &rejection));
-                return;
+    /// Shard ids and sequence numbers cleaned for SQL literals ([`records`]).
+    fn records(&self, event: KinesisRecords) -> Vec<InputRecord> {
+        records(event)
+    }
+}
+
+/// The outcome of a batch from the store's answer and the dead-letter failures (already in
+/// `report`); fills in the stored counts when everything landed.
+fn conclude(
+    report: &mut BatchReport,
+    stored: Result<Inserted, StoreError>,
+    valid_unique: u64,
+) -> Result<(), ProcessError> {
+    match stored {
+        Err(e) => {
+            report.outcome = Outcome::failure(e.is_transient(), &e);
+            match e.is_transient() {
+                true => Ok(()),
+                false => Err(ProcessError::Store(e)),
             }
-        };
-        if !seen.insert(reading.dedupe_key()) {
-            out.duplicates += 1;
-            return;
         }
-        match sql::row_literal(
-            &reading,
-            &rec.shard_id,
-            &rec.sequence_number,
-            self.settings.threshold,
-        ) {
-            Ok(row) => out.rows.push(row),
-            // Only text with a backslash or NUL gets here (the trip id: VINs are
-            // validated, shard and sequence are cleaned on input). It would fail the
-            // whole batch forever, so it is rejected like any other bad trip id.
+        Ok(_) if report.dead_letter_failures > 0 => {
+            report.outcome = Outcome::Retry {
+                reason: format!(
+                    "{} dead letter(s) could not be written",
+                    report.dead_letter_failures
+                ),
+            };
+            Ok(())
+        }
+        Ok(inserted) => {
+            report.stored = inserted.new;
+            report.already_stored = valid_unique.saturating_sub(report.stored);
+            Ok(())
+        }
+    }
+}
+
+/// Validates every user record (KPL aggregates are opened up): readings (the first of each
+/// (VIN, ts) in the batch) with where they came from, and dead letters for the rest.
+fn classify(input: &[InputRecord], now: DateTime<Utc>) -> Classified {
+    let ctx = ValidationContext::new(now);
+    let mut seen = HashSet::new();
+    let mut out = Classified::default();
+    for (index, rec) in input.iter().enumerate() {
+        let unpacked = match rec.unpack() {
+            Ok(u) => u,
+            // A corrupt aggregate is rejected whole: none of its bytes can be trusted.
             Err(e) => {
-                seen.remove(&reading.dedupe_key());
+                out.user_records += 1;
+                out.aggregates += 1;
                 out.reject(
-                    RejectReason::BadTripId.code(),
+                    e.code(),
                     DeadLetter {
-                        detail: format!("trip_id cannot be stored: {e}"),
-                        ..dead_letter_base(user)
+                        detail: e.to_string(),
+                        ..dead_letter_base(UserRecord::whole(rec))
                     },
                 );
+                continue;
             }
+        };
+        out.aggregates += u64::from(unpacked.is_aggregate());
+        for user in unpacked.user_records() {
+            out.user_records += 1;
+            classify_one(user, index, &ctx, &mut seen, &mut out);
         }
     }
+    out
+}
 
-    /// Writes every letter, at most `dead_letter_concurrency` at once; returns the number
-    /// that failed (each is logged).
-    async fn write_dead_letters(&self, letters: &[DeadLetter]) -> u64 {
-        let limit = self.settings.dead_letter_concurrency.max(1);
-        futures::stream::iter(letters)
-            .map(|l| self.sink.put(l))
-            .buffer_unordered(limit)
-            .fold(0u64, |failed, r| async move {
-                match r {
-                    Ok(()) => failed,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "dead letter not written");
-                        failed + 1
-                    }
-                }
-            })
-            .await
+/// One user record: a reading, a dead letter, or an in-batch duplicate. Readings keep the
+/// carrying Kinesis record's sequence number (at most one reading per (VIN, ts) comes out
+/// of one Kinesis record, so it still orders copies for the batch layer's de-duplication).
+fn classify_one(
+    user: UserRecord<'_>,
+    record: usize,
+    ctx: &ValidationContext,
+    seen: &mut HashSet<fleetline_core::DedupeKey>,
+    out: &mut Classified,
+) {
+    let reading = match parse_and_validate(user.data, ctx) {
+        Ok(r) => r,
+        Err(rejection) => {
+            out.reject(rejection.code(), dead_letter(user, &rejection));
+            return;
+        }
+    };
+    if !seen.insert(reading.dedupe_key()) {
+        out.duplicates += 1;
+        return;
     }
+    out.readings.push(StampedReading {
+        reading,
+        shard_id: user.record.shard_id.clone(),
+        sequence_number: user.record.sequence_number.clone(),
+    });
+    out.origins.push(Origin {
+        record,
+        sub_sequence: user.sub_sequence,
+    });
+}
 
-    /// Stores the rows; `Ok(Some(n))` = rows inserted as reported by the warehouse.
-    async fn store(&self, rows: &[String]) -> Result<Option<u64>, WarehouseError> {
-        let transactions = sql::plan(rows)?;
-        if transactions.is_empty() {
-            return Ok(Some(0));
-        }
-        let merge_at: Vec<usize> = transactions
-            .iter()
-            .map(|t| sql::merge_index(t.len()))
-            .collect();
-        let summaries = self
-            .warehouse
-            .execute_batches(transactions.into_iter().flatten().collect())
-            .await?;
-        if summaries.len() != merge_at.len() {
-            return Ok(None);
-        }
-        Ok(summaries
-            .iter()
-            .zip(merge_at)
-            .map(|(s, i)| s.rows_affected.get(i).copied().flatten())
-            .sum())
-    }
+/// Dead letters (with their reason codes) for the readings the store refused, built from
+/// the user records that carried them.
+fn refused_letters(
+    input: &[InputRecord],
+    origins: &[Origin],
+    refused: &[Refused],
+) -> Vec<(&'static str, DeadLetter)> {
+    refused
+        .iter()
+        .filter_map(|r| {
+            let origin = origins.get(r.index)?;
+            let rec = input.get(origin.record)?;
+            // The record unpacked once already; should it not now, the whole record is
+            // lettered rather than nothing.
+            let unpacked = rec.unpack().ok();
+            let user = unpacked
+                .as_ref()
+                .and_then(|u| {
+                    u.user_records()
+                        .find(|u| u.sub_sequence == origin.sub_sequence)
+                })
+                .unwrap_or_else(|| UserRecord::whole(rec));
+            let code = r.reason.code();
+            let letter = DeadLetter {
+                reason: code.to_owned(),
+                detail: r.detail.clone(),
+                ..dead_letter_base(user)
+            };
+            Some((code, letter))
+        })
+        .collect()
 }
 
 /// A letter for one user record: its Kinesis position, its sub-record number (if any), its

@@ -1,16 +1,18 @@
-//! Processor tests with a fake warehouse and a fake dead-letter sink.
+//! Processor tests with a fake speed store and a fake dead-letter sink: what was stored,
+//! dead-lettered or handed back for retry (the SQL has its own tests, in `redshift`).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
-use fleetline_aws::Warehouse;
-use fleetline_aws::deadletter::{DeadLetter, DeadLetterSink, SinkError};
-use fleetline_aws::warehouse::{ExecSummary, FailedStatus, ResultSet, SqlParam, WarehouseError};
-use fleetline_core::RapidAccelThreshold;
+use fleetline_aws::deadletter::letter_key;
+use fleetline_aws::kinesis::{self, BatchConsumer as _};
+use fleetline_core::RejectReason;
+use fleetline_core::ports::deadletter::{DeadLetter, DeadLetterError, DeadLetterSink};
+use fleetline_core::ports::speed::{Inserted, Refused, SpeedStore, StoreError};
+use fleetline_core::ports::stamped::StampedReading;
 
 use crate::input::InputRecord;
 use crate::process::{Outcome, Processor, Settings};
@@ -20,63 +22,62 @@ use crate::process::{Outcome, Processor, Settings};
 
 #[derive(Clone, Copy)]
 enum Mode {
-    /// Succeed; the merge statement reports this many rows (None = no count).
-    Ok(Option<u64>),
+    /// Succeed; this many readings were new.
+    Ok(u64),
     Transient,
     Permanent,
 }
 
-struct FakeWarehouse {
-    transactions: Mutex<Vec<Vec<String>>>,
+/// A trip id the fake store refuses.
+const REFUSED_TRIP: &str = "refuse-me";
+
+/// Records what it is asked to store; refuses trip ids containing `REFUSED_TRIP` (valid
+/// readings the real store cannot take do not exist today: validation refuses every string
+/// the Redshift adapter cannot write, but the processor must still handle a refusal).
+struct FakeStore {
+    calls: Mutex<Vec<Vec<StampedReading>>>,
     mode: Mode,
 }
 
-impl FakeWarehouse {
+impl FakeStore {
     fn new(mode: Mode) -> Self {
         Self {
-            transactions: Mutex::new(Vec::new()),
+            calls: Mutex::new(Vec::new()),
             mode,
         }
     }
 
-    fn transactions(&self) -> Vec<Vec<String>> {
-        self.transactions.lock().unwrap().clone()
+    /// Every reading it was given, in order.
+    fn readings(&self) -> Vec<StampedReading> {
+        self.calls.lock().unwrap().concat()
+    }
+
+    fn calls(&self) -> Vec<Vec<StampedReading>> {
+        self.calls.lock().unwrap().clone()
     }
 }
 
-impl Warehouse for FakeWarehouse {
-    async fn query(&self, _: &str, _: &[SqlParam]) -> Result<ResultSet, WarehouseError> {
-        panic!("the stream processor never queries")
-    }
-
-    async fn execute(&self, _: &str, _: &[SqlParam]) -> Result<ExecSummary, WarehouseError> {
-        panic!("the stream processor only uses transactions")
-    }
-
-    async fn transaction(&self, statements: Vec<String>) -> Result<ExecSummary, WarehouseError> {
-        // Every statement is checked as Amazon Redshift would see it (redshift-strict).
-        for s in &statements {
-            redshift_strict::assert_redshift_sql(s, true);
-        }
-        let n = statements.len();
-        self.transactions.lock().unwrap().push(statements);
-        let failed = |message: &str| WarehouseError::StatementFailed {
-            id: "s1".into(),
-            status: FailedStatus::Failed,
-            sub_statement: Some(2),
-            message: message.into(),
-        };
+impl SpeedStore for FakeStore {
+    async fn insert_new(&self, readings: &[StampedReading]) -> Result<Inserted, StoreError> {
+        self.calls.lock().unwrap().push(readings.to_vec());
+        let refused = readings
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.reading.trip_id.contains(REFUSED_TRIP))
+            .map(|(index, _)| Refused {
+                index,
+                reason: RejectReason::BadTripId,
+                detail: "trip_id cannot be stored".into(),
+            })
+            .collect();
         match self.mode {
-            Mode::Ok(merged) => Ok(ExecSummary {
-                statement_id: "s1".into(),
-                rows_affected: (0..n)
-                    .map(|i| if i == n - 2 { merged } else { Some(1) })
-                    .collect(),
-            }),
-            Mode::Transient => Err(failed(
-                "ERROR: could not serialize access due to concurrent update",
+            Mode::Ok(new) => Ok(Inserted { new, refused }),
+            Mode::Transient => Err(StoreError::Transient(
+                "ERROR: could not serialize access due to concurrent update".into(),
             )),
-            Mode::Permanent => Err(failed("ERROR: relation \"speed.telemetry\" does not exist")),
+            Mode::Permanent => Err(StoreError::Permanent(
+                "ERROR: relation \"speed.telemetry\" does not exist".into(),
+            )),
         }
     }
 }
@@ -97,10 +98,19 @@ impl FakeSink {
             ..Self::default()
         }
     }
+
+    fn letters(&self) -> BTreeMap<String, DeadLetter> {
+        self.letters.lock().unwrap().clone()
+    }
+
+    /// The letters' object keys, in order.
+    fn keys(&self) -> Vec<String> {
+        self.letters.lock().unwrap().keys().cloned().collect()
+    }
 }
 
 impl DeadLetterSink for FakeSink {
-    async fn put(&self, letter: &DeadLetter) -> Result<(), SinkError> {
+    async fn put(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         for _ in 0..3 {
@@ -108,11 +118,10 @@ impl DeadLetterSink for FakeSink {
         }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.puts.fetch_add(1, Ordering::SeqCst);
-        let key = letter.key("rejected/");
+        let key = letter_key(letter, "rejected/");
         if self.fail {
-            return Err(SinkError {
-                bucket: "b".into(),
-                key,
+            return Err(DeadLetterError {
+                target: format!("s3://b/{key}"),
                 message: "boom".into(),
             });
         }
@@ -152,13 +161,42 @@ fn rec(seq: u64, data: Vec<u8>) -> InputRecord {
 
 fn settings(concurrency: usize) -> Settings {
     Settings {
-        threshold: RapidAccelThreshold::DEFAULT,
         dead_letter_concurrency: concurrency,
     }
 }
 
-fn processor(mode: Mode, sink: FakeSink) -> Processor<FakeWarehouse, FakeSink> {
-    Processor::new(FakeWarehouse::new(mode), sink, settings(4))
+fn processor<'a>(
+    store: &'a FakeStore,
+    sink: &'a FakeSink,
+) -> Processor<&'a FakeStore, &'a FakeSink> {
+    Processor::new(store, sink, settings(4))
+}
+
+/// (VIN, timestamp, speed in milli-km/h, shard, sequence) of each reading.
+fn stored(store: &FakeStore) -> Vec<(String, String, i64, String, String)> {
+    store
+        .readings()
+        .iter()
+        .map(|r| {
+            (
+                r.reading.vin.as_str().to_owned(),
+                r.reading.timestamp_display().to_string(),
+                r.reading.speed_milli_kmh,
+                r.shard_id.clone(),
+                r.sequence_number.clone(),
+            )
+        })
+        .collect()
+}
+
+fn row(vin: &str, second: u32, speed: i64, seq: &str) -> (String, String, i64, String, String) {
+    (
+        vin.to_owned(),
+        format!("2026-11-25 17:00:{second:02}.000000"),
+        speed,
+        "shardId-000000000000".to_owned(),
+        seq.to_owned(),
+    )
 }
 
 fn failures(r: &aws_lambda_events::streams::KinesisEventResponse) -> Vec<String> {
@@ -186,8 +224,10 @@ fn mixed_batch() -> Vec<InputRecord> {
 
 #[tokio::test]
 async fn valid_invalid_and_duplicate_records_are_routed_and_counted() {
-    let p = processor(Mode::Ok(Some(3)), FakeSink::default());
-    let (result, report) = p.process(&mixed_batch(), now()).await;
+    let (store, sink) = (FakeStore::new(Mode::Ok(3)), FakeSink::default());
+    let (result, report) = processor(&store, &sink)
+        .process(&mixed_batch(), now())
+        .await;
     let response = result.unwrap();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(report.outcome, Outcome::Done);
@@ -214,31 +254,27 @@ async fn valid_invalid_and_duplicate_records_are_routed_and_counted() {
         Some(std::time::Duration::from_millis(29_999))
     );
 
-    // One transaction: lock, stage, one VALUES chunk with the 3 unique readings, merge, drop.
-    let txs = p_warehouse(&p).transactions();
-    assert_eq!(txs.len(), 1);
-    let t = &txs[0];
-    assert_eq!(t.len(), 5);
+    // One call with the 3 unique readings, in delivery order; the first copy of a
+    // (VIN, ts) wins.
+    assert_eq!(store.calls().len(), 1);
     assert_eq!(
-        t[2],
-        format!(
-            "INSERT INTO stage_telemetry ({}) VALUES \
-             ('{VIN_A}','trip-{VIN_A}','2026-11-25 17:00:01.000000','2026-11-25',50.500,1.0000,100.000,0,47.6105,-122.3301,'shardId-000000000000','4959000001'),\
-             ('{VIN_B}','trip-{VIN_B}','2026-11-25 17:00:01.000000','2026-11-25',61.250,12.5000,200.500,1,47.6105,-122.3301,'shardId-000000000000','4959000002'),\
-             ('{VIN_A}','trip-{VIN_A}','2026-11-25 17:00:02.000000','2026-11-25',51.000,-3.0000,100.014,0,47.6105,-122.3301,'shardId-000000000000','4959000006')",
-            crate::sql::COLUMNS
-        )
+        stored(&store),
+        [
+            row(VIN_A, 1, 50_500, "4959000001"),
+            row(VIN_B, 1, 61_250, "4959000002"),
+            row(VIN_A, 2, 51_000, "4959000006"),
+        ]
     );
 
     // Dead letters: one per invalid record, keyed by shard/sequence, with the original bytes.
-    let letters = p_sink(&p).letters.lock().unwrap().clone();
     assert_eq!(
-        letters.keys().cloned().collect::<Vec<_>>(),
+        sink.keys(),
         [
             "rejected/shardId-000000000000/4959000003.json",
             "rejected/shardId-000000000000/4959000005.json"
         ]
     );
+    let letters = sink.letters();
     let l = &letters["rejected/shardId-000000000000/4959000003.json"];
     assert_eq!(l.reason, "not_json");
     assert_eq!(l.data, b"not json at all");
@@ -250,32 +286,20 @@ async fn valid_invalid_and_duplicate_records_are_routed_and_counted() {
     );
 }
 
-fn p_warehouse(p: &Processor<FakeWarehouse, FakeSink>) -> &FakeWarehouse {
-    p.warehouse()
-}
-
-fn p_sink(p: &Processor<FakeWarehouse, FakeSink>) -> &FakeSink {
-    p.sink()
-}
-
 #[tokio::test]
-async fn a_redelivered_batch_produces_identical_statements_and_letters() {
-    let p = processor(Mode::Ok(Some(3)), FakeSink::default());
-    let (r1, _) = p.process(&mixed_batch(), now()).await;
-    let first_letters = p_sink(&p).letters.lock().unwrap().clone();
-    // Redelivery: the warehouse now inserts nothing (NOT EXISTS), same SQL is sent.
-    let p2 = Processor::new(
-        FakeWarehouse::new(Mode::Ok(Some(0))),
-        FakeSink::default(),
-        settings(4),
-    );
-    let (r2, report2) = p2.process(&mixed_batch(), now()).await;
+async fn a_redelivered_batch_stores_the_same_readings_and_letters() {
+    let (store, sink) = (FakeStore::new(Mode::Ok(3)), FakeSink::default());
+    let (r1, _) = processor(&store, &sink)
+        .process(&mixed_batch(), now())
+        .await;
+    // Redelivery: the store now finds every reading already there.
+    let (store2, sink2) = (FakeStore::new(Mode::Ok(0)), FakeSink::default());
+    let (r2, report2) = processor(&store2, &sink2)
+        .process(&mixed_batch(), now())
+        .await;
     assert!(r1.is_ok() && r2.is_ok());
-    assert_eq!(
-        p_warehouse(&p).transactions(),
-        p_warehouse(&p2).transactions()
-    );
-    assert_eq!(first_letters, *p_sink(&p2).letters.lock().unwrap());
+    assert_eq!(store.calls(), store2.calls());
+    assert_eq!(sink.letters(), sink2.letters());
     assert_eq!((report2.stored, report2.already_stored), (0, 3));
     assert_eq!(
         report2.records_in,
@@ -284,12 +308,12 @@ async fn a_redelivered_batch_produces_identical_statements_and_letters() {
 }
 
 #[tokio::test]
-async fn all_invalid_batch_writes_no_sql() {
-    let p = processor(Mode::Permanent, FakeSink::default());
+async fn all_invalid_batch_stores_nothing() {
+    let (store, sink) = (FakeStore::new(Mode::Permanent), FakeSink::default());
     let batch = vec![rec(1, b"[]".to_vec()), rec(2, b"{}".to_vec())];
-    let (result, report) = p.process(&batch, now()).await;
+    let (result, report) = processor(&store, &sink).process(&batch, now()).await;
     assert!(result.unwrap().batch_item_failures.is_empty());
-    assert!(p_warehouse(&p).transactions().is_empty());
+    assert!(store.calls().is_empty());
     assert_eq!((report.rejected, report.stored), (2, 0));
     assert_eq!(
         report.rejected_by_reason,
@@ -299,97 +323,120 @@ async fn all_invalid_batch_writes_no_sql() {
 
 #[tokio::test]
 async fn empty_batch_does_nothing() {
-    let p = processor(Mode::Permanent, FakeSink::default());
-    let (result, report) = p.process(&[], now()).await;
+    let (store, sink) = (FakeStore::new(Mode::Permanent), FakeSink::default());
+    let (result, report) = processor(&store, &sink).process(&[], now()).await;
     assert!(result.unwrap().batch_item_failures.is_empty());
-    assert!(p_warehouse(&p).transactions().is_empty());
+    assert!(store.calls().is_empty());
+    assert_eq!(sink.puts.load(Ordering::SeqCst), 0);
     assert_eq!(report.records_in, 0);
     assert_eq!(report.max_record_age, None);
 }
 
 #[tokio::test]
-async fn transient_warehouse_failure_hands_back_the_whole_batch() {
-    let p = processor(Mode::Transient, FakeSink::default());
-    let (result, report) = p.process(&mixed_batch(), now()).await;
+async fn transient_store_failure_hands_back_the_whole_batch() {
+    let (store, sink) = (FakeStore::new(Mode::Transient), FakeSink::default());
+    let (result, report) = processor(&store, &sink)
+        .process(&mixed_batch(), now())
+        .await;
     assert_eq!(failures(&result.unwrap()), ["4959000001"]);
     assert!(matches!(report.outcome, Outcome::Retry { .. }));
     assert_eq!(report.stored, 0);
     // The dead letters were written anyway; the retry overwrites the same keys.
-    assert_eq!(p_sink(&p).letters.lock().unwrap().len(), 2);
+    assert_eq!(sink.letters().len(), 2);
 }
 
 #[tokio::test]
 async fn dead_letter_failure_hands_back_the_whole_batch() {
-    let p = processor(Mode::Ok(Some(3)), FakeSink::failing());
-    let (result, report) = p.process(&mixed_batch(), now()).await;
+    let (store, sink) = (FakeStore::new(Mode::Ok(3)), FakeSink::failing());
+    let (result, report) = processor(&store, &sink)
+        .process(&mixed_batch(), now())
+        .await;
     assert_eq!(failures(&result.unwrap()), ["4959000001"]);
     assert_eq!(report.dead_letter_failures, 2);
     assert!(matches!(report.outcome, Outcome::Retry { .. }));
 }
 
 #[tokio::test]
-async fn permanent_warehouse_failure_fails_the_invocation() {
-    let p = processor(Mode::Permanent, FakeSink::default());
-    let (result, report) = p.process(&mixed_batch(), now()).await;
+async fn permanent_store_failure_fails_the_invocation() {
+    let (store, sink) = (FakeStore::new(Mode::Permanent), FakeSink::default());
+    let (result, report) = processor(&store, &sink)
+        .process(&mixed_batch(), now())
+        .await;
     let err = result.unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
     assert!(matches!(report.outcome, Outcome::Failed { .. }));
-}
-
-#[tokio::test]
-async fn unknown_row_count_falls_back_to_the_valid_count() {
-    let p = processor(Mode::Ok(None), FakeSink::default());
-    let (_, report) = p.process(&mixed_batch(), now()).await;
-    assert_eq!((report.stored, report.already_stored), (3, 0));
+    let diagnostic = lambda_runtime::Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "PermanentWarehouseFailure");
 }
 
 #[tokio::test]
 async fn future_timestamps_are_judged_against_now() {
-    let p = processor(Mode::Ok(Some(0)), FakeSink::default());
+    let (store, sink) = (FakeStore::new(Mode::Permanent), FakeSink::default());
     let batch = vec![rec(1, reading(VIN_A, 1, "1", "1", "1"))];
     let early = DateTime::parse_from_rfc3339("2026-11-25T16:00:00Z")
         .unwrap()
         .to_utc();
-    let (_, report) = p.process(&batch, early).await;
+    let (_, report) = processor(&store, &sink).process(&batch, early).await;
     assert_eq!(
         report.rejected_by_reason,
         BTreeMap::from([("timestamp_in_future", 1)])
     );
-    assert!(p_warehouse(&p).transactions().is_empty());
+    assert!(store.calls().is_empty());
 }
 
 #[tokio::test]
-async fn unquotable_trip_id_is_dead_lettered_not_fatal() {
-    let p = processor(Mode::Ok(Some(1)), FakeSink::default());
+async fn a_reading_the_store_refuses_is_dead_lettered_not_fatal() {
+    let (store, sink) = (FakeStore::new(Mode::Ok(1)), FakeSink::default());
     let bad = format!(
-        r#"{{"VIN":"{VIN_A}","trip_id":"a\\b","timestamp":"2026-11-25T17:00:00Z","vehicleSpeed":1,"acceleration":1,"odometer":1}}"#
+        r#"{{"VIN":"{VIN_A}","trip_id":"{REFUSED_TRIP}","timestamp":"2026-11-25T17:00:00Z","vehicleSpeed":1,"acceleration":1,"odometer":1}}"#
     );
     let batch = vec![
-        rec(1, bad.into_bytes()),
+        rec(1, bad.clone().into_bytes()),
         rec(2, reading(VIN_B, 1, "1", "1", "1")),
     ];
-    let (result, report) = p.process(&batch, now()).await;
+    let (result, report) = processor(&store, &sink).process(&batch, now()).await;
     assert!(result.unwrap().batch_item_failures.is_empty());
     assert_eq!(
         report.rejected_by_reason,
         BTreeMap::from([("bad_trip_id", 1)])
     );
-    assert_eq!(report.stored, 1);
-    assert!(!p_warehouse(&p).transactions()[0][2].contains("a\\b"));
+    assert_eq!(
+        (report.stored, report.rejected, report.already_stored),
+        (1, 1, 0)
+    );
+    assert_eq!(
+        report.records_in,
+        report.stored + report.rejected + report.duplicates_in_batch + report.already_stored
+    );
+    let letters = sink.letters();
+    let l = &letters["rejected/shardId-000000000000/4959000001.json"];
+    assert_eq!(
+        (l.reason.as_str(), l.detail.as_str(), l.data.as_slice()),
+        ("bad_trip_id", "trip_id cannot be stored", bad.as_bytes())
+    );
+}
+
+#[tokio::test]
+async fn a_refused_letter_that_cannot_be_written_hands_back_the_batch() {
+    let (store, sink) = (FakeStore::new(Mode::Ok(0)), FakeSink::failing());
+    let bad = format!(
+        r#"{{"VIN":"{VIN_A}","trip_id":"{REFUSED_TRIP}","timestamp":"2026-11-25T17:00:00Z","vehicleSpeed":1,"acceleration":1,"odometer":1}}"#
+    );
+    let (result, report) = processor(&store, &sink)
+        .process(&[rec(7, bad.into_bytes())], now())
+        .await;
+    assert_eq!(failures(&result.unwrap()), ["4959000007"]);
+    assert_eq!(report.dead_letter_failures, 1);
 }
 
 #[tokio::test]
 async fn dead_letters_are_written_with_bounded_concurrency() {
-    let p = Processor::new(
-        FakeWarehouse::new(Mode::Ok(Some(0))),
-        FakeSink::default(),
-        settings(3),
-    );
+    let (store, sink) = (FakeStore::new(Mode::Ok(0)), FakeSink::default());
+    let p = Processor::new(&store, &sink, settings(3));
     let batch: Vec<InputRecord> = (0..20).map(|i| rec(i, b"x".to_vec())).collect();
     let (result, report) = p.process(&batch, now()).await;
     assert!(result.is_ok());
     assert_eq!(report.rejected, 20);
-    let sink = p_sink(&p);
     assert_eq!(sink.puts.load(Ordering::SeqCst), 20);
     let max = sink.max_in_flight.load(Ordering::SeqCst);
     assert!((2..=3).contains(&max), "max in flight {max}");
@@ -398,7 +445,7 @@ async fn dead_letters_are_written_with_bounded_concurrency() {
 #[tokio::test]
 async fn handle_decodes_a_lambda_event_and_answers_in_the_lambda_shape() {
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let event: KinesisEvent = serde_json::from_value(serde_json::json!({
+    let event = serde_json::json!({
         "Records": [
             {"eventID": "shardId-000000000003:100", "eventSource": "aws:kinesis",
              "kinesis": {"partitionKey": VIN_A, "sequenceNumber": "100",
@@ -407,24 +454,34 @@ async fn handle_decodes_a_lambda_event_and_answers_in_the_lambda_shape() {
             {"eventID": "shardId-000000000003:101", "eventSource": "aws:kinesis",
              "kinesis": {"partitionKey": VIN_A, "sequenceNumber": "101",
                          "data": b64(b"\xff"),
-                         "approximateArrivalTimestamp": 1764093601.0}}
+                         "approximateArrivalTimestamp": 1764093601.5}}
         ]
-    }))
-    .unwrap();
-    let p = processor(Mode::Transient, FakeSink::default());
-    let response = p.handle(event, now()).await.unwrap();
+    })
+    .to_string();
+    let (store, sink) = (FakeStore::new(Mode::Transient), FakeSink::default());
+    let p = processor(&store, &sink);
+    let event = serde_json::from_str(&event).unwrap();
+    let response = kinesis::handle(&p, event, now()).await.unwrap();
     assert_eq!(
         serde_json::to_value(&response).unwrap(),
         serde_json::json!({"batchItemFailures": [{"itemIdentifier": "100"}]})
     );
-    let letters = p_sink(&p).letters.lock().unwrap().clone();
+    let letters = sink.letters();
     let l = &letters["rejected/shardId-000000000003/101.json"];
     assert_eq!(
         (l.reason.as_str(), l.data.as_slice()),
         ("not_json", &b"\xff"[..])
     );
-    let sql = &p_warehouse(&p).transactions()[0][2];
-    assert!(sql.contains("'shardId-000000000003','100')"), "{sql}");
+    // Seconds `….5` are half a second past, not 5 ms.
+    assert_eq!(l.approximate_arrival.timestamp_millis(), 1_764_093_601_500);
+    let readings = store.readings();
+    assert_eq!(
+        (
+            readings[0].shard_id.as_str(),
+            readings[0].sequence_number.as_str()
+        ),
+        ("shardId-000000000003", "100")
+    );
 }
 
 // ------------------------------------------------------------------------------------
@@ -475,9 +532,9 @@ fn batch_with_aggregates() -> (Vec<InputRecord>, Vec<u8>) {
 
 #[tokio::test]
 async fn aggregates_are_opened_and_a_corrupt_one_is_dead_lettered_whole() {
-    let p = processor(Mode::Ok(Some(4)), FakeSink::default());
+    let (store, sink) = (FakeStore::new(Mode::Ok(4)), FakeSink::default());
     let (input, corrupt) = batch_with_aggregates();
-    let (result, report) = p.process(&input, now()).await;
+    let (result, report) = processor(&store, &sink).process(&input, now()).await;
     assert!(result.unwrap().batch_item_failures.is_empty());
     assert_eq!(
         (
@@ -494,46 +551,26 @@ async fn aggregates_are_opened_and_a_corrupt_one_is_dead_lettered_whole() {
         BTreeMap::from([("aggregate_bad_md5", 1), ("not_json", 1)])
     );
 
-    // Rows in (sequence, sub-sequence) order, each with its carrying record's sequence;
+    // Readings in (sequence, sub-sequence) order, each with its carrying record's sequence;
     // the aggregate's copy of (VIN_A, 17:00:01) is a duplicate of the plain one.
-    let txs = p_warehouse(&p).transactions();
-    let values = txs[0][2].split_once(" VALUES ").unwrap().1;
-    let rows: Vec<(String, String, String, String)> = values
-        .trim_start_matches('(')
-        .trim_end_matches(')')
-        .split("),(")
-        .map(|row| {
-            let f: Vec<&str> = row.split(',').collect();
-            let t = |s: &str| s.trim_matches('\'').to_owned();
-            (t(f[0]), t(f[2]), f[4].to_owned(), t(f[11]))
-        })
-        .collect();
-    let row = |vin: &str, second: u32, speed: &str, seq: &str| {
-        (
-            vin.to_owned(),
-            format!("2026-11-25 17:00:{second:02}.000000"),
-            speed.to_owned(),
-            seq.to_owned(),
-        )
-    };
     assert_eq!(
-        rows,
+        stored(&store),
         [
-            row(VIN_A, 1, "50.500", "4959000001"),
-            row(VIN_B, 1, "61.250", "4959000002"),
-            row(VIN_A, 3, "52.000", "4959000002"),
-            row(VIN_A, 2, "51.000", "4959000004"),
+            row(VIN_A, 1, 50_500, "4959000001"),
+            row(VIN_B, 1, 61_250, "4959000002"),
+            row(VIN_A, 3, 52_000, "4959000002"),
+            row(VIN_A, 2, 51_000, "4959000004"),
         ]
     );
 
-    let letters = p_sink(&p).letters.lock().unwrap().clone();
     assert_eq!(
-        letters.keys().cloned().collect::<Vec<_>>(),
+        sink.keys(),
         [
             "rejected/shardId-000000000000/4959000002-1.json",
             "rejected/shardId-000000000000/4959000003.json",
         ]
     );
+    let letters = sink.letters();
     let sub = &letters["rejected/shardId-000000000000/4959000002-1.json"];
     assert_eq!(
         (
@@ -555,22 +592,16 @@ async fn aggregates_are_opened_and_a_corrupt_one_is_dead_lettered_whole() {
 #[tokio::test]
 async fn a_redelivered_aggregate_changes_nothing_and_retries_report_the_kinesis_sequence() {
     let (input, _) = batch_with_aggregates();
-    let p = processor(Mode::Ok(Some(4)), FakeSink::default());
-    let p2 = processor(Mode::Ok(Some(0)), FakeSink::default());
-    let _ = p.process(&input, now()).await;
-    let (_, report2) = p2.process(&input, now()).await;
-    assert_eq!(
-        p_warehouse(&p).transactions(),
-        p_warehouse(&p2).transactions()
-    );
-    assert_eq!(
-        *p_sink(&p).letters.lock().unwrap(),
-        *p_sink(&p2).letters.lock().unwrap()
-    );
+    let (store, sink) = (FakeStore::new(Mode::Ok(4)), FakeSink::default());
+    let (store2, sink2) = (FakeStore::new(Mode::Ok(0)), FakeSink::default());
+    let _ = processor(&store, &sink).process(&input, now()).await;
+    let (_, report2) = processor(&store2, &sink2).process(&input, now()).await;
+    assert_eq!(store.calls(), store2.calls());
+    assert_eq!(sink.letters(), sink2.letters());
     assert_eq!((report2.stored, report2.already_stored), (0, 4));
 
     // A batch that starts with an aggregate hands back that Kinesis record's sequence.
-    let p3 = processor(Mode::Transient, FakeSink::default());
-    let (result, _) = p3.process(&input[1..], now()).await;
+    let (store3, sink3) = (FakeStore::new(Mode::Transient), FakeSink::default());
+    let (result, _) = processor(&store3, &sink3).process(&input[1..], now()).await;
     assert_eq!(failures(&result.unwrap()), ["4959000002"]);
 }

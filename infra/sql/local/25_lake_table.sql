@@ -17,7 +17,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS spectrum.vehicle_telematics_raw (
     latitude        DOUBLE PRECISION,
     longitude       DOUBLE PRECISION,
     shard_id        VARCHAR(128),
-    sequence_number VARCHAR(128),
+    sequence_number VARCHAR(129),
     "raw"           VARCHAR(65535)
 )
 PARTITIONED BY (year INTEGER, month INTEGER, day INTEGER)

@@ -44,39 +44,15 @@ impl Environment {
             source,
         })?;
         let (state, queue) = RuntimeState::new(spec.arn());
-        let server_state = state.clone();
-        let server = tokio::spawn(crate::http_util::serve(
+        // Never shut down gracefully: the environment aborts its server when it goes away.
+        let server = tokio::spawn(local_http::serve(
             listener,
-            move |req| runtime_api::handle(server_state.clone(), req),
+            runtime_api::router(state.clone()),
             std::future::pending(),
         ));
 
         let number = ENVIRONMENTS.fetch_add(1, Ordering::Relaxed);
-        let mut command = Command::new(&spec.binary);
-        command
-            // The child inherits the host's environment (PATH, AWS_* endpoints and
-            // credentials, RUST_LOG); Lambda's variables and spec.env override it.
-            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", LATEST)
-            .env(
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                spec.memory_mb.to_string(),
-            )
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", spec.log_group())
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", log_stream_name(number))
-            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
-            .env("AWS_REGION", &spec.region)
-            .env("AWS_DEFAULT_REGION", &spec.region)
-            .envs(&spec.env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Dropping the environment must not leave the process behind.
-            .kill_on_drop(true)
-            // Own process group: a terminal Ctrl-C reaches lambda-host only, which then
-            // stops the functions in order.
-            .process_group(0);
+        let mut command = lambda_command(spec, addr, number);
         let mut child = command.spawn().map_err(|source| {
             server.abort();
             HostError::Spawn {
@@ -92,23 +68,7 @@ impl Environment {
         tracing::info!(function = %spec.name, pid, runtime_api = %addr, "function process started");
 
         let stderr_tail = Arc::new(Tail::default());
-        let mut pumps = Vec::new();
-        if let Some(stdout) = child.stdout.take() {
-            pumps.push(tokio::spawn(pump(
-                stdout,
-                Stream::Stdout,
-                sink.clone(),
-                None,
-            )));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            pumps.push(tokio::spawn(pump(
-                stderr,
-                Stream::Stderr,
-                sink.clone(),
-                Some(stderr_tail.clone()),
-            )));
-        }
+        let pumps = start_pumps(&mut child, sink, &stderr_tail);
         Ok(Self {
             child,
             state,
@@ -161,6 +121,62 @@ impl Drop for Environment {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// The function process: the host's environment, Lambda's variables and `spec.env` over it.
+fn lambda_command(spec: &FunctionSpec, addr: std::net::SocketAddr, number: u64) -> Command {
+    let mut command = Command::new(&spec.binary);
+    command
+        // The child inherits the host's environment (PATH, AWS_* endpoints and
+        // credentials, RUST_LOG); Lambda's variables and spec.env override it.
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", LATEST)
+        .env(
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            spec.memory_mb.to_string(),
+        )
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", spec.log_group())
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", log_stream_name(number))
+        .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+        .env("AWS_REGION", &spec.region)
+        .env("AWS_DEFAULT_REGION", &spec.region)
+        .envs(&spec.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Dropping the environment must not leave the process behind.
+        .kill_on_drop(true)
+        // Own process group: a terminal Ctrl-C reaches lambda-host only, which then
+        // stops the functions in order.
+        .process_group(0);
+    command
+}
+
+/// Copies the process's stdout and stderr to the log sink (stderr's tail kept for errors).
+fn start_pumps(
+    child: &mut Child,
+    sink: &Arc<LogSink>,
+    stderr_tail: &Arc<Tail>,
+) -> Vec<JoinHandle<()>> {
+    let mut pumps = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        pumps.push(tokio::spawn(pump(
+            stdout,
+            Stream::Stdout,
+            sink.clone(),
+            None,
+        )));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        pumps.push(tokio::spawn(pump(
+            stderr,
+            Stream::Stderr,
+            sink.clone(),
+            Some(stderr_tail.clone()),
+        )));
+    }
+    pumps
 }
 
 /// `YYYY/MM/DD/[$LATEST]<32 hex>`, the shape of a Lambda log stream name.

@@ -171,7 +171,6 @@ impl HostedFunction {
         payload: Bytes,
         shutdown: &mut watch::Receiver<Option<Duration>>,
     ) -> (Result<InvokeOutcome, HostError>, After) {
-        let name = &self.spec.name;
         let (reply_tx, mut reply_rx) = oneshot::channel();
         let (picked_tx, mut picked_rx) = oneshot::channel();
         let invocation = Invocation {
@@ -237,10 +236,25 @@ impl HostedFunction {
                 _ = shutdown.wait_for(Option::is_some) => break Err(Exit::ShutDown),
             }
         };
-        let exit = match outcome {
-            Ok(outcome) => return (Ok(outcome), After::Keep),
-            Err(exit) => exit,
-        };
+        match outcome {
+            Ok(outcome) => (Ok(outcome), After::Keep),
+            Err(exit) => {
+                self.after_exit(environment, request_id, exit, picked_up)
+                    .await
+            }
+        }
+    }
+
+    /// The error an invocation ends with when the runtime did not answer, and what to do
+    /// with the environment.
+    async fn after_exit(
+        &self,
+        environment: &mut Environment,
+        request_id: &str,
+        exit: Exit,
+        picked_up: bool,
+    ) -> (Result<InvokeOutcome, HostError>, After) {
+        let name = &self.spec.name;
         match exit {
             Exit::Deadline if picked_up => {
                 tracing::warn!(function = %name, request_id, timeout = ?self.spec.timeout,

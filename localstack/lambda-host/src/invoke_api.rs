@@ -6,16 +6,20 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::any;
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use local_http::{BodyError, body, get_or, json_response, with_headers};
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::error::{HostError, InvokeOutcome};
 use crate::faults::CrashPoint;
 use crate::hosted::HostedFunction;
-use crate::http_util::{Body, json_response, read_body, with_headers};
 use crate::registry::{FunctionRegistry, FunctionSlot};
 use crate::spec::{LATEST, function_arn};
 
@@ -23,7 +27,8 @@ use crate::spec::{LATEST, function_arn};
 const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 /// Asynchronous (`Event`) payload limit (1 MB).
 const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
-const INVOKE_PREFIX: &str = "/2015-03-31/functions/";
+/// Fault requests are small.
+const MAX_FAULT_BODY: usize = 64 * 1024;
 /// Fault injection (tests only).
 pub const FAULTS_PATH: &str = "/_fleetline/faults";
 
@@ -32,24 +37,38 @@ pub async fn serve(
     listener: TcpListener,
     registry: Arc<FunctionRegistry>,
     region: String,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let api = Arc::new(Api { registry, region });
-    crate::http_util::serve(
-        listener,
-        move |req| {
-            let api = api.clone();
-            async move { api.handle(req).await }
-        },
-        shutdown,
-    )
-    .await;
+    local_http::serve(listener, router(registry, region), shutdown).await;
+}
+
+/// The Invoke API's routes; anything else is 404 `UnknownOperationException`.
+fn router(registry: Arc<FunctionRegistry>, region: String) -> Router {
+    Router::new()
+        .route("/health", get_or(health, unknown_operation))
+        .route(
+            FAULTS_PATH,
+            get_or(faults, faults_method_not_allowed)
+                .post(arm_faults)
+                .delete(disarm_faults)
+                .layer(DefaultBodyLimit::max(MAX_FAULT_BODY)),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            any(unknown_operation)
+                .post(invoke)
+                .layer(DefaultBodyLimit::max(MAX_SYNC_PAYLOAD)),
+        )
+        .fallback(unknown_operation)
+        .with_state(Arc::new(Api { registry, region }))
 }
 
 struct Api {
     registry: Arc<FunctionRegistry>,
     region: String,
 }
+
+type ApiState = State<Arc<Api>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum InvocationType {
@@ -58,199 +77,226 @@ enum InvocationType {
     DryRun,
 }
 
-impl Api {
-    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        let path = req.uri().path().to_owned();
-        match (req.method(), path.as_str()) {
-            (&Method::GET, "/health") => self.health(),
-            (_, FAULTS_PATH) => self.faults(req).await,
-            (&Method::POST, p) if p.starts_with(INVOKE_PREFIX) && p.ends_with("/invocations") => {
-                let raw = &p[INVOKE_PREFIX.len()..p.len() - "/invocations".len()];
-                self.invoke(raw, req).await
-            }
-            _ => aws_error(
-                StatusCode::NOT_FOUND,
-                "UnknownOperationException",
-                "message",
-                &format!("Unknown operation {} {path}", req.method()),
-            ),
-        }
-    }
-
-    fn health(&self) -> Response<Body> {
-        let functions: serde_json::Map<String, serde_json::Value> = self
-            .registry
-            .iter()
-            .map(|(name, slot)| {
-                let value = match slot {
-                    FunctionSlot::Hosted(_) => json!({"available": true}),
-                    FunctionSlot::Unavailable { reason } => {
-                        json!({"available": false, "reason": reason})
-                    }
-                };
-                (name.to_owned(), value)
-            })
-            .collect();
-        json_response(
-            StatusCode::OK,
-            json!({"status": "ok", "functions": functions}).to_string(),
-        )
-    }
-
-    /// `GET`: every hosted function's crash state; `POST {"crash": {"function", "invocations"
-    /// (default 1), "after_ms" (optional)}}`: arm a crash; `DELETE`: disarm every crash.
-    async fn faults(&self, req: Request<Incoming>) -> Response<Body> {
-        let method = req.method().clone();
-        if method == Method::POST {
-            let body = match read_body(req.into_body(), 64 * 1024).await {
-                Ok(Some(body)) => body,
-                Ok(None) => return fault_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
-                Err(err) => return fault_error(StatusCode::BAD_REQUEST, &err),
-            };
-            let request = match parse_crash_request(&body) {
-                Ok(request) => request,
-                Err(message) => return fault_error(StatusCode::BAD_REQUEST, &message),
-            };
-            let Some(function) = self.registry.hosted(&request.function) else {
-                return fault_error(
-                    StatusCode::NOT_FOUND,
-                    &format!("no hosted function {}", request.function),
-                );
-            };
-            function.arm_crash(request.invocations, request.point);
-        } else if method == Method::DELETE {
-            for (_, slot) in self.registry.iter() {
-                if let FunctionSlot::Hosted(function) = slot {
-                    function.disarm_crash();
-                }
-            }
-        } else if method != Method::GET {
-            return fault_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "use GET, POST or DELETE on /_fleetline/faults",
-            );
-        }
-        let functions: serde_json::Map<String, serde_json::Value> = self
-            .registry
-            .iter()
-            .filter_map(|(name, slot)| match slot {
-                FunctionSlot::Hosted(function) => Some((name.to_owned(), function.crash_state())),
-                FunctionSlot::Unavailable { .. } => None,
-            })
-            .collect();
-        json_response(
-            StatusCode::OK,
-            json!({ "functions": functions }).to_string(),
-        )
-    }
-
-    async fn invoke(&self, raw_name: &str, req: Request<Incoming>) -> Response<Body> {
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let name_param = percent_decode(raw_name);
-        let qualifier = query_param(req.uri().query().unwrap_or(""), "Qualifier");
-        let Some((name, name_qualifier)) = parse_function_name(&name_param) else {
-            return aws_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidParameterValueException",
-                "message",
-                &format!("Invalid function name: {name_param}"),
-            );
-        };
-        let arn = function_arn(&self.region, name);
-        for q in [qualifier.as_deref(), name_qualifier].into_iter().flatten() {
-            if q != LATEST {
-                return not_found(&format!("{arn}:{q}"));
-            }
-        }
-        let invocation_type = match req
-            .headers()
+impl InvocationType {
+    /// `X-Amz-Invocation-Type` (default RequestResponse); `Err` names an unsupported value.
+    fn from_headers(headers: &HeaderMap) -> Result<Self, String> {
+        match headers
             .get("x-amz-invocation-type")
             .map(|v| v.to_str().unwrap_or(""))
         {
-            None | Some("RequestResponse") => InvocationType::RequestResponse,
-            Some("Event") => InvocationType::Event,
-            Some("DryRun") => InvocationType::DryRun,
-            Some(other) => {
-                return aws_error(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidParameterValueException",
-                    "message",
-                    &format!("Unsupported invocation type: {other}"),
-                );
-            }
+            None | Some("RequestResponse") => Ok(Self::RequestResponse),
+            Some("Event") => Ok(Self::Event),
+            Some("DryRun") => Ok(Self::DryRun),
+            Some(other) => Err(other.to_owned()),
+        }
+    }
+
+    fn payload_limit(self) -> usize {
+        match self {
+            Self::Event => MAX_ASYNC_PAYLOAD,
+            _ => MAX_SYNC_PAYLOAD,
+        }
+    }
+}
+
+async fn unknown_operation(method: Method, uri: Uri) -> Response {
+    aws_error(
+        StatusCode::NOT_FOUND,
+        "UnknownOperationException",
+        "message",
+        &format!("Unknown operation {method} {}", uri.path()),
+    )
+}
+
+async fn health(State(api): ApiState) -> Response {
+    let functions: serde_json::Map<String, serde_json::Value> = api
+        .registry
+        .iter()
+        .map(|(name, slot)| {
+            let value = match slot {
+                FunctionSlot::Hosted(_) => json!({"available": true}),
+                FunctionSlot::Unavailable { reason } => {
+                    json!({"available": false, "reason": reason})
+                }
+            };
+            (name.to_owned(), value)
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({"status": "ok", "functions": functions}).to_string(),
+    )
+}
+
+/// `GET /_fleetline/faults`: every hosted function's crash state.
+async fn faults(State(api): ApiState) -> Response {
+    let functions: serde_json::Map<String, serde_json::Value> = api
+        .registry
+        .iter()
+        .filter_map(|(name, slot)| match slot {
+            FunctionSlot::Hosted(function) => Some((name.to_owned(), function.crash_state())),
+            FunctionSlot::Unavailable { .. } => None,
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({ "functions": functions }).to_string(),
+    )
+}
+
+/// `POST {"crash": {"function", "invocations" (default 1), "after_ms" (optional)}}`: arms
+/// a crash, answers like `GET`.
+async fn arm_faults(State(api): ApiState, payload: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body(payload) {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            return fault_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
+        }
+        Err(BodyError::Read(err)) => return fault_error(StatusCode::BAD_REQUEST, &err),
+    };
+    let request = match parse_crash_request(&body) {
+        Ok(request) => request,
+        Err(message) => return fault_error(StatusCode::BAD_REQUEST, &message),
+    };
+    let Some(function) = api.registry.hosted(&request.function) else {
+        return fault_error(
+            StatusCode::NOT_FOUND,
+            &format!("no hosted function {}", request.function),
+        );
+    };
+    function.arm_crash(request.invocations, request.point);
+    faults(State(api)).await
+}
+
+/// `DELETE`: disarms every crash, answers like `GET`.
+async fn disarm_faults(State(api): ApiState) -> Response {
+    for (_, slot) in api.registry.iter() {
+        if let FunctionSlot::Hosted(function) = slot {
+            function.disarm_crash();
+        }
+    }
+    faults(State(api)).await
+}
+
+async fn faults_method_not_allowed() -> Response {
+    fault_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "use GET, POST or DELETE on /_fleetline/faults",
+    )
+}
+
+/// `POST /2015-03-31/functions/{FunctionName}/invocations[?Qualifier=]`.
+async fn invoke(
+    State(api): ApiState,
+    Path(name_param): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    payload: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (function, invocation_type) = match api.target(&name_param, query.as_deref(), &headers) {
+        Ok(target) => target,
+        Err(refusal) => return refusal.response(),
+    };
+    let payload = match event_payload(payload, invocation_type.payload_limit()) {
+        Ok(payload) => payload,
+        Err(refusal) => return refusal.response(),
+    };
+    let request_header = [("x-amzn-requestid", request_id.clone())];
+    match invocation_type {
+        InvocationType::DryRun => {
+            with_headers(StatusCode::NO_CONTENT, Bytes::new(), &request_header)
+        }
+        InvocationType::Event => {
+            tokio::spawn(run_async(function, request_id.clone(), payload));
+            with_headers(StatusCode::ACCEPTED, Bytes::new(), &request_header)
+        }
+        InvocationType::RequestResponse => run_sync(function, request_id, payload).await,
+    }
+}
+
+impl Api {
+    /// The hosted function and invocation type a request names, or the error answer (in
+    /// the service's order: name, qualifier, invocation type, function).
+    fn target(
+        &self,
+        name_param: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<(Arc<HostedFunction>, InvocationType), Refusal> {
+        let Some((name, name_qualifier)) = parse_function_name(name_param) else {
+            return Err(invalid_parameter(format!(
+                "Invalid function name: {name_param}"
+            )));
         };
+        let arn = function_arn(&self.region, name);
+        let qualifier = query.and_then(|q| query_param(q, "Qualifier"));
+        for q in [qualifier.as_deref(), name_qualifier].into_iter().flatten() {
+            if q != LATEST {
+                return Err(not_found(&format!("{arn}:{q}")));
+            }
+        }
+        let invocation_type = InvocationType::from_headers(headers)
+            .map_err(|other| invalid_parameter(format!("Unsupported invocation type: {other}")))?;
         let function = match self.registry.get(name) {
-            None => return not_found(&arn),
+            None => return Err(not_found(&arn)),
             Some(FunctionSlot::Unavailable { reason }) => {
-                return aws_error(
-                    StatusCode::BAD_GATEWAY,
-                    "ResourceNotReadyException",
-                    "message",
-                    &format!("Function {name} is not available on this lambda-host: {reason}"),
-                );
+                return Err(Refusal {
+                    status: StatusCode::BAD_GATEWAY,
+                    error_type: "ResourceNotReadyException",
+                    message_key: "message",
+                    message: format!(
+                        "Function {name} is not available on this lambda-host: {reason}"
+                    ),
+                });
             }
             Some(FunctionSlot::Hosted(function)) => function.clone(),
         };
-        let limit = match invocation_type {
-            InvocationType::Event => MAX_ASYNC_PAYLOAD,
-            _ => MAX_SYNC_PAYLOAD,
-        };
-        let payload = match read_body(req.into_body(), limit).await {
-            Ok(Some(payload)) => payload,
-            Ok(None) => {
-                return aws_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "RequestTooLargeException",
-                    "message",
-                    &format!(
-                        "Request must be smaller than {limit} bytes for the InvokeFunction operation"
-                    ),
-                );
-            }
-            Err(err) => {
-                return aws_error(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidRequestContentException",
-                    "message",
-                    &format!("Could not read the request body: {err}"),
-                );
-            }
-        };
-        // An empty payload is the empty event `{}`; anything else must be JSON.
-        let payload = if payload.iter().all(u8::is_ascii_whitespace) {
-            Bytes::from_static(b"{}")
-        } else if let Err(err) = serde_json::from_slice::<serde_json::Value>(&payload) {
-            return aws_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidRequestContentException",
-                "message",
-                &format!("Could not parse request body into json: {err}"),
-            );
-        } else {
-            payload
-        };
-        let request_header = [("x-amzn-requestid", request_id.clone())];
-        match invocation_type {
-            InvocationType::DryRun => {
-                with_headers(StatusCode::NO_CONTENT, Bytes::new(), &request_header)
-            }
-            InvocationType::Event => {
-                tokio::spawn(run_async(function, request_id.clone(), payload));
-                with_headers(StatusCode::ACCEPTED, Bytes::new(), &request_header)
-            }
-            InvocationType::RequestResponse => {
-                // Its own task: a client that hangs up must not cancel the invocation
-                // (that would kill the process mid-event).
-                let task_id = request_id.clone();
-                let task = tokio::spawn(async move {
-                    function.invoke_with_request_id(&task_id, payload).await
-                });
-                match task.await {
-                    Ok(result) => sync_response(&request_id, result),
-                    Err(err) => service_error(&format!("invocation task failed: {err}")),
-                }
-            }
+        Ok((function, invocation_type))
+    }
+}
+
+/// The event: at most `limit` bytes; empty means the empty event `{}`, anything else must
+/// be JSON.
+fn event_payload(payload: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, Refusal> {
+    let payload = match body(payload) {
+        Ok(payload) if payload.len() <= limit => payload,
+        Ok(_) | Err(BodyError::TooLarge) => {
+            return Err(Refusal {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                error_type: "RequestTooLargeException",
+                message_key: "message",
+                message: format!(
+                    "Request must be smaller than {limit} bytes for the InvokeFunction operation"
+                ),
+            });
         }
+        Err(BodyError::Read(err)) => {
+            return Err(invalid_content(format!(
+                "Could not read the request body: {err}"
+            )));
+        }
+    };
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Bytes::from_static(b"{}"));
+    }
+    match serde_json::from_slice::<serde_json::Value>(&payload) {
+        Ok(_) => Ok(payload),
+        Err(err) => Err(invalid_content(format!(
+            "Could not parse request body into json: {err}"
+        ))),
+    }
+}
+
+/// A RequestResponse invocation, in its own task: a client that hangs up must not cancel
+/// the invocation (that would kill the process mid-event).
+async fn run_sync(function: Arc<HostedFunction>, request_id: String, payload: Bytes) -> Response {
+    let task_id = request_id.clone();
+    let task =
+        tokio::spawn(async move { function.invoke_with_request_id(&task_id, payload).await });
+    match task.await {
+        Ok(result) => sync_response(&request_id, result),
+        Err(err) => service_error(&format!("invocation task failed: {err}")),
     }
 }
 
@@ -270,7 +316,7 @@ async fn run_async(function: Arc<HostedFunction>, request_id: String, payload: B
     }
 }
 
-fn sync_response(request_id: &str, result: Result<InvokeOutcome, HostError>) -> Response<Body> {
+fn sync_response(request_id: &str, result: Result<InvokeOutcome, HostError>) -> Response {
     let mut headers = vec![
         ("x-amzn-requestid", request_id.to_owned()),
         ("x-amz-executed-version", LATEST.to_owned()),
@@ -338,21 +384,58 @@ fn parse_crash_request(body: &[u8]) -> Result<CrashRequest, String> {
     })
 }
 
-fn fault_error(status: StatusCode, message: &str) -> Response<Body> {
+fn fault_error(status: StatusCode, message: &str) -> Response {
     json_response(status, json!({ "error": message }).to_string())
 }
 
-fn not_found(arn: &str) -> Response<Body> {
-    // ResourceNotFoundException's members are `Type` and `Message` in the service model.
-    aws_error(
-        StatusCode::NOT_FOUND,
-        "ResourceNotFoundException",
-        "Message",
-        &format!("Function not found: {arn}"),
-    )
+/// An error answer of the Invoke operation, made into a response by [`aws_error`].
+struct Refusal {
+    status: StatusCode,
+    error_type: &'static str,
+    message_key: &'static str,
+    message: String,
 }
 
-fn service_error(message: &str) -> Response<Body> {
+impl Refusal {
+    fn response(self) -> Response {
+        aws_error(
+            self.status,
+            self.error_type,
+            self.message_key,
+            &self.message,
+        )
+    }
+}
+
+fn not_found(arn: &str) -> Refusal {
+    // ResourceNotFoundException's members are `Type` and `Message` in the service model.
+    Refusal {
+        status: StatusCode::NOT_FOUND,
+        error_type: "ResourceNotFoundException",
+        message_key: "Message",
+        message: format!("Function not found: {arn}"),
+    }
+}
+
+fn invalid_parameter(message: String) -> Refusal {
+    Refusal {
+        status: StatusCode::BAD_REQUEST,
+        error_type: "InvalidParameterValueException",
+        message_key: "message",
+        message,
+    }
+}
+
+fn invalid_content(message: String) -> Refusal {
+    Refusal {
+        status: StatusCode::BAD_REQUEST,
+        error_type: "InvalidRequestContentException",
+        message_key: "message",
+        message,
+    }
+}
+
+fn service_error(message: &str) -> Response {
     aws_error(
         StatusCode::INTERNAL_SERVER_ERROR,
         "ServiceException",
@@ -364,12 +447,7 @@ fn service_error(message: &str) -> Response<Body> {
 /// A REST-JSON error: `x-amzn-ErrorType` names the exception; the body carries `Type`
 /// (`User` for 4xx, `Service` for 5xx) and the message under the member name the model
 /// uses for that exception (`Message` or `message`).
-fn aws_error(
-    status: StatusCode,
-    error_type: &str,
-    message_key: &str,
-    message: &str,
-) -> Response<Body> {
+fn aws_error(status: StatusCode, error_type: &str, message_key: &str, message: &str) -> Response {
     let kind = if status.is_client_error() {
         "User"
     } else {
@@ -411,34 +489,11 @@ fn parse_function_name(value: &str) -> Option<(&str, Option<&str>)> {
     valid.then_some((name, qualifier))
 }
 
+/// The first `key` in a query string, decoded (the CLI and SDKs escape `:` and `$`).
 fn query_param(query: &str, key: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == key).then(|| percent_decode(v))
-    })
-}
-
-/// Decodes `%XX` escapes (the CLI and SDKs escape `:` and `$` in ARNs and qualifiers).
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
 }
 
 #[cfg(test)]
@@ -497,12 +552,7 @@ mod tests {
     }
 
     #[test]
-    fn percent_decoding() {
-        assert_eq!(
-            percent_decode("arn%3Aaws%3Alambda%3Aus-east-1%3A0%3Afunction%3Ax%3A%24LATEST"),
-            "arn:aws:lambda:us-east-1:0:function:x:$LATEST"
-        );
-        assert_eq!(percent_decode("bad%zzescape%4"), "bad%zzescape%4");
+    fn query_parameters() {
         assert_eq!(
             query_param("a=1&Qualifier=%24LATEST", "Qualifier").as_deref(),
             Some("$LATEST")

@@ -13,7 +13,6 @@ mod environment;
 mod error;
 mod faults;
 mod hosted;
-mod http_util;
 pub mod invoke_api;
 mod output;
 mod registry;

@@ -124,7 +124,13 @@ async fn run(args: Args) -> Result<(), String> {
     let registry = Arc::new(registry);
     let region = FunctionSpec::new("", "").region;
     tracing::info!(listen = %args.listen, "lambda-host: Lambda Invoke API ready");
-    invoke_api::serve(listener, registry.clone(), region, shutdown_signal()).await;
+    invoke_api::serve(
+        listener,
+        registry.clone(),
+        region,
+        local_http::shutdown_signal(),
+    )
+    .await;
 
     tracing::info!("shutting down the functions");
     registry
@@ -132,19 +138,4 @@ async fn run(args: Args) -> Result<(), String> {
         .await;
     tracing::info!("lambda-host stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot watch SIGTERM; only Ctrl-C stops lambda-host");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

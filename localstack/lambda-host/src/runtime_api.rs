@@ -12,19 +12,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::any;
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use local_http::{BodyError, body, get_or, json_response, with_headers};
 use serde::Deserialize;
 use tokio::sync::{Notify, mpsc, oneshot};
-
-use crate::http_util::{Body, json_response, read_body, with_headers};
 
 /// Lambda's synchronous response limit (6 MB).
 pub(crate) const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
 /// Error bodies are small; anything bigger is cut off.
 const MAX_ERROR_BYTES: usize = 1024 * 1024;
-const PREFIX: &str = "/2018-06-01/runtime/";
 
 /// One event waiting to be handed to the runtime.
 pub(crate) struct Invocation {
@@ -90,28 +92,33 @@ impl RuntimeState {
     }
 }
 
-pub(crate) async fn handle(state: Arc<RuntimeState>, req: Request<Incoming>) -> Response<Body> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let Some(rest) = path.strip_prefix(PREFIX) else {
-        return not_found(&path);
-    };
-    match (method, rest) {
-        (Method::GET, "invocation/next") => next_invocation(&state).await,
-        (Method::POST, "init/error") => init_error(&state, req).await,
-        (Method::POST, rest) => match rest
-            .strip_prefix("invocation/")
-            .and_then(|r| r.split_once('/'))
-        {
-            Some((id, "response")) => invocation_response(&state, id.to_owned(), req).await,
-            Some((id, "error")) => invocation_error(&state, id.to_owned(), req).await,
-            _ => not_found(&path),
-        },
-        _ => not_found(&path),
-    }
+/// The Runtime API routes of one execution environment; anything else is 404 `NotFound`.
+pub(crate) fn router(state: Arc<RuntimeState>) -> Router {
+    let errors = DefaultBodyLimit::max(MAX_ERROR_BYTES);
+    Router::new()
+        .route(
+            "/2018-06-01/runtime/invocation/next",
+            get_or(next_invocation, not_found),
+        )
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            any(not_found)
+                .post(invocation_response)
+                .layer(DefaultBodyLimit::max(MAX_RESPONSE_BYTES)),
+        )
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/error",
+            any(not_found).post(invocation_error).layer(errors),
+        )
+        .route(
+            "/2018-06-01/runtime/init/error",
+            any(not_found).post(init_error).layer(errors),
+        )
+        .fallback(not_found)
+        .with_state(state)
 }
 
-async fn next_invocation(state: &RuntimeState) -> Response<Body> {
+async fn next_invocation(State(state): State<Arc<RuntimeState>>) -> Response {
     // Long poll: the runtime parks here between invocations. Only one /next is served at
     // a time (concurrency 1), a second caller waits for the lock.
     let invocation = {
@@ -150,19 +157,19 @@ async fn next_invocation(state: &RuntimeState) -> Response<Body> {
 }
 
 async fn invocation_response(
-    state: &RuntimeState,
-    id: String,
-    req: Request<Incoming>,
-) -> Response<Body> {
+    State(state): State<Arc<RuntimeState>>,
+    Path(id): Path<String>,
+    payload: Result<Bytes, BytesRejection>,
+) -> Response {
     let Some(reply) = state.take_in_flight(&id) else {
         return unknown_request_id(&id);
     };
-    match read_body(req.into_body(), MAX_RESPONSE_BYTES).await {
-        Ok(Some(body)) => {
+    match body(payload) {
+        Ok(body) => {
             let _ = reply.send(Reply::Response(body));
             accepted()
         }
-        Ok(None) => {
+        Err(BodyError::TooLarge) => {
             let message = format!(
                 "Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
             );
@@ -176,7 +183,7 @@ async fn invocation_response(
                 &message,
             )
         }
-        Err(err) => {
+        Err(BodyError::Read(err)) => {
             let _ = reply.send(Reply::Error {
                 error_type: "Runtime.InvalidResponse".to_owned(),
                 error_message: format!("could not read the response body: {err}"),
@@ -187,14 +194,15 @@ async fn invocation_response(
 }
 
 async fn invocation_error(
-    state: &RuntimeState,
-    id: String,
-    req: Request<Incoming>,
-) -> Response<Body> {
+    State(state): State<Arc<RuntimeState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    payload: Result<Bytes, BytesRejection>,
+) -> Response {
     let Some(reply) = state.take_in_flight(&id) else {
         return unknown_request_id(&id);
     };
-    let (error_type, error_message) = read_error(req).await;
+    let (error_type, error_message) = read_error(&headers, payload);
     let _ = reply.send(Reply::Error {
         error_type,
         error_message,
@@ -202,8 +210,12 @@ async fn invocation_error(
     accepted()
 }
 
-async fn init_error(state: &RuntimeState, req: Request<Incoming>) -> Response<Body> {
-    let (error_type, error_message) = read_error(req).await;
+async fn init_error(
+    State(state): State<Arc<RuntimeState>>,
+    headers: HeaderMap,
+    payload: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (error_type, error_message) = read_error(&headers, payload);
     tracing::warn!(%error_type, %error_message, "runtime reported an init error");
     *state
         .init_error
@@ -218,16 +230,15 @@ async fn init_error(state: &RuntimeState, req: Request<Incoming>) -> Response<Bo
 
 /// errorType from the body, else from `Lambda-Runtime-Function-Error-Type`, else
 /// `Runtime.Unknown`; a body that is not the documented JSON becomes the message.
-async fn read_error(req: Request<Incoming>) -> (String, String) {
-    let header_type = req
-        .headers()
+fn read_error(headers: &HeaderMap, payload: Result<Bytes, BytesRejection>) -> (String, String) {
+    let header_type = headers
         .get("lambda-runtime-function-error-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = match read_body(req.into_body(), MAX_ERROR_BYTES).await {
-        Ok(Some(body)) => body,
-        Ok(None) => Bytes::from_static(b"(error body too large)"),
-        Err(err) => Bytes::from(err),
+    let body = match body(payload) {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => Bytes::from_static(b"(error body too large)"),
+        Err(BodyError::Read(err)) => Bytes::from(err),
     };
     let parsed: ErrorBody = serde_json::from_slice(&body).unwrap_or_else(|_| ErrorBody {
         error_type: None,
@@ -241,11 +252,11 @@ async fn read_error(req: Request<Incoming>) -> (String, String) {
     (error_type, parsed.error_message.unwrap_or_default())
 }
 
-fn accepted() -> Response<Body> {
+fn accepted() -> Response {
     json_response(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
 }
 
-fn unknown_request_id(id: &str) -> Response<Body> {
+fn unknown_request_id(id: &str) -> Response {
     runtime_error(
         StatusCode::BAD_REQUEST,
         "InvalidRequestID",
@@ -253,15 +264,15 @@ fn unknown_request_id(id: &str) -> Response<Body> {
     )
 }
 
-fn not_found(path: &str) -> Response<Body> {
+async fn not_found(uri: Uri) -> Response {
     runtime_error(
         StatusCode::NOT_FOUND,
         "NotFound",
-        &format!("no Runtime API route {path}"),
+        &format!("no Runtime API route {}", uri.path()),
     )
 }
 
-fn runtime_error(status: StatusCode, error_type: &str, message: &str) -> Response<Body> {
+fn runtime_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     let body = serde_json::json!({ "errorMessage": message, "errorType": error_type });
     json_response(status, body.to_string())
 }

@@ -3,46 +3,19 @@
 
 use std::sync::Arc;
 
-use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 use uuid::Uuid;
 
+use crate::conn::Conn;
+use crate::error::ExecError;
 use crate::external;
 use crate::lake::Lake;
 use crate::lexer::{Token, join, split_statements, tokenize};
-use crate::pool::{Conn, Pools};
+use crate::pool::{Lease, Pools};
 use crate::sql_translate::translate_tokens;
 use crate::store::{Execution, ResultSet, Status, Store};
 use crate::strict;
 use crate::values::ColumnInfo;
-
-/// A statement failure, worded like Redshift's (`ERROR: …`).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct ExecError(pub String);
-
-impl From<tokio_postgres::Error> for ExecError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        let Some(db) = e.as_db_error() else {
-            return ExecError(format!("ERROR: {e}"));
-        };
-        if *db.code() == SqlState::T_R_SERIALIZATION_FAILURE {
-            // Redshift's wording, which retry classifiers match ("Troubleshooting
-            // serializable isolation errors", https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation-serializable-isolation-troubleshooting.html).
-            // The table and transaction ids are not known here.
-            return ExecError(format!(
-                "ERROR: 1023 DETAIL: Serializable isolation violation on table - 0, transactions forming the cycle are: 0 (pid:0) [{}]",
-                db.message()
-            ));
-        }
-        if *db.code() == SqlState::CHECK_VIOLATION
-            && let Some(msg) = db.constraint().and_then(strict::length_error)
-        {
-            return ExecError(msg);
-        }
-        ExecError(format!("ERROR: {}", db.message()))
-    }
-}
 
 pub struct Engine {
     pub pools: Pools,
@@ -91,7 +64,7 @@ fn set_status(engine: &Engine, id: &Uuid, status: Status) {
     });
 }
 
-async fn borrow(engine: &Engine, id: &Uuid, database: &str) -> Option<crate::pool::Lease> {
+async fn borrow(engine: &Engine, id: &Uuid, database: &str) -> Option<Lease> {
     match engine.pools.get(database).await {
         Ok(lease) => Some(lease),
         Err(e) => {
@@ -128,7 +101,7 @@ fn prepare_run(engine: &Engine, id: &Uuid, conn: &Conn) -> bool {
 /// ExecuteStatement: `sql` already has its parameters bound.
 pub async fn run_single(engine: Arc<Engine>, id: Uuid, database: String, sql: String) {
     set_status(&engine, &id, Status::Picked);
-    let Some(mut lease) = borrow(&engine, &id, &database).await else {
+    let Some(lease) = borrow(&engine, &id, &database).await else {
         return;
     };
     if !prepare_run(&engine, &id, &lease) {
@@ -137,9 +110,7 @@ pub async fn run_single(engine: Arc<Engine>, id: Uuid, database: String, sql: St
     let r = run_sql(&engine, &lease, &sql, false).await;
     if r.is_err() && !lease.client.is_closed() {
         // A failed multi-statement string may leave a transaction open.
-        if lease.client.batch_execute("ROLLBACK").await.is_err() {
-            lease.discard();
-        }
+        lease.rollback().await;
     }
     finish(&engine, &id, r, None);
 }
@@ -147,7 +118,7 @@ pub async fn run_single(engine: Arc<Engine>, id: Uuid, database: String, sql: St
 /// BatchExecuteStatement: all members in one transaction.
 pub async fn run_batch(engine: Arc<Engine>, id: Uuid, database: String, sqls: Vec<String>) {
     set_status(&engine, &id, Status::Picked);
-    let Some(mut lease) = borrow(&engine, &id, &database).await else {
+    let Some(lease) = borrow(&engine, &id, &database).await else {
         return;
     };
     if !prepare_run(&engine, &id, &lease) {
@@ -186,9 +157,7 @@ pub async fn run_batch(engine: Arc<Engine>, id: Uuid, database: String, sqls: Ve
             Err(e) => Err(ExecError::from(e)),
         },
         Some((i, e)) => {
-            if lease.client.batch_execute("ROLLBACK").await.is_err() {
-                lease.discard();
-            }
+            lease.rollback().await;
             engine.store.update(&id, |s| {
                 let sub = &mut s.subs[i];
                 sub.error = Some(e.0.clone());
@@ -268,7 +237,7 @@ pub async fn run_sql(
             strict::check(&st, txn).map_err(ExecError)?;
         }
         if let Some(ddl) = external::parse(&st)?
-            && external::execute(&conn.client, ddl, txn, engine.strict).await?
+            && external::execute(conn, ddl, txn, engine.strict).await?
         {
             outcome = Outcome::default();
             continue;
@@ -279,11 +248,21 @@ pub async fn run_sql(
         if !takes_no_snapshot(&st) {
             let tables = external::load_tables(&conn.client).await?;
             for t in external::referenced(&st, &tables) {
-                external::sync(&conn.client, &engine.lake, &t, txn).await?;
+                external::sync(conn, &engine.lake, &t, txn).await?;
             }
         }
-        let text = join(&translate_tokens(&st, engine.strict));
-        outcome = run_one(&conn.client, &text).await?;
+        let typed = if engine.strict {
+            strict::decimal_types(&conn.client, &st).await?
+        } else {
+            None
+        };
+        let text = join(&translate_tokens(
+            typed.as_deref().unwrap_or(&st),
+            engine.strict,
+        ));
+        outcome = run_one(&conn.client, &text)
+            .await
+            .map_err(|e| ExecError(redshift_strict::decimal::overflow_text(&st, e.0)))?;
         match first_word(&st).as_str() {
             "begin" | "start" => txn = true,
             "commit" | "end" | "rollback" | "abort" => txn = in_txn,

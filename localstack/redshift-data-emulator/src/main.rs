@@ -1,5 +1,8 @@
 //! `redshift-data-emulator`: a local Amazon Redshift Data API over PostgreSQL.
 
+mod calls;
+mod conn;
+mod error;
 mod executor;
 mod external;
 mod faults;
@@ -19,12 +22,8 @@ mod values;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 #[derive(Parser, Debug)]
@@ -74,28 +73,6 @@ fn env_or(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -132,45 +109,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             max_active: args.max_active_statements.max(1),
         },
         faults: faults::Faults::default(),
+        calls: calls::Calls::default(),
     });
     let listener = TcpListener::bind(args.listen).await?;
     tracing::info!(listen = %args.listen, s3 = %args.s3_endpoint, strict = args.strict, "redshift-data-emulator listening");
-    let graceful = GracefulShutdown::new();
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                };
-                let app = app.clone();
-                let svc = service_fn(move |req| server::handle(app.clone(), req));
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc);
-                let watched = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = watched.await {
-                        tracing::debug!(%peer, error = %e, "connection error");
-                    }
-                });
-            }
-            _ = &mut shutdown => {
-                tracing::info!("shutting down");
-                break;
-            }
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(5)) => {
-            tracing::warn!("connections still open after 5 s; exiting");
-        }
-    }
+    local_http::serve(listener, server::router(app), async {
+        local_http::shutdown_signal().await;
+        tracing::info!("shutting down");
+    })
+    .await;
     Ok(())
 }

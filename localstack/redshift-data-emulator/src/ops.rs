@@ -1,6 +1,7 @@
 //! The Data API operations (shapes from botocore's redshift-data 2019-12-20 model).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use serde::Deserialize;
@@ -18,6 +19,8 @@ pub const MAX_BATCH: usize = 40;
 const PAGE_MAX_ROWS: usize = 1000;
 const PAGE_MAX_BYTES: usize = 512 * 1024;
 const LIST_DEFAULT: usize = 100;
+/// `WaitTimeSeconds` is 1 to 30 (the model's WaitTimeSeconds shape).
+const MAX_WAIT_SECONDS: i64 = 30;
 
 pub struct Limits {
     pub max_active: usize,
@@ -80,11 +83,109 @@ struct ListIn {
     cluster_identifier: Option<String>,
 }
 
+/// `WaitTimeSeconds` of ExecuteStatement, BatchExecuteStatement, DescribeStatement and
+/// GetStatementResult (the others have none).
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WaitIn {
+    wait_time_seconds: Option<i64>,
+}
+
 fn parse<T: for<'de> Deserialize<'de>>(body: &Value) -> Result<T, ApiError> {
     serde_json::from_value(body.clone()).map_err(|e| ApiError::serialization(e.to_string()))
 }
 
+/// A parameter the model marks required: missing, it is a ValidationException.
+fn required<T>(value: Option<T>, name: &str) -> Result<T, ApiError> {
+    value.ok_or_else(|| ApiError::validation(format!("{name} is required.")))
+}
+
+/// How long the call may wait for its statement: `WaitTimeSeconds`, validated like the
+/// service's other range constraints.
+fn wait_time(body: &Value) -> Result<Option<Duration>, ApiError> {
+    let WaitIn { wait_time_seconds } = parse(body)?;
+    let bound = match wait_time_seconds {
+        None => return Ok(None),
+        Some(s @ 1..=MAX_WAIT_SECONDS) => return Ok(Some(Duration::from_secs(s.unsigned_abs()))),
+        Some(s) if s < 1 => "greater than or equal to 1".to_owned(),
+        Some(_) => format!("less than or equal to {MAX_WAIT_SECONDS}"),
+    };
+    Err(ApiError::validation(format!(
+        "1 validation error detected: Value '{}' at 'waitTimeSeconds' failed to satisfy \
+         constraint: Member must have value {bound}",
+        wait_time_seconds.unwrap_or_default()
+    )))
+}
+
+/// One Data API operation. ExecuteStatement, BatchExecuteStatement, DescribeStatement and
+/// GetStatementResult first wait as their `WaitTimeSeconds` asks: until the statement is no
+/// longer SUBMITTED/PICKED/STARTED or the time is up, then answer with the status of that
+/// moment.
+pub async fn call(
+    engine: &Arc<Engine>,
+    limits: &Limits,
+    op: &str,
+    body: &Value,
+) -> Result<Value, ApiError> {
+    match op {
+        "ExecuteStatement" => {
+            let wait = wait_time(body)?;
+            let out = execute_statement(engine, limits, body)?;
+            Ok(with_status(engine, out, wait).await)
+        }
+        "BatchExecuteStatement" => {
+            let wait = wait_time(body)?;
+            let out = batch_execute_statement(engine, limits, body)?;
+            Ok(with_status(engine, out, wait).await)
+        }
+        "DescribeStatement" => {
+            wait_for_id(engine, body, wait_time(body)?).await;
+            describe_statement(engine, body)
+        }
+        "GetStatementResult" => {
+            wait_for_id(engine, body, wait_time(body)?).await;
+            get_statement_result(engine, body)
+        }
+        "CancelStatement" => cancel_statement(engine, body).await,
+        "ListStatements" => list_statements(engine, body),
+        other => Err(ApiError::unknown_operation(other)),
+    }
+}
+
+/// Waits for the statement an `Id` names; an unknown or malformed id does not wait (the
+/// operation itself reports it).
+async fn wait_for_id(engine: &Engine, body: &Value, wait: Option<Duration>) {
+    let Some(wait) = wait else { return };
+    let Some((id, sub)) = body.get("Id").and_then(Value::as_str).and_then(parse_id) else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    engine.store.wait_done(&id, sub, deadline).await;
+}
+
+/// The Execute/BatchExecute answer after the wait: with `Status`, `HasResultSet` and
+/// `RedshiftPid` of that moment, as the service's responses carry them.
+async fn with_status(engine: &Engine, mut out: Value, wait: Option<Duration>) -> Value {
+    let Some((id, _)) = out.get("Id").and_then(Value::as_str).and_then(parse_id) else {
+        return out;
+    };
+    if let Some(wait) = wait {
+        let deadline = tokio::time::Instant::now() + wait;
+        engine.store.wait_done(&id, None, deadline).await;
+    }
+    if let (Some(st), Value::Object(m)) = (engine.store.get(&id), &mut out) {
+        m.insert("Status".into(), json!(st.exec.status.as_str()));
+        m.insert("HasResultSet".into(), json!(st.exec.has_result_set));
+        if let Some(pid) = st.pid {
+            m.insert("RedshiftPid".into(), json!(pid));
+        }
+    }
+    out
+}
+
+/// Checks the target of an Execute/BatchExecute call; the database to run in.
 fn validate_target(t: &TargetIn) -> Result<String, ApiError> {
+    refuse_sessions(t)?;
     match (&t.workgroup_name, &t.cluster_identifier) {
         (Some(_), Some(_)) => {
             return Err(ApiError::validation(
@@ -183,6 +284,23 @@ fn put_opt(m: &mut Map<String, Value>, k: &str, v: &Option<String>) {
     }
 }
 
+/// Stores a new statement and starts `run` on it in the background; the call's answer.
+fn submit<F>(
+    engine: &Engine,
+    st: Statement,
+    client_token: Option<String>,
+    run: impl FnOnce(Uuid) -> F,
+) -> Value
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let out = submitted(&st);
+    let id = st.id;
+    engine.store.insert(st, client_token);
+    tokio::spawn(run(id));
+    out
+}
+
 fn admit(engine: &Engine, limits: &Limits, t: &TargetIn) -> Result<Option<Value>, ApiError> {
     if let Some(tok) = &t.client_token
         && let Some(existing) = engine.store.by_client_token(tok)
@@ -210,53 +328,43 @@ fn refuse_sessions(t: &TargetIn) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn execute_statement(
+fn execute_statement(
     engine: &Arc<Engine>,
     limits: &Limits,
     body: &Value,
 ) -> Result<Value, ApiError> {
-    let input: ExecuteIn = parse(body)?;
-    refuse_sessions(&input.target)?;
-    let database = validate_target(&input.target)?;
-    let sql = input
-        .sql
-        .ok_or_else(|| ApiError::validation("Sql is required."))?;
+    let ExecuteIn {
+        target,
+        sql,
+        parameters,
+    } = parse(body)?;
+    let database = validate_target(&target)?;
+    let sql = required(sql, "Sql")?;
     check_sql(&sql)?;
-    let params: Vec<(String, String)> = input
-        .parameters
+    let params: Vec<(String, String)> = parameters
         .unwrap_or_default()
         .into_iter()
         .map(|p| (p.name, p.value))
         .collect();
     let bound = params::bind(&sql, &params).map_err(|e| ApiError::validation(e.to_string()))?;
-    if let Some(existing) = admit(engine, limits, &input.target)? {
+    if let Some(existing) = admit(engine, limits, &target)? {
         return Ok(existing);
     }
-    let mut st = new_statement(
-        &input.target,
-        database.clone(),
-        std::slice::from_ref(&sql),
-        false,
-    );
+    let mut st = new_statement(&target, database.clone(), std::slice::from_ref(&sql), false);
     st.params = params;
-    let out = submitted(&st);
-    let id = st.id;
-    engine.store.insert(st, input.target.client_token.clone());
-    tokio::spawn(executor::run_single(engine.clone(), id, database, bound));
-    Ok(out)
+    Ok(submit(engine, st, target.client_token, |id| {
+        executor::run_single(engine.clone(), id, database, bound)
+    }))
 }
 
-pub fn batch_execute_statement(
+fn batch_execute_statement(
     engine: &Arc<Engine>,
     limits: &Limits,
     body: &Value,
 ) -> Result<Value, ApiError> {
     let input: BatchIn = parse(body)?;
-    refuse_sessions(&input.target)?;
     let database = validate_target(&input.target)?;
-    let sqls = input
-        .sqls
-        .ok_or_else(|| ApiError::validation("Sqls is required."))?;
+    let sqls = required(input.sqls, "Sqls")?;
     if sqls.is_empty() || sqls.len() > MAX_BATCH {
         return Err(ApiError::validation(format!(
             "Sqls must contain between 1 and {MAX_BATCH} statements."
@@ -273,15 +381,13 @@ pub fn batch_execute_statement(
         return Ok(existing);
     }
     let st = new_statement(&input.target, database.clone(), &sqls, true);
-    let out = submitted(&st);
-    let id = st.id;
-    engine.store.insert(st, input.target.client_token.clone());
-    tokio::spawn(executor::run_batch(engine.clone(), id, database, sqls));
-    Ok(out)
+    Ok(submit(engine, st, input.target.client_token, |id| {
+        executor::run_batch(engine.clone(), id, database, sqls)
+    }))
 }
 
 fn lookup(engine: &Engine, id: Option<&str>) -> Result<(Statement, Option<usize>), ApiError> {
-    let id = id.ok_or_else(|| ApiError::validation("Id is required."))?;
+    let id = required(id, "Id")?;
     let (uuid, sub) =
         parse_id(id).ok_or_else(|| ApiError::validation(format!("Invalid statement id: {id}")))?;
     let st = engine
@@ -315,7 +421,7 @@ fn params_json(p: &[(String, String)]) -> Value {
     )
 }
 
-pub fn describe_statement(engine: &Engine, body: &Value) -> Result<Value, ApiError> {
+fn describe_statement(engine: &Engine, body: &Value) -> Result<Value, ApiError> {
     let input: IdIn = parse(body)?;
     let (st, sub) = lookup(engine, input.id.as_deref())?;
     let mut m = Map::new();
@@ -377,7 +483,7 @@ fn parse_token(token: Option<&str>) -> Result<usize, ApiError> {
     }
 }
 
-pub fn get_statement_result(engine: &Engine, body: &Value) -> Result<Value, ApiError> {
+fn get_statement_result(engine: &Engine, body: &Value) -> Result<Value, ApiError> {
     let input: IdIn = parse(body)?;
     let (st, sub) = lookup(engine, input.id.as_deref())?;
     let e = match sub {
@@ -439,7 +545,7 @@ pub fn get_statement_result(engine: &Engine, body: &Value) -> Result<Value, ApiE
     Ok(Value::Object(m))
 }
 
-pub async fn cancel_statement(engine: &Engine, body: &Value) -> Result<Value, ApiError> {
+async fn cancel_statement(engine: &Engine, body: &Value) -> Result<Value, ApiError> {
     let input: IdIn = parse(body)?;
     let (st, sub) = lookup(engine, input.id.as_deref())?;
     if sub.is_some() {
@@ -465,7 +571,7 @@ pub async fn cancel_statement(engine: &Engine, body: &Value) -> Result<Value, Ap
     Ok(json!({ "Status": true }))
 }
 
-pub fn list_statements(engine: &Engine, body: &Value) -> Result<Value, ApiError> {
+fn list_statements(engine: &Engine, body: &Value) -> Result<Value, ApiError> {
     let input: ListIn = parse(body)?;
     let max = match input.max_results {
         None | Some(0) => LIST_DEFAULT,
@@ -543,4 +649,37 @@ pub fn list_statements(engine: &Engine, body: &Value) -> Result<Value, ApiError>
         out.insert("NextToken".into(), json!(format!("o{end}")));
     }
     Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_time_seconds_is_1_to_30() {
+        assert_eq!(wait_time(&json!({})).unwrap(), None);
+        assert_eq!(
+            wait_time(&json!({"WaitTimeSeconds": 1})).unwrap(),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            wait_time(&json!({"WaitTimeSeconds": 30, "Id": "x"})).unwrap(),
+            Some(Duration::from_secs(30))
+        );
+        for (bad, bound) in [
+            (0, "greater than or equal to 1"),
+            (31, "less than or equal to 30"),
+        ] {
+            let e = wait_time(&json!({ "WaitTimeSeconds": bad })).unwrap_err();
+            assert_eq!(e.code, "ValidationException");
+            assert!(
+                e.message.contains(&format!("Value '{bad}'")),
+                "{}",
+                e.message
+            );
+            assert!(e.message.ends_with(bound), "{}", e.message);
+        }
+        let e = wait_time(&json!({"WaitTimeSeconds": "soon"})).unwrap_err();
+        assert_eq!(e.code, "SerializationException");
+    }
 }

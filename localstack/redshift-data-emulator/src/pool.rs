@@ -9,12 +9,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, Config, NoTls};
 
+use crate::conn::Conn;
 use crate::external::CATALOG_DDL;
-
-pub struct Conn {
-    pub client: Client,
-    pub pid: i32,
-}
 
 struct DbPool {
     name: String,
@@ -30,19 +26,12 @@ pub struct Pools {
     dbs: Mutex<HashMap<String, Arc<DbPool>>>,
 }
 
-/// A connection on loan; it goes back to the pool on drop unless marked broken.
+/// A connection on loan; it goes back to the pool on drop unless discarded
+/// ([`Conn::discard`]).
 pub struct Lease {
     conn: Option<Conn>,
     pool: Arc<DbPool>,
-    broken: bool,
     _permit: OwnedSemaphorePermit,
-}
-
-impl Lease {
-    /// Don't reuse this connection (its transaction state is unknown).
-    pub fn discard(&mut self) {
-        self.broken = true;
-    }
 }
 
 impl Deref for Lease {
@@ -58,8 +47,7 @@ impl Deref for Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(c) = self.conn.take()
-            && !self.broken
-            && !c.client.is_closed()
+            && c.is_reusable()
         {
             self.pool
                 .idle
@@ -190,10 +178,7 @@ impl Pools {
             }
         });
         let row = client.query_one("SELECT pg_backend_pid()", &[]).await?;
-        Ok(Conn {
-            client,
-            pid: row.get(0),
-        })
+        Ok(Conn::new(client, row.get(0)))
     }
 
     /// Borrows a connection to `db`, waiting while all are in use.
@@ -210,24 +195,26 @@ impl Pools {
             Some(c) if !c.client.is_closed() => c,
             _ => self.connect(db).await?,
         };
+        // A failed bootstrap returns here and drops the connection unpooled: closing it
+        // ends its transaction.
         pool.ready
-            .get_or_try_init(|| async {
-                // One transaction with an advisory lock: several emulators (or test
-                // runs) may bootstrap the same database at once.
-                let sql = format!("BEGIN; SELECT pg_advisory_xact_lock(7460001); {CATALOG_DDL} {COMPAT_DDL} COMMIT;");
-                let r = conn.client.batch_execute(&sql).await;
-                if r.is_err() {
-                    let _ = conn.client.batch_execute("ROLLBACK").await;
-                }
-                tracing::info!(database = %pool.name, ok = r.is_ok(), "bootstrapped database");
-                r
-            })
+            .get_or_try_init(|| bootstrap(&conn.client, &pool.name))
             .await?;
         Ok(Lease {
             conn: Some(conn),
             pool,
-            broken: false,
             _permit: permit,
         })
     }
+}
+
+/// Installs the catalog schema and the compatibility functions in one transaction with
+/// an advisory lock: several emulators (or test runs) may bootstrap the same database
+/// at once.
+async fn bootstrap(client: &Client, database: &str) -> Result<(), tokio_postgres::Error> {
+    let sql =
+        format!("BEGIN; SELECT pg_advisory_xact_lock(7460001); {CATALOG_DDL} {COMPAT_DDL} COMMIT;");
+    let r = client.batch_execute(&sql).await;
+    tracing::info!(%database, ok = r.is_ok(), "bootstrapped database");
+    r
 }

@@ -281,75 +281,14 @@ fn rewrite_calls(toks: &[Token]) -> String {
             k += 1;
             continue;
         };
-        let args = split_args(toks, &sig, k + 2, close);
-        let over_follows = sig.get(close + 1).is_some_and(|&j| toks[j].is_word("over"));
-        let mut end = close; // last significant index replaced
-        let replacement = match w.as_str() {
-            "dateadd" | "datediff"
-                if args.len() == 3
-                    && args[0].1 == args[0].0 + 1
-                    && toks[sig[args[0].0]].kind == Kind::Word =>
-            {
-                let part = quote_literal(&toks[sig[args[0].0]].text.to_ascii_lowercase());
-                Some(format!(
-                    "{w}({part}, {}, {})",
-                    span(toks, &sig, args[1].0, args[1].1),
-                    span(toks, &sig, args[2].0, args[2].1)
-                ))
-            }
-            "median" if args.len() == 1 && !over_follows => Some(format!(
-                "percentile_cont(0.5) WITHIN GROUP (ORDER BY {})",
-                span(toks, &sig, args[0].0, args[0].1)
-            )),
-            "listagg" if (1..=2).contains(&args.len()) && !over_follows => {
-                let first = span(toks, &sig, args[0].0, args[0].1);
-                let distinct = toks[sig[args[0].0]].is_word("distinct");
-                let expr = if distinct {
-                    first
-                } else {
-                    format!("({first})::text")
-                };
-                let delim = args
-                    .get(1)
-                    .map(|a| span(toks, &sig, a.0, a.1))
-                    .unwrap_or_else(|| "''".into());
-                let get = |d: usize| sig.get(close + d).map(|&j| &toks[j]);
-                let mut order = String::new();
-                if get(1).is_some_and(|t| t.is_word("within"))
-                    && get(2).is_some_and(|t| t.is_word("group"))
-                    && get(3).is_some_and(|t| t.is_punct("("))
-                    && let Some(gclose) = matching_paren(toks, &sig, close + 3)
-                {
-                    order = format!(" {}", span(toks, &sig, close + 4, gclose));
-                    end = gclose;
-                }
-                Some(format!("string_agg({expr}, {delim}{order})"))
-            }
-            "decode" if args.len() >= 3 => {
-                let e = span(toks, &sig, args[0].0, args[0].1);
-                let mut case = String::from("(CASE");
-                let rest = &args[1..];
-                for pair in rest.chunks(2) {
-                    if let [s, r] = pair {
-                        case.push_str(&format!(
-                            " WHEN ({e}) IS NOT DISTINCT FROM ({}) THEN ({})",
-                            span(toks, &sig, s.0, s.1),
-                            span(toks, &sig, r.0, r.1)
-                        ));
-                    } else {
-                        case.push_str(&format!(
-                            " ELSE ({})",
-                            span(toks, &sig, pair[0].0, pair[0].1)
-                        ));
-                    }
-                }
-                case.push_str(" END)");
-                Some(case)
-            }
-            _ => None,
+        let call = Call {
+            toks,
+            sig: &sig,
+            args: split_args(toks, &sig, k + 2, close),
+            close,
         };
-        match replacement {
-            Some(r) => {
+        match rewrite_call(&w, &call) {
+            Some((r, end)) => {
                 out.push_str(&join(&toks[copied..i]));
                 out.push_str(&r);
                 copied = sig[end] + 1;
@@ -360,6 +299,103 @@ fn rewrite_calls(toks: &[Token]) -> String {
     }
     out.push_str(&join(&toks[copied.min(toks.len())..]));
     out
+}
+
+/// A call `name(…)`: its arguments as ranges of significant indices.
+struct Call<'a> {
+    toks: &'a [Token],
+    sig: &'a [usize],
+    args: Vec<(usize, usize)>,
+    /// The significant index of the closing parenthesis.
+    close: usize,
+}
+
+impl Call<'_> {
+    /// Argument `n`, itself rewritten.
+    fn arg(&self, n: usize) -> String {
+        let (from, to) = self.args[n];
+        span(self.toks, self.sig, from, to)
+    }
+
+    /// The first token of argument `n`.
+    fn arg_start(&self, n: usize) -> &Token {
+        &self.toks[self.sig[self.args[n].0]]
+    }
+
+    /// The significant token `d` places after the closing parenthesis.
+    fn after(&self, d: usize) -> Option<&Token> {
+        self.sig.get(self.close + d).map(|&j| &self.toks[j])
+    }
+}
+
+/// The PostgreSQL form of a Redshift call, and the significant index of the last token
+/// it replaces; None leaves the call as it is.
+fn rewrite_call(name: &str, call: &Call) -> Option<(String, usize)> {
+    let windowed = call.after(1).is_some_and(|t| t.is_word("over"));
+    let count = call.args.len();
+    let replacement = match name {
+        "dateadd" | "datediff"
+            if count == 3
+                && call.args[0].1 == call.args[0].0 + 1
+                && call.arg_start(0).kind == Kind::Word =>
+        {
+            let part = quote_literal(&call.arg_start(0).text.to_ascii_lowercase());
+            format!("{name}({part}, {}, {})", call.arg(1), call.arg(2))
+        }
+        "median" if count == 1 && !windowed => format!(
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY {})",
+            call.arg(0)
+        ),
+        "listagg" if (1..=2).contains(&count) && !windowed => return Some(listagg(call)),
+        "decode" if count >= 3 => decode(call),
+        _ => return None,
+    };
+    Some((replacement, call.close))
+}
+
+/// `LISTAGG(x[, d]) [WITHIN GROUP (ORDER BY …)]` → `string_agg(x::text, d [ORDER BY …])`.
+fn listagg(call: &Call) -> (String, usize) {
+    let first = call.arg(0);
+    let expr = if call.arg_start(0).is_word("distinct") {
+        first
+    } else {
+        format!("({first})::text")
+    };
+    let delimiter = if call.args.len() > 1 {
+        call.arg(1)
+    } else {
+        "''".into()
+    };
+    if call.after(1).is_some_and(|t| t.is_word("within"))
+        && call.after(2).is_some_and(|t| t.is_word("group"))
+        && call.after(3).is_some_and(|t| t.is_punct("("))
+        && let Some(group_close) = matching_paren(call.toks, call.sig, call.close + 3)
+    {
+        let order = span(call.toks, call.sig, call.close + 4, group_close);
+        return (
+            format!("string_agg({expr}, {delimiter} {order})"),
+            group_close,
+        );
+    }
+    (format!("string_agg({expr}, {delimiter})"), call.close)
+}
+
+/// `DECODE(e, s1, r1, …[, default])` → `CASE WHEN e IS NOT DISTINCT FROM s1 THEN r1 …`.
+fn decode(call: &Call) -> String {
+    let expr = call.arg(0);
+    let rest: Vec<String> = (1..call.args.len()).map(|n| call.arg(n)).collect();
+    let mut case = String::from("(CASE");
+    for pair in rest.chunks(2) {
+        match pair {
+            [search, result] => case.push_str(&format!(
+                " WHEN ({expr}) IS NOT DISTINCT FROM ({search}) THEN ({result})"
+            )),
+            [default] => case.push_str(&format!(" ELSE ({default})")),
+            _ => {}
+        }
+    }
+    case.push_str(" END)");
+    case
 }
 
 /// Maps a Spectrum/Hive column type of an external table to a PostgreSQL type.
@@ -383,28 +419,27 @@ pub fn external_column_type(ty: &str) -> String {
 mod tests {
     use super::*;
 
-    fn norm(s: &str) -> String {
-        s.split_whitespace().collect::<Vec<_>>().join(" ")
+    /// `sql` translates to `expected`, whitespace runs compared as one space.
+    #[track_caller]
+    fn assert_translates(sql: &str, expected: &str) {
+        let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(norm(&translate(sql)), expected, "{sql}");
     }
 
     #[test]
     fn strips_table_attributes() {
         let sql = "CREATE TABLE IF NOT EXISTS speed.telemetry (vin VARCHAR(17) NOT NULL ENCODE zstd DISTKEY, ts TIMESTAMP SORTKEY, speed DECIMAL(12,3) ENCODE az64) DISTSTYLE KEY DISTKEY(vin) COMPOUND SORTKEY(vin, ts) BACKUP NO";
-        assert_eq!(
-            norm(&translate(sql)),
-            "CREATE TABLE IF NOT EXISTS speed.telemetry (vin VARCHAR(17) NOT NULL , ts TIMESTAMP , speed DECIMAL(12,3) )"
+        assert_translates(
+            sql,
+            "CREATE TABLE IF NOT EXISTS speed.telemetry (vin VARCHAR(17) NOT NULL , ts TIMESTAMP , speed DECIMAL(12,3) )",
         );
-        assert_eq!(
-            norm(&translate(
-                "create table t (a int) diststyle all sortkey auto"
-            )),
-            "create table t (a int)"
+        assert_translates(
+            "create table t (a int) diststyle all sortkey auto",
+            "create table t (a int)",
         );
-        assert_eq!(
-            norm(&translate(
-                "CREATE TABLE t (a int) INTERLEAVED SORTKEY (a) DISTSTYLE EVEN"
-            )),
-            "CREATE TABLE t (a int)"
+        assert_translates(
+            "CREATE TABLE t (a int) INTERLEAVED SORTKEY (a) DISTSTYLE EVEN",
+            "CREATE TABLE t (a int)",
         );
     }
 
@@ -417,25 +452,18 @@ mod tests {
     #[test]
     fn materialized_view_options() {
         let sql = "CREATE MATERIALIZED VIEW speed.mv BACKUP NO AUTO REFRESH YES AS SELECT 1";
-        assert_eq!(
-            norm(&translate(sql)),
-            "CREATE MATERIALIZED VIEW speed.mv AS SELECT 1"
-        );
+        assert_translates(sql, "CREATE MATERIALIZED VIEW speed.mv AS SELECT 1");
     }
 
     #[test]
     fn identity_and_varchar_max() {
-        assert_eq!(
-            norm(&translate(
-                "CREATE TABLE t (id BIGINT IDENTITY(1,1), s VARCHAR(MAX))"
-            )),
-            "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY (START WITH 1 INCREMENT BY 1), s VARCHAR(65535))"
+        assert_translates(
+            "CREATE TABLE t (id BIGINT IDENTITY(1,1), s VARCHAR(MAX))",
+            "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY (START WITH 1 INCREMENT BY 1), s VARCHAR(65535))",
         );
-        assert_eq!(
-            norm(&translate(
-                "CREATE TABLE t (id INT GENERATED BY DEFAULT AS IDENTITY(5,2))"
-            )),
-            "CREATE TABLE t (id INT GENERATED BY DEFAULT AS IDENTITY (START WITH 5 INCREMENT BY 2))"
+        assert_translates(
+            "CREATE TABLE t (id INT GENERATED BY DEFAULT AS IDENTITY(5,2))",
+            "CREATE TABLE t (id INT GENERATED BY DEFAULT AS IDENTITY (START WITH 5 INCREMENT BY 2))",
         );
     }
 
@@ -456,31 +484,36 @@ mod tests {
 
     #[test]
     fn redshift_functions_become_postgresql() {
-        assert_eq!(
-            translate("SELECT DATEADD(day, 1, ts), datediff(Hour, a, b) FROM t"),
-            "SELECT dateadd('day', 1, ts), datediff('hour', a, b) FROM t"
-        );
-        assert_eq!(
-            translate("SELECT APPROXIMATE COUNT(DISTINCT vin) FROM t"),
-            "SELECT COUNT(DISTINCT vin) FROM t"
-        );
-        assert_eq!(
-            translate("SELECT MEDIAN(speed) FROM t"),
-            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY speed) FROM t"
-        );
-        assert_eq!(
-            translate("SELECT LISTAGG(vin, ',') WITHIN GROUP (ORDER BY vin DESC) FROM t"),
-            "SELECT string_agg((vin)::text, ',' ORDER BY vin DESC) FROM t"
-        );
-        assert_eq!(
-            translate("SELECT decode(a, 1, 'one', 2, decode(b, 0, 'z', 'nz'), 'other') FROM t"),
-            "SELECT (CASE WHEN (a) IS NOT DISTINCT FROM (1) THEN ('one') WHEN (a) IS NOT DISTINCT FROM (2) THEN ((CASE WHEN (b) IS NOT DISTINCT FROM (0) THEN ('z') ELSE ('nz') END)) ELSE ('other') END) FROM t"
-        );
-        // Not inside literals; the two-argument PostgreSQL decode stays.
-        assert_eq!(
-            translate("SELECT 'median(x)', decode(x, 'hex')"),
-            "SELECT 'median(x)', decode(x, 'hex')"
-        );
+        let cases = [
+            (
+                "SELECT DATEADD(day, 1, ts), datediff(Hour, a, b) FROM t",
+                "SELECT dateadd('day', 1, ts), datediff('hour', a, b) FROM t",
+            ),
+            (
+                "SELECT APPROXIMATE COUNT(DISTINCT vin) FROM t",
+                "SELECT COUNT(DISTINCT vin) FROM t",
+            ),
+            (
+                "SELECT MEDIAN(speed) FROM t",
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY speed) FROM t",
+            ),
+            (
+                "SELECT LISTAGG(vin, ',') WITHIN GROUP (ORDER BY vin DESC) FROM t",
+                "SELECT string_agg((vin)::text, ',' ORDER BY vin DESC) FROM t",
+            ),
+            (
+                "SELECT decode(a, 1, 'one', 2, decode(b, 0, 'z', 'nz'), 'other') FROM t",
+                "SELECT (CASE WHEN (a) IS NOT DISTINCT FROM (1) THEN ('one') WHEN (a) IS NOT DISTINCT FROM (2) THEN ((CASE WHEN (b) IS NOT DISTINCT FROM (0) THEN ('z') ELSE ('nz') END)) ELSE ('other') END) FROM t",
+            ),
+            // Not inside literals; the two-argument PostgreSQL decode stays.
+            (
+                "SELECT 'median(x)', decode(x, 'hex')",
+                "SELECT 'median(x)', decode(x, 'hex')",
+            ),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(translate(sql), expected, "{sql}");
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
+use tokio::sync::watch;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::values::{ColumnInfo, FieldValue};
@@ -118,6 +120,9 @@ pub struct Store {
     inner: Mutex<Inner>,
     retention: Duration,
     max_statements: usize,
+    /// Bumped on every change, so requests with `WaitTimeSeconds` wake up when a
+    /// statement moves on instead of polling the map.
+    changes: watch::Sender<u64>,
 }
 
 impl Store {
@@ -126,6 +131,7 @@ impl Store {
             inner: Mutex::new(Inner::default()),
             retention,
             max_statements,
+            changes: watch::Sender::new(0),
         }
     }
 
@@ -173,6 +179,12 @@ impl Store {
         }
         inner.order.push_back(st.id);
         inner.map.insert(st.id, st);
+        drop(inner);
+        self.changed();
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub fn get(&self, id: &Uuid) -> Option<Statement> {
@@ -181,7 +193,37 @@ impl Store {
 
     /// Applies `f` to the statement; returns what `f` returned, or None if evicted.
     pub fn update<R>(&self, id: &Uuid, f: impl FnOnce(&mut Statement) -> R) -> Option<R> {
-        self.lock().map.get_mut(id).map(f)
+        let r = self.lock().map.get_mut(id).map(f);
+        self.changed();
+        r
+    }
+
+    /// Waits until the statement (or its batch member `sub`, 1-based) is no longer
+    /// SUBMITTED/PICKED/STARTED, is evicted, or `deadline` passes — what the Data API's
+    /// `WaitTimeSeconds` does before answering with the then current status.
+    pub async fn wait_done(&self, id: &Uuid, sub: Option<usize>, deadline: Instant) {
+        // Subscribing first: a change between the check and the wait still wakes us.
+        let mut changes = self.changes.subscribe();
+        loop {
+            let running = self.lock().map.get(id).is_some_and(|s| {
+                let exec = match sub {
+                    Some(n) => n
+                        .checked_sub(1)
+                        .and_then(|i| s.subs.get(i))
+                        .unwrap_or(&s.exec),
+                    None => &s.exec,
+                };
+                !exec.status.is_terminal()
+            });
+            if !running {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                // Time is up, or the store is gone.
+                Ok(Err(_)) | Err(_) => return,
+            }
+        }
     }
 
     /// All statements, newest first.
@@ -253,6 +295,32 @@ mod tests {
         assert!(store.get(&idb).is_none());
         assert_eq!(store.by_client_token("tok").map(|s| s.id), Some(idc));
         assert_eq!(store.list().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn waits_until_the_statement_is_done_or_the_time_is_up() {
+        let store = Arc::new(Store::new(Duration::hours(24), 10));
+        let st = stmt(Utc::now(), Status::Started);
+        let id = st.id;
+        store.insert(st, None);
+        let start = Instant::now();
+        let short = start + std::time::Duration::from_millis(50);
+        store.wait_done(&id, None, short).await;
+        assert!(Instant::now() >= short, "returned before the deadline");
+        let finisher = store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            finisher.update(&id, |s| s.exec.set_status(Status::Finished));
+        });
+        let long = Instant::now() + std::time::Duration::from_secs(30);
+        store.wait_done(&id, None, long).await;
+        assert!(Instant::now() < long, "woke up when the statement finished");
+        assert_eq!(
+            store.get(&id).map(|s| s.exec.status),
+            Some(Status::Finished)
+        );
+        // Unknown statements do not block.
+        store.wait_done(&Uuid::new_v4(), None, long).await;
     }
 
     #[test]

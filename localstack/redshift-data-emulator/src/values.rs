@@ -49,6 +49,92 @@ pub enum ValueKind {
     Str,
 }
 
+/// The ColumnMetadata of a PostgreSQL type.
+struct TypeShape {
+    /// The Redshift name; None: PostgreSQL's.
+    type_name: Option<&'static str>,
+    kind: ValueKind,
+    precision: i32,
+    scale: i32,
+    length: i32,
+    signed: bool,
+    case_sensitive: bool,
+}
+
+impl TypeShape {
+    fn of(ty: &Type, typmod: i32) -> Self {
+        // The declared length or precision, when the column has one.
+        let modifier = (typmod >= 4).then(|| typmod - 4);
+        match *ty {
+            Type::INT2 => Self::scalar("int2", ValueKind::Long, 5, 0, true),
+            Type::INT4 => Self::scalar("int4", ValueKind::Long, 10, 0, true),
+            Type::INT8 => Self::scalar("int8", ValueKind::Long, 19, 0, true),
+            Type::OID => Self::scalar("oid", ValueKind::Long, 10, 0, false),
+            Type::FLOAT4 => Self::scalar("float4", ValueKind::Double, 8, 8, true),
+            Type::FLOAT8 => Self::scalar("float8", ValueKind::Double, 17, 17, true),
+            Type::BOOL => Self::scalar("bool", ValueKind::Bool, 1, 0, false),
+            Type::NUMERIC => {
+                let (p, s) = modifier.map_or((0, 0), |m| ((m >> 16) & 0xffff, m & 0xffff));
+                Self::scalar("numeric", ValueKind::Str, p, s, true)
+            }
+            Type::NAME => Self::text(Some("name"), modifier.unwrap_or(65535)),
+            Type::VARCHAR | Type::TEXT | Type::UNKNOWN => {
+                Self::text(Some("varchar"), modifier.unwrap_or(65535))
+            }
+            Type::BPCHAR => Self::text(Some("bpchar"), modifier.unwrap_or(1)),
+            Type::CHAR => Self::text(Some("char"), 1),
+            Type::DATE => Self::temporal("date", 13, 0),
+            Type::TIMESTAMP => Self::temporal("timestamp", 29, 6),
+            Type::TIMESTAMPTZ => Self::temporal("timestamptz", 35, 6),
+            Type::TIME => Self::temporal("time", 15, 6),
+            Type::TIMETZ => Self::temporal("timetz", 21, 6),
+            Type::JSON | Type::JSONB => Self::text(Some("super"), 0),
+            _ => Self::text(None, 0),
+        }
+    }
+
+    /// Numbers and booleans (numeric as a string).
+    fn scalar(
+        name: &'static str,
+        kind: ValueKind,
+        precision: i32,
+        scale: i32,
+        signed: bool,
+    ) -> Self {
+        Self {
+            signed,
+            ..Self::new(Some(name), kind, precision, scale)
+        }
+    }
+
+    /// Character types: the length is also the precision; case-sensitive.
+    fn text(name: Option<&'static str>, length: i32) -> Self {
+        Self {
+            length,
+            case_sensitive: true,
+            ..Self::new(name, ValueKind::Str, length, 0)
+        }
+    }
+
+    /// Dates and times, as strings.
+    fn temporal(name: &'static str, precision: i32, scale: i32) -> Self {
+        Self::new(Some(name), ValueKind::Str, precision, scale)
+    }
+
+    /// Unsigned, case-insensitive, no length.
+    fn new(type_name: Option<&'static str>, kind: ValueKind, precision: i32, scale: i32) -> Self {
+        Self {
+            type_name,
+            kind,
+            precision,
+            scale,
+            length: 0,
+            signed: false,
+            case_sensitive: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnInfo {
     pub name: String,
@@ -64,62 +150,16 @@ pub struct ColumnInfo {
 impl ColumnInfo {
     /// Describes a column from its PostgreSQL type and type modifier.
     pub fn describe(name: &str, ty: &Type, typmod: i32) -> Self {
-        let (type_name, kind, precision, scale, length, signed, cs): (
-            &str,
-            ValueKind,
-            i32,
-            i32,
-            i32,
-            bool,
-            bool,
-        ) = match *ty {
-            Type::INT2 => ("int2", ValueKind::Long, 5, 0, 0, true, false),
-            Type::INT4 => ("int4", ValueKind::Long, 10, 0, 0, true, false),
-            Type::INT8 => ("int8", ValueKind::Long, 19, 0, 0, true, false),
-            Type::OID => ("oid", ValueKind::Long, 10, 0, 0, false, false),
-            Type::FLOAT4 => ("float4", ValueKind::Double, 8, 8, 0, true, false),
-            Type::FLOAT8 => ("float8", ValueKind::Double, 17, 17, 0, true, false),
-            Type::BOOL => ("bool", ValueKind::Bool, 1, 0, 0, false, false),
-            Type::NUMERIC => {
-                let (p, s) = if typmod >= 4 {
-                    (((typmod - 4) >> 16) & 0xffff, (typmod - 4) & 0xffff)
-                } else {
-                    (0, 0)
-                };
-                ("numeric", ValueKind::Str, p, s, 0, true, false)
-            }
-            Type::VARCHAR | Type::TEXT | Type::NAME | Type::UNKNOWN => {
-                let len = if typmod >= 4 { typmod - 4 } else { 65535 };
-                let n = if *ty == Type::NAME { "name" } else { "varchar" };
-                (n, ValueKind::Str, len, 0, len, false, true)
-            }
-            Type::BPCHAR => {
-                let len = if typmod >= 4 { typmod - 4 } else { 1 };
-                ("bpchar", ValueKind::Str, len, 0, len, false, true)
-            }
-            Type::CHAR => ("char", ValueKind::Str, 1, 0, 1, false, true),
-            Type::DATE => ("date", ValueKind::Str, 13, 0, 0, false, false),
-            Type::TIMESTAMP => ("timestamp", ValueKind::Str, 29, 6, 0, false, false),
-            Type::TIMESTAMPTZ => ("timestamptz", ValueKind::Str, 35, 6, 0, false, false),
-            Type::TIME => ("time", ValueKind::Str, 15, 6, 0, false, false),
-            Type::TIMETZ => ("timetz", ValueKind::Str, 21, 6, 0, false, false),
-            Type::JSON | Type::JSONB => ("super", ValueKind::Str, 0, 0, 0, false, true),
-            _ => ("", ValueKind::Str, 0, 0, 0, false, true),
-        };
-        let type_name = if type_name.is_empty() {
-            ty.name().to_string()
-        } else {
-            type_name.to_string()
-        };
+        let shape = TypeShape::of(ty, typmod);
         Self {
             name: name.to_string(),
-            type_name,
-            kind,
-            precision,
-            scale,
-            length,
-            signed,
-            case_sensitive: cs,
+            type_name: shape.type_name.unwrap_or(ty.name()).to_string(),
+            kind: shape.kind,
+            precision: shape.precision,
+            scale: shape.scale,
+            length: shape.length,
+            signed: shape.signed,
+            case_sensitive: shape.case_sensitive,
         }
     }
 
@@ -198,5 +238,31 @@ mod tests {
             "varchar"
         );
         assert_eq!(FieldValue::Null.to_json(), json!({"isNull": true}));
+    }
+
+    #[test]
+    fn describes_redshift_column_metadata() {
+        use ValueKind::{Long, Str};
+        // type, name, kind, [precision, scale, length], [signed, case-sensitive]
+        let cases = [
+            (Type::OID, "oid", Long, [10, 0, 0], [false, false]),
+            (Type::NAME, "name", Str, [65535, 0, 65535], [false, true]),
+            (Type::BPCHAR, "bpchar", Str, [1, 0, 1], [false, true]),
+            (
+                Type::TIMESTAMPTZ,
+                "timestamptz",
+                Str,
+                [35, 6, 0],
+                [false, false],
+            ),
+            (Type::JSONB, "super", Str, [0, 0, 0], [false, true]),
+            (Type::UUID, "uuid", Str, [0, 0, 0], [false, true]),
+        ];
+        for (ty, name, kind, sizes, flags) in cases {
+            let c = ColumnInfo::describe("c", &ty, -1);
+            assert_eq!((c.type_name.as_str(), c.kind), (name, kind), "{ty}");
+            assert_eq!([c.precision, c.scale, c.length], sizes, "{ty}");
+            assert_eq!([c.signed, c.case_sensitive], flags, "{ty}");
+        }
     }
 }

@@ -252,6 +252,27 @@ pub fn split_statements(tokens: &[Token]) -> Vec<Vec<Token>> {
     out
 }
 
+/// Index of the `)` that closes the `(` at `open`, looking before `end`; `is_punct(i, p)`
+/// tells whether item `i` is the punctuation `p`.
+pub fn closing_paren(
+    open: usize,
+    end: usize,
+    is_punct: impl Fn(usize, &str) -> bool,
+) -> Option<usize> {
+    let mut depth = 0i32;
+    for i in open..end {
+        if is_punct(i, "(") {
+            depth += 1;
+        } else if is_punct(i, ")") {
+            depth -= 1;
+            if depth == 0 {
+                return Some(i);
+            }
+        }
+    }
+    None
+}
+
 /// Indices of the meaningful (non-trivia) tokens.
 pub fn significant(tokens: &[Token]) -> Vec<usize> {
     (0..tokens.len())

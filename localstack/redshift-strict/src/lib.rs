@@ -2,6 +2,8 @@
 //! mode refuses what [`strict::check`] refuses, and the functions' unit tests run every
 //! statement they build through [`lint`], so a new query is checked without a stack.
 
+pub mod body;
+pub mod decimal;
 pub mod lexer;
 pub mod strict;
 

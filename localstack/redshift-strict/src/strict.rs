@@ -15,7 +15,8 @@
 //!   "Multibyte character load errors" (the CHAR error text).
 //!
 //! The checks look at the statement's top-level tokens (never inside literals, quoted
-//! identifiers, comments or procedure bodies).
+//! identifiers or comments) and at the SQL statements of procedure and function bodies
+//! (`crate::body`).
 
 use crate::lexer::{Kind, Token};
 
@@ -387,18 +388,7 @@ impl<'a> Stmt<'a> {
     }
     /// Index of the `)` that closes the `(` at `open`.
     fn close(&self, open: usize) -> Option<usize> {
-        let mut depth = 0i32;
-        for i in open..self.t.len() {
-            if self.p(i, "(") {
-                depth += 1;
-            } else if self.p(i, ")") {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-        }
-        None
+        crate::lexer::closing_paren(open, self.t.len(), |i, p| self.p(i, p))
     }
 }
 
@@ -476,6 +466,19 @@ pub fn check(toks: &[Token], in_txn: bool) -> Result<(), String> {
     check_commands(&s, &h)?;
     check_clauses(&s, &h)?;
     check_types_functions_words(&s)?;
+    check_body(toks)
+}
+
+/// The SQL statements of a procedure or function body get the same checks (outside a
+/// transaction block: the caller's transaction is not known at CREATE time).
+fn check_body(toks: &[Token]) -> Result<(), String> {
+    let Some(body) = crate::body::sql_body(toks) else {
+        return Ok(());
+    };
+    for st in crate::body::statements(&body) {
+        check(&st, false)
+            .map_err(|e| e.replacen("ERROR: ", "ERROR: in the procedure body: ", 1))?;
+    }
     Ok(())
 }
 
@@ -524,6 +527,14 @@ fn check_commands(s: &Stmt, h: &[&str]) -> Result<(), String> {
         }
         if matches!(h, ["listen", ..] | ["notify", ..]) {
             return syntax(s.t[0], "LISTEN/NOTIFY");
+        }
+        // A workgroup's isolation level ("ALTER DATABASE … ISOLATION LEVEL"): the emulator
+        // has one, SNAPSHOT, so it refuses to pretend the switch happened.
+        if matches!(h, ["alter", "database", _, "isolation"]) {
+            return refuse(
+                "ALTER DATABASE … ISOLATION LEVEL is not emulated: the emulator runs SNAPSHOT isolation only"
+                    .to_string(),
+            );
         }
         return Ok(());
     }
@@ -821,42 +832,86 @@ mod tests {
         }
     }
 
+    /// Each statement is refused with an error naming the given text.
+    fn all_refused(cases: &[(&str, &str)]) {
+        for (sql, text) in cases {
+            let e = refused(sql);
+            assert!(e.contains(text), "{sql}: {e}");
+        }
+    }
+
     #[test]
     fn refuses_unsupported_postgresql_features() {
-        assert!(refused("INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING").contains("ON CONFLICT"));
-        assert!(refused("INSERT INTO t VALUES (1) RETURNING a").contains("RETURNING"));
-        assert!(refused("CREATE TABLE t (a JSONB)").contains("type \"jsonb\""));
-        assert!(refused("SELECT '{}'::json").contains("type \"json\""));
-        assert!(refused("SELECT CAST(x AS uuid) FROM t").contains("\"uuid\""));
-        assert!(refused("CREATE TABLE t (id SERIAL)").contains("\"serial\""));
-        assert!(refused("CREATE INDEX i ON t (a)").contains("CREATE INDEX"));
-        assert!(refused("CREATE UNIQUE INDEX i ON t (a)").contains("CREATE INDEX"));
-        assert!(refused("CREATE SEQUENCE s").contains("CREATE SEQUENCE"));
-        assert!(refused("SELECT DISTINCT ON (a) a FROM t").contains("DISTINCT ON"));
-        assert!(refused("SELECT count(*) FILTER (WHERE a > 1) FROM t").contains("FILTER"));
-        assert!(refused("CREATE TABLE t (a int) PARTITION BY RANGE (a)").contains("PARTITION BY"));
-        assert!(refused("SELECT ARRAY[1, 2]").contains("arrays"));
-        assert!(refused("CREATE TABLE t (a int[])").contains("arrays"));
-        assert!(refused("SELECT * FROM (VALUES (1), (2)) v(a)").contains("VALUES list"));
-        assert!(refused("SELECT string_agg(a, ',') FROM t").contains("string_agg"));
-        assert!(refused("SELECT a IS DISTINCT FROM b FROM t").contains("DISTINCT FROM"));
-        assert!(refused("CREATE TABLE t (a int CHECK (a > 0))").contains("CHECK"));
-        assert!(refused("CREATE TABLE t (a DECIMAL(39,2))").contains("precision 39"));
+        all_refused(&[
+            (
+                "INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING",
+                "ON CONFLICT",
+            ),
+            ("INSERT INTO t VALUES (1) RETURNING a", "RETURNING"),
+            ("CREATE TABLE t (a JSONB)", "type \"jsonb\""),
+            ("SELECT '{}'::json", "type \"json\""),
+            ("SELECT CAST(x AS uuid) FROM t", "\"uuid\""),
+            ("CREATE TABLE t (id SERIAL)", "\"serial\""),
+            ("CREATE INDEX i ON t (a)", "CREATE INDEX"),
+            ("CREATE UNIQUE INDEX i ON t (a)", "CREATE INDEX"),
+            ("CREATE SEQUENCE s", "CREATE SEQUENCE"),
+            ("SELECT DISTINCT ON (a) a FROM t", "DISTINCT ON"),
+            ("SELECT count(*) FILTER (WHERE a > 1) FROM t", "FILTER"),
+            (
+                "CREATE TABLE t (a int) PARTITION BY RANGE (a)",
+                "PARTITION BY",
+            ),
+            ("SELECT ARRAY[1, 2]", "arrays"),
+            ("CREATE TABLE t (a int[])", "arrays"),
+            ("SELECT * FROM (VALUES (1), (2)) v(a)", "VALUES list"),
+            ("SELECT string_agg(a, ',') FROM t", "string_agg"),
+            ("SELECT a IS DISTINCT FROM b FROM t", "DISTINCT FROM"),
+            ("CREATE TABLE t (a int CHECK (a > 0))", "CHECK"),
+            ("CREATE TABLE t (a DECIMAL(39,2))", "precision 39"),
+        ]);
         ok("CREATE TABLE t (a DECIMAL(38,2), b NUMERIC(12, 3))");
     }
 
     #[test]
     fn refuses_reserved_words_as_identifiers() {
-        assert!(refused("CREATE TABLE t (raw VARCHAR(10))").contains("\"raw\""));
-        assert!(refused("SELECT tag FROM t").contains("\"tag\""));
-        assert!(refused("SELECT t.partition FROM t").contains("\"partition\""));
-        assert!(refused("SELECT 1 AS timestamp").contains("\"timestamp\""));
-        assert!(refused("CREATE TABLE t (a int, snapshot int)").contains("\"snapshot\""));
+        all_refused(&[
+            ("CREATE TABLE t (raw VARCHAR(10))", "\"raw\""),
+            ("SELECT tag FROM t", "\"tag\""),
+            ("SELECT t.partition FROM t", "\"partition\""),
+            ("SELECT 1 AS timestamp", "\"timestamp\""),
+            ("CREATE TABLE t (a int, snapshot int)", "\"snapshot\""),
+        ]);
         ok("CREATE TABLE t (\"raw\" VARCHAR(10) ENCODE raw, b int ENCODE delta)");
         ok("SELECT lag(a) IGNORE NULLS OVER (ORDER BY b), CAST(x AS timestamp) AS ts FROM t");
         ok("CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY(1,1), ts TIMESTAMP)");
         ok("SELECT row_number() OVER (PARTITION BY a ORDER BY b) FROM t");
         ok("CREATE VIEW v AS SELECT 1 AS one");
+    }
+
+    #[test]
+    fn checks_procedure_bodies_and_isolation_settings() {
+        all_refused(&[
+            (
+                "CREATE OR REPLACE PROCEDURE p() AS $$ BEGIN INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING; END; $$ LANGUAGE plpgsql",
+                "ERROR: in the procedure body: syntax error at or near \"ON\"",
+            ),
+            (
+                "CREATE PROCEDURE p(x INT) AS $$ BEGIN IF x > 0 THEN CREATE INDEX i ON t (a); END IF; END $$ LANGUAGE plpgsql",
+                "CREATE INDEX",
+            ),
+            (
+                "CREATE FUNCTION f() RETURNS INT AS $$ SELECT tag FROM t $$ LANGUAGE sql",
+                "\"tag\"",
+            ),
+            (
+                "ALTER DATABASE dev ISOLATION LEVEL SERIALIZABLE",
+                "SNAPSHOT isolation only",
+            ),
+        ]);
+        ok(
+            "CREATE PROCEDURE p(x INT) AS $$ DECLARE rec RECORD; BEGIN FOR rec IN SELECT a FROM t LOOP RAISE INFO 'a'; END LOOP; END; $$ LANGUAGE plpgsql",
+        );
+        ok("CREATE FUNCTION f(a INT) RETURNS INT STABLE AS $$ return [a][0] $$ LANGUAGE plpythonu");
     }
 
     #[test]

@@ -2,20 +2,29 @@
 //! the template's `Api` events, requests turned into proxy events, proxy responses turned
 //! back into HTTP, and API Gateway's own error answers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use aws_lambda_events::event::apigw::{
+    ApiGatewayProxyRequest, ApiGatewayProxyRequestContext, ApiGatewayRequestIdentity,
+};
+use aws_lambda_events::query_map::QueryMap;
+use axum::body::Body;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::Response;
 use base64::Engine;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use local_http::{BodyError, body, json_response};
+use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
-use crate::http::{Body, json as json_response, percent_decode, read_body};
 use crate::invoker::{Invocation, Invoker};
 use crate::template::{EventSource, Template};
 
@@ -155,7 +164,7 @@ fn match_segments(segments: &[Segment], parts: &[&str]) -> Option<BTreeMap<Strin
         match segment {
             Segment::Greedy(name) => {
                 let rest = parts.get(i..).filter(|r| !r.is_empty())?;
-                let joined: Vec<String> = rest.iter().map(|p| percent_decode(p, false)).collect();
+                let joined: Vec<String> = rest.iter().map(|p| decode_segment(p)).collect();
                 params.insert(name.clone(), joined.join("/"));
                 return Some(params);
             }
@@ -165,11 +174,16 @@ fn match_segments(segments: &[Segment], parts: &[&str]) -> Option<BTreeMap<Strin
                 }
             }
             Segment::Param(name) => {
-                params.insert(name.clone(), percent_decode(parts.get(i)?, false));
+                params.insert(name.clone(), decode_segment(parts.get(i)?));
             }
         }
     }
     (segments.len() == parts.len()).then_some(params)
+}
+
+/// A path parameter as API Gateway hands it over: percent-decoded (`+` stays a `+`).
+fn decode_segment(segment: &str) -> String {
+    percent_decode_str(segment).decode_utf8_lossy().into_owned()
 }
 
 /// The parts of an HTTP request a proxy event needs.
@@ -184,7 +198,7 @@ pub struct ApiRequest {
     pub source_ip: String,
 }
 
-/// The REST API (payload format 1.0) proxy event.
+/// The REST API (payload format 1.0) proxy event (an `ApiGatewayProxyRequest`), as JSON.
 pub fn proxy_event(
     route: &Route,
     params: &BTreeMap<String, String>,
@@ -193,48 +207,107 @@ pub fn proxy_event(
     request_id: &str,
     now_ms: i64,
 ) -> Value {
-    let mut headers = Map::new();
-    let mut multi_headers: Map<String, Value> = Map::new();
-    for (name, value) in &request.headers {
-        headers.insert(name.clone(), json!(value));
-        match multi_headers.get_mut(name) {
-            Some(Value::Array(values)) => values.push(json!(value)),
-            _ => {
-                multi_headers.insert(name.clone(), json!([value]));
-            }
+    // The method came from a parsed request, so it always converts.
+    let method = Method::from_bytes(request.method.as_bytes()).unwrap_or_default();
+    let (headers, multi_value_headers) = proxy_headers(&request.headers);
+    let (query, multi_query) = proxy_query(request.query.as_deref().unwrap_or(""));
+    let (body, is_base64) = proxy_body(&request.body);
+    let mut event = ApiGatewayProxyRequest::default();
+    event.resource = Some(route.resource.clone());
+    event.path = Some(request.path.clone());
+    event.http_method = method.clone();
+    event.headers = headers;
+    event.multi_value_headers = multi_value_headers;
+    event.query_string_parameters = query;
+    event.multi_value_query_string_parameters = multi_query;
+    event.path_parameters = params.clone().into_iter().collect();
+    event.request_context = request_context(route, request, method, stage, request_id, now_ms);
+    event.body = body;
+    event.is_base64_encoded = is_base64;
+    proxy_request_json(&event)
+}
+
+/// The event's JSON as API Gateway writes it: `null` rather than `{}` for absent headers,
+/// query, path parameters and stage variables, plus the members the type does not model
+/// (`extendedRequestId`, `identity.principalOrgId`).
+fn proxy_request_json(event: &ApiGatewayProxyRequest) -> Value {
+    // Only non-UTF-8 header values could fail to serialise, and proxy_headers never
+    // makes any.
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    for key in [
+        "headers",
+        "multiValueHeaders",
+        "queryStringParameters",
+        "multiValueQueryStringParameters",
+        "pathParameters",
+        "stageVariables",
+    ] {
+        if value[key].as_object().is_some_and(Map::is_empty) {
+            value[key] = Value::Null;
         }
     }
-    let mut query = Map::new();
-    let mut multi_query: Map<String, Value> = Map::new();
-    for pair in request
-        .query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (percent_decode(k, true), percent_decode(v, true));
-        query.insert(k.clone(), json!(v));
-        match multi_query.get_mut(&k) {
-            Some(Value::Array(values)) => values.push(json!(v)),
-            _ => {
-                multi_query.insert(k, json!([v]));
-            }
-        }
+    let context = &mut value["requestContext"];
+    context["extendedRequestId"] = context["requestId"].clone();
+    context["identity"]["principalOrgId"] = Value::Null;
+    value
+}
+
+/// `headers` (the last value of each name) and `multiValueHeaders`.
+fn proxy_headers(pairs: &[(String, String)]) -> (HeaderMap, HeaderMap) {
+    let mut single = HeaderMap::new();
+    let mut multi = HeaderMap::new();
+    for (name, value) in pairs {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) else {
+            continue;
+        };
+        single.insert(name.clone(), value.clone());
+        multi.append(name, value);
     }
-    let or_null = |m: Map<String, Value>| {
-        if m.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(m)
-        }
-    };
-    let path_parameters = if params.is_empty() {
-        Value::Null
-    } else {
-        json!(params)
-    };
+    (single, multi)
+}
+
+/// `queryStringParameters` (the last value of each name) and
+/// `multiValueQueryStringParameters`, decoded like a form (`+` is a space).
+fn proxy_query(raw: &str) -> (QueryMap, QueryMap) {
+    let mut single: HashMap<String, String> = HashMap::new();
+    let mut multi: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+        single.insert(k.clone().into_owned(), v.clone().into_owned());
+        multi
+            .entry(k.into_owned())
+            .or_default()
+            .push(v.into_owned());
+    }
+    let single: HashMap<String, Vec<String>> =
+        single.into_iter().map(|(k, v)| (k, vec![v])).collect();
+    (QueryMap::from(single), QueryMap::from(multi))
+}
+
+/// The body as text, or base64 when it is not UTF-8; `None` when empty.
+fn proxy_body(body: &[u8]) -> (Option<String>, bool) {
+    if body.is_empty() {
+        return (None, false);
+    }
+    match std::str::from_utf8(body) {
+        Ok(text) => (Some(text.to_owned()), false),
+        Err(_) => (
+            Some(base64::engine::general_purpose::STANDARD.encode(body)),
+            true,
+        ),
+    }
+}
+
+fn request_context(
+    route: &Route,
+    request: &ApiRequest,
+    method: Method,
+    stage: &str,
+    request_id: &str,
+    now_ms: i64,
+) -> ApiGatewayProxyRequestContext {
     let header = |name: &str| {
         request
             .headers
@@ -242,70 +315,32 @@ pub fn proxy_event(
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     };
-    let (body, is_base64) = if request.body.is_empty() {
-        (Value::Null, false)
-    } else {
-        match std::str::from_utf8(&request.body) {
-            Ok(text) => (json!(text), false),
-            Err(_) => (
-                json!(base64::engine::general_purpose::STANDARD.encode(&request.body)),
-                true,
-            ),
-        }
-    };
-    let request_time = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(now_ms)
-        .map(|t| t.format("%d/%b/%Y:%H:%M:%S +0000").to_string())
-        .unwrap_or_default();
-    json!({
-        "resource": route.resource,
-        "path": request.path,
-        "httpMethod": request.method,
-        "headers": or_null(headers),
-        "multiValueHeaders": or_null(multi_headers),
-        "queryStringParameters": or_null(query),
-        "multiValueQueryStringParameters": or_null(multi_query),
-        "pathParameters": path_parameters,
-        "stageVariables": null,
-        "requestContext": {
-            "resourceId": "local",
-            "resourcePath": route.resource,
-            "httpMethod": request.method,
-            "extendedRequestId": request_id,
-            "requestTime": request_time,
-            "path": format!("/{stage}{}", request.path),
-            "accountId": lambda_host::ACCOUNT_ID,
-            "protocol": "HTTP/1.1",
-            "stage": stage,
-            "domainPrefix": LOCAL_API_ID,
-            "requestTimeEpoch": now_ms,
-            "requestId": request_id,
-            "identity": {
-                "cognitoIdentityPoolId": null,
-                "accountId": null,
-                "cognitoIdentityId": null,
-                "caller": null,
-                "apiKey": header("x-api-key"),
-                "apiKeyId": null,
-                "sourceIp": request.source_ip,
-                "principalOrgId": null,
-                "accessKey": null,
-                "cognitoAuthenticationType": null,
-                "cognitoAuthenticationProvider": null,
-                "userArn": null,
-                "userAgent": header("user-agent"),
-                "user": null
-            },
-            "domainName": header("host").unwrap_or_else(|| "localhost".to_owned()),
-            "apiId": LOCAL_API_ID
-        },
-        "body": body,
-        "isBase64Encoded": is_base64,
-    })
+    let mut identity = ApiGatewayRequestIdentity::default();
+    identity.api_key = header("x-api-key");
+    identity.source_ip = Some(request.source_ip.clone());
+    identity.user_agent = header("user-agent");
+    let mut context = ApiGatewayProxyRequestContext::default();
+    context.resource_id = Some("local".to_owned());
+    context.resource_path = Some(route.resource.clone());
+    context.http_method = method;
+    context.request_time = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(now_ms)
+        .map(|t| t.format("%d/%b/%Y:%H:%M:%S +0000").to_string());
+    context.path = Some(format!("/{stage}{}", request.path));
+    context.account_id = Some(lambda_host::ACCOUNT_ID.to_owned());
+    context.protocol = Some("HTTP/1.1".to_owned());
+    context.stage = Some(stage.to_owned());
+    context.domain_prefix = Some(LOCAL_API_ID.to_owned());
+    context.request_time_epoch = now_ms;
+    context.request_id = Some(request_id.to_owned());
+    context.identity = identity;
+    context.domain_name = Some(header("host").unwrap_or_else(|| "localhost".to_owned()));
+    context.apiid = Some(LOCAL_API_ID.to_owned());
+    context
 }
 
 /// Turns a proxy response (`{statusCode, headers, multiValueHeaders, body,
 /// isBase64Encoded}`) into HTTP; `Err` when it is malformed (API Gateway answers 502).
-pub fn proxy_response(body: &[u8]) -> Result<Response<Body>, String> {
+pub fn proxy_response(body: &[u8]) -> Result<Response, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
     let object = value.as_object().ok_or("not a JSON object")?;
     let status = object
@@ -333,7 +368,7 @@ pub fn proxy_response(body: &[u8]) -> Result<Response<Body>, String> {
         Some(Value::String(text)) => Bytes::from(text.clone()),
         Some(_) => return Err("body is not a string".to_owned()),
     };
-    let mut response = Response::new(Body::new(bytes));
+    let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     let out = response.headers_mut();
     let mut multi_names = Vec::new();
@@ -376,7 +411,7 @@ pub struct ApiConfig {
     pub api_key: Option<String>,
 }
 
-fn message(status: StatusCode, text: &str, request_id: &str) -> Response<Body> {
+fn message(status: StatusCode, text: &str, request_id: &str) -> Response {
     let mut response = json_response(status, json!({ "message": text }).to_string());
     if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-amzn-requestid", value);
@@ -400,80 +435,100 @@ struct Gateway<I> {
     config: ApiConfig,
 }
 
-impl<I: Invoker> Gateway<I> {
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let started = Instant::now();
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let method = req.method().as_str().to_owned();
-        let path = req.uri().path().to_owned();
-        let response = self.respond(req, peer, &request_id).await;
-        tracing::info!(%method, %path, status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_millis() as u64, request_id = %request_id, "api request");
-        response
-    }
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve<I: Invoker>(
+    listener: TcpListener,
+    router: Arc<Router>,
+    invoker: Arc<I>,
+    config: ApiConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let gateway = Arc::new(Gateway {
+        router,
+        invoker,
+        config,
+    });
+    // Every path and method is the gateway's: unknown routes are its own 403.
+    let app = axum::Router::new()
+        .fallback(handle::<I>)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(gateway);
+    local_http::serve(listener, app, shutdown).await;
+}
 
+async fn handle<I: Invoker>(
+    State(gateway): State<Arc<Gateway<I>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    parts: Parts,
+    payload: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (method, path) = (
+        parts.method.as_str().to_owned(),
+        parts.uri.path().to_owned(),
+    );
+    let request = ApiRequest {
+        method: method.clone(),
+        path: path.clone(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: header_pairs(&parts.headers),
+        body: Bytes::new(),
+        source_ip: peer.ip().to_string(),
+    };
+    let mut response = gateway.respond(request, payload, &request_id).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amzn-requestid", value);
+    }
+    tracing::info!(%method, %path, status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_millis() as u64, request_id = %request_id, "api request");
+    response
+}
+
+/// In arrival order, names as received (lower case).
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+impl<I: Invoker> Gateway<I> {
+    /// Route, API key, body, then the function (API Gateway's order of answers).
     async fn respond(
         &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
+        mut request: ApiRequest,
+        payload: Result<Bytes, BytesRejection>,
         request_id: &str,
-    ) -> Response<Body> {
-        let method = req.method().as_str().to_owned();
-        let path = req.uri().path().to_owned();
-        let query = req.uri().query().map(str::to_owned);
-        let headers: Vec<(String, String)> = req
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let Some((route, params)) = self.router.find(&method, &path) else {
+    ) -> Response {
+        let Some((route, params)) = self.router.find(&request.method, &request.path) else {
             return message(
                 StatusCode::FORBIDDEN,
                 "Missing Authentication Token",
                 request_id,
             );
         };
-        // A route whose event says `Auth: {ApiKeyRequired: false}` needs no key (the dashboard).
-        if let Some(expected) = self
-            .config
-            .api_key
-            .as_ref()
-            .filter(|_| route.api_key_required != Some(false))
-        {
-            let given = headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case("x-api-key"))
-                .map(|(_, v)| v.as_str());
-            if given != Some(expected.as_str()) {
-                return message(StatusCode::FORBIDDEN, "Forbidden", request_id);
-            }
+        if !self.key_accepted(route, &request.headers) {
+            return message(StatusCode::FORBIDDEN, "Forbidden", request_id);
         }
-        let body = match read_body(req.into_body(), MAX_BODY).await {
-            Ok(Some(body)) => body,
-            Ok(None) => {
+        request.body = match body(payload) {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => {
                 return message(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "Request Too Long",
                     request_id,
                 );
             }
-            Err(err) => {
+            Err(BodyError::Read(err)) => {
                 tracing::debug!(error = %err, "cannot read the request body");
                 return message(StatusCode::BAD_REQUEST, "Bad Request", request_id);
             }
-        };
-        let request = ApiRequest {
-            method,
-            path,
-            query,
-            headers,
-            body,
-            source_ip: peer.ip().to_string(),
         };
         let now_ms = chrono::Utc::now().timestamp_millis();
         let event = proxy_event(
@@ -484,66 +539,60 @@ impl<I: Invoker> Gateway<I> {
             request_id,
             now_ms,
         );
-        let mut response = match self
+        let answer = self
             .invoker
             .invoke(&route.function, Bytes::from(event.to_string()))
-            .await
-        {
-            Invocation::Response(body) => match proxy_response(&body) {
-                Ok(response) => response,
-                Err(why) => {
-                    tracing::warn!(function = %route.function, error = %why,
-                        "malformed Lambda proxy response");
-                    message(StatusCode::BAD_GATEWAY, "Internal server error", request_id)
-                }
-            },
-            Invocation::FunctionError {
-                error_type,
-                error_message,
-            } => {
-                tracing::warn!(function = %route.function, %error_type, %error_message,
-                    "function error behind the API");
-                message(StatusCode::BAD_GATEWAY, "Internal server error", request_id)
-            }
-            Invocation::NotInvoked(why) => {
-                tracing::warn!(function = %route.function, reason = %why, "cannot invoke the function");
-                message(StatusCode::BAD_GATEWAY, "Internal server error", request_id)
-            }
-            Invocation::ShuttingDown => message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service Unavailable",
-                request_id,
-            ),
+            .await;
+        answer_response(&route.function, answer, request_id)
+    }
+
+    /// A route whose event says `Auth: {ApiKeyRequired: false}` needs no key (the dashboard).
+    fn key_accepted(&self, route: &Route, headers: &[(String, String)]) -> bool {
+        let Some(expected) = self
+            .config
+            .api_key
+            .as_ref()
+            .filter(|_| route.api_key_required != Some(false))
+        else {
+            return true;
         };
-        if let Ok(value) = HeaderValue::from_str(request_id) {
-            response.headers_mut().insert("x-amzn-requestid", value);
-        }
-        response
+        let given = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("x-api-key"))
+            .map(|(_, v)| v.as_str());
+        given == Some(expected.as_str())
     }
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
-pub async fn serve<I: Invoker>(
-    listener: TcpListener,
-    router: Arc<Router>,
-    invoker: Arc<I>,
-    config: ApiConfig,
-    shutdown: impl Future<Output = ()>,
-) {
-    let gateway = Arc::new(Gateway {
-        router,
-        invoker,
-        config,
-    });
-    crate::http::serve(
-        listener,
-        move |req, peer| {
-            let gateway = gateway.clone();
-            async move { gateway.handle(req, peer).await }
+/// The HTTP answer to the function's answer: its proxy response, or API Gateway's 502/503.
+fn answer_response(function: &str, answer: Invocation, request_id: &str) -> Response {
+    match answer {
+        Invocation::Response(body) => match proxy_response(&body) {
+            Ok(response) => response,
+            Err(why) => {
+                tracing::warn!(function = %function, error = %why,
+                    "malformed Lambda proxy response");
+                message(StatusCode::BAD_GATEWAY, "Internal server error", request_id)
+            }
         },
-        shutdown,
-    )
-    .await;
+        Invocation::FunctionError {
+            error_type,
+            error_message,
+        } => {
+            tracing::warn!(function = %function, %error_type, %error_message,
+                "function error behind the API");
+            message(StatusCode::BAD_GATEWAY, "Internal server error", request_id)
+        }
+        Invocation::NotInvoked(why) => {
+            tracing::warn!(function = %function, reason = %why, "cannot invoke the function");
+            message(StatusCode::BAD_GATEWAY, "Internal server error", request_id)
+        }
+        Invocation::ShuttingDown => message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            request_id,
+        ),
+    }
 }
 
 /// A header value as API Gateway stringifies it (strings, numbers, booleans).

@@ -5,14 +5,19 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{Method, Request, Response, StatusCode};
+use axum::body::Body;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::request::Parts;
+use axum::http::{Request, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use local_http::{BodyError, body, get_or, json_response};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::http::{Body, json as json_response, read_body};
 use crate::status::StatusBoard;
 
 /// A little over the Invoke API's 6 MB limit, so lambda-host still answers 413 itself.
@@ -20,47 +25,62 @@ const MAX_FORWARD: usize = 7 * 1024 * 1024;
 
 pub const STATUS_PATH: &str = "/runner/status";
 
+#[derive(Clone)]
+struct Front {
+    inner: SocketAddr,
+    status: Arc<StatusBoard>,
+}
+
 /// Serves `GET /runner/status` and forwards everything else to `inner` (lambda-host's
 /// Invoke API on an internal port) until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     inner: SocketAddr,
     status: Arc<StatusBoard>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    crate::http::serve(
-        listener,
-        move |req, _peer| {
-            let status = status.clone();
-            async move {
-                if req.method() == Method::GET && req.uri().path() == STATUS_PATH {
-                    return json_response(StatusCode::OK, status.snapshot().to_string());
-                }
-                match forward(req, inner).await {
-                    Ok(response) => response,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "cannot reach the Invoke API");
-                        json_response(
-                            StatusCode::BAD_GATEWAY,
-                            json!({"Type": "Service", "message": err}).to_string(),
-                        )
-                    }
-                }
-            }
-        },
-        shutdown,
-    )
-    .await;
+    let app = axum::Router::new()
+        .route(STATUS_PATH, get_or(runner_status, forward))
+        .fallback(forward)
+        .layer(DefaultBodyLimit::max(MAX_FORWARD))
+        .with_state(Front { inner, status });
+    local_http::serve(listener, app, shutdown).await;
 }
 
-async fn forward(req: Request<Incoming>, inner: SocketAddr) -> Result<Response<Body>, String> {
-    let (parts, body) = req.into_parts();
-    let Some(body) = read_body(body, MAX_FORWARD).await? else {
-        return Ok(json_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            json!({"Type": "User", "message": "Request must be smaller than 6291456 bytes for the InvokeFunction operation"}).to_string(),
-        ));
+async fn runner_status(State(front): State<Front>) -> Response {
+    json_response(StatusCode::OK, front.status.snapshot().to_string())
+}
+
+async fn forward(
+    State(front): State<Front>,
+    parts: Parts,
+    payload: Result<Bytes, BytesRejection>,
+) -> Response {
+    let payload = match body(payload) {
+        Ok(payload) => payload,
+        Err(BodyError::TooLarge) => {
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"Type": "User", "message": "Request must be smaller than 6291456 bytes for the InvokeFunction operation"}).to_string(),
+            );
+        }
+        Err(BodyError::Read(err)) => return unreachable_inner(&err),
     };
+    match send(Request::from_parts(parts, Full::new(payload)), front.inner).await {
+        Ok(response) => response,
+        Err(err) => unreachable_inner(&err),
+    }
+}
+
+fn unreachable_inner(err: &str) -> Response {
+    tracing::warn!(error = %err, "cannot reach the Invoke API");
+    json_response(
+        StatusCode::BAD_GATEWAY,
+        json!({"Type": "Service", "message": err}).to_string(),
+    )
+}
+
+async fn send(request: Request<Full<Bytes>>, inner: SocketAddr) -> Result<Response, String> {
     let stream = TcpStream::connect(inner)
         .await
         .map_err(|e| format!("connect {inner}: {e}"))?;
@@ -73,10 +93,10 @@ async fn forward(req: Request<Incoming>, inner: SocketAddr) -> Result<Response<B
         }
     });
     let response = sender
-        .send_request(Request::from_parts(parts, Full::new(body)))
+        .send_request(request)
         .await
         .map_err(|e| e.to_string())?;
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
-    Ok(Response::from_parts(parts, Full::new(bytes)))
+    Ok(Response::from_parts(parts, Body::from(bytes)))
 }

@@ -10,7 +10,6 @@
 //! - [`invoke_front`]: the Lambda Invoke API on 127.0.0.1:9000 plus `GET /runner/status`.
 
 pub mod api_gateway;
-pub mod http;
 pub mod intrinsics;
 pub mod invoke_front;
 pub mod invoker;

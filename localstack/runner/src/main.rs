@@ -18,7 +18,7 @@ use local_runner::kinesis::aws::KinesisSource;
 use local_runner::kinesis::{CheckpointStore, Deps, FailureLog, Mapping, MappingConfig};
 use local_runner::schedule::{Schedule, ScheduleTask, run_schedule};
 use local_runner::status::StatusBoard;
-use local_runner::template::{EventSource, FunctionDef, Template, TemplateOptions};
+use local_runner::template::{EventSource, FunctionDef, ScheduleEvent, Template, TemplateOptions};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -240,37 +240,9 @@ async fn create_warehouse_schema(
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let options = TemplateOptions {
-        region: args.region.clone(),
-        stack_name: args.stack_name.clone(),
-        parameter_overrides: args.parameter_override.iter().cloned().collect(),
-        stream_override: args.stream.clone(),
-        resource_refs: args.resource_ref.iter().cloned().collect(),
-        ..TemplateOptions::default()
-    };
-    let template = Template::load(&args.template, &options).map_err(|e| e.to_string())?;
-    for warning in &template.warnings {
-        tracing::warn!("template: {warning}");
-    }
-    for wanted in &args.functions {
-        if template.function(wanted).is_none() {
-            return Err(format!(
-                "--functions: {wanted} is not a function in the template"
-            ));
-        }
-    }
-    let selected: Vec<&FunctionDef> = template
-        .functions
-        .iter()
-        .filter(|f| args.functions.is_empty() || args.functions.contains(&f.name))
-        .collect();
-    let mut env = EnvFile::default();
-    for path in &args.env_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-        env.merge_text(&text)
-            .map_err(|err| format!("{}: {err}", path.display()))?;
-    }
+    let template = load_template(&args)?;
+    let selected = select_functions(&args, &template)?;
+    let env = read_env_files(&args.env_file)?;
     let overrides: BTreeMap<String, String> = args.schedule_override.iter().cloned().collect();
     for name in overrides.keys() {
         if template.function(name).is_none() {
@@ -279,14 +251,8 @@ async fn run(args: Args) -> Result<(), String> {
             ));
         }
     }
-
     // Bind first: a busy port should fail before any process starts.
-    let api_listener = bind(args.api_listen, "API Gateway").await?;
-    let front_listener = bind(args.invoke_listen, "Invoke API").await?;
-    let inner_listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)), "internal Invoke API").await?;
-    let inner_addr = inner_listener
-        .local_addr()
-        .map_err(|e| format!("internal Invoke API: {e}"))?;
+    let listeners = Listeners::bind(&args).await?;
 
     std::fs::create_dir_all(&args.state_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.state_dir.display()))?;
@@ -302,40 +268,136 @@ async fn run(args: Args) -> Result<(), String> {
         create_warehouse_schema(&args, &template, &registry).await?;
     }
     let invoker = Arc::new(RegistryInvoker::new(registry.clone(), args.region.clone()));
-    let available = |name: &str| registry.hosted(name).is_some();
-
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut workers = JoinSet::new();
+    let workers = Workers {
+        args: &args,
+        selected: &selected,
+        registry: &registry,
+        invoker: &invoker,
+        checkpoints: &checkpoints,
+        failures: &failures,
+        status: &status,
+        stop: &stop_rx,
+    };
+    let mut tasks = JoinSet::new();
+    workers.start_kinesis_mappings(&mut tasks).await;
+    workers.start_schedules(&mut tasks, &overrides);
+    let servers = workers.start_servers(listeners, &template);
+    report_ready(&args, &registry, &status, &checkpoints, &failures);
 
-    // Kinesis event source mappings.
-    let mut mappings = Vec::new();
-    for function in &selected {
-        for event in &function.events {
-            if let EventSource::Kinesis(kinesis) = &event.source {
-                if !kinesis.enabled {
-                    tracing::info!(function = %function.name, event = %event.name, "Kinesis event disabled in the template");
-                } else if args.no_kinesis {
-                    tracing::info!(function = %function.name, "Kinesis mapping skipped (--no-kinesis)");
-                } else if !available(&function.name) {
-                    tracing::warn!(function = %function.name, "Kinesis mapping skipped: function unavailable");
-                } else {
-                    let mut config =
-                        MappingConfig::from_event(&function.name, kinesis, &args.region);
-                    config.poll_interval = args.poll_interval;
-                    mappings.push(config);
-                }
-            }
+    local_http::shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight invocations");
+    let _ = stop_tx.send(true);
+    drain(tasks, servers, &selected).await;
+    registry
+        .shutdown(Duration::from_secs(args.shutdown_grace_secs))
+        .await;
+    tracing::info!("local-runner stopped");
+    Ok(())
+}
+
+fn load_template(args: &Args) -> Result<Template, String> {
+    let options = TemplateOptions {
+        region: args.region.clone(),
+        stack_name: args.stack_name.clone(),
+        parameter_overrides: args.parameter_override.iter().cloned().collect(),
+        stream_override: args.stream.clone(),
+        resource_refs: args.resource_ref.iter().cloned().collect(),
+        ..TemplateOptions::default()
+    };
+    let template = Template::load(&args.template, &options).map_err(|e| e.to_string())?;
+    for warning in &template.warnings {
+        tracing::warn!("template: {warning}");
+    }
+    Ok(template)
+}
+
+/// `--functions` (every template function when empty); unknown names are an error.
+fn select_functions<'t>(
+    args: &Args,
+    template: &'t Template,
+) -> Result<Vec<&'t FunctionDef>, String> {
+    for wanted in &args.functions {
+        if template.function(wanted).is_none() {
+            return Err(format!(
+                "--functions: {wanted} is not a function in the template"
+            ));
         }
     }
-    if !mappings.is_empty() {
+    Ok(template
+        .functions
+        .iter()
+        .filter(|f| args.functions.is_empty() || args.functions.contains(&f.name))
+        .collect())
+}
+
+fn read_env_files(paths: &[PathBuf]) -> Result<EnvFile, String> {
+    let mut env = EnvFile::default();
+    for path in paths {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+        env.merge_text(&text)
+            .map_err(|err| format!("{}: {err}", path.display()))?;
+    }
+    Ok(env)
+}
+
+/// The three ports: API Gateway, the Invoke API front and lambda-host's internal one.
+struct Listeners {
+    api: TcpListener,
+    front: TcpListener,
+    inner: TcpListener,
+    inner_addr: SocketAddr,
+}
+
+impl Listeners {
+    async fn bind(args: &Args) -> Result<Self, String> {
+        let api = bind(args.api_listen, "API Gateway").await?;
+        let front = bind(args.invoke_listen, "Invoke API").await?;
+        let inner = bind(SocketAddr::from(([127, 0, 0, 1], 0)), "internal Invoke API").await?;
+        let inner_addr = inner
+            .local_addr()
+            .map_err(|e| format!("internal Invoke API: {e}"))?;
+        Ok(Self {
+            api,
+            front,
+            inner,
+            inner_addr,
+        })
+    }
+}
+
+/// What the event sources and servers are started from.
+struct Workers<'a> {
+    args: &'a Args,
+    selected: &'a [&'a FunctionDef],
+    registry: &'a Arc<FunctionRegistry>,
+    invoker: &'a Arc<RegistryInvoker>,
+    checkpoints: &'a Arc<CheckpointStore>,
+    failures: &'a Arc<FailureLog>,
+    status: &'a Arc<StatusBoard>,
+    stop: &'a watch::Receiver<bool>,
+}
+
+impl Workers<'_> {
+    fn available(&self, name: &str) -> bool {
+        self.registry.hosted(name).is_some()
+    }
+
+    /// One consumer task per enabled Kinesis event of a hosted function (the Kinesis client
+    /// is only made when there is one).
+    async fn start_kinesis_mappings(&self, tasks: &mut JoinSet<()>) {
+        let mappings = self.kinesis_mappings();
+        if mappings.is_empty() {
+            return;
+        }
         let sdk = fleetline_aws::sdk_config().await;
-        let source = Arc::new(KinesisSource::new(aws_sdk_kinesis::Client::new(&sdk)));
         let deps = Deps {
-            source,
-            invoker: invoker.clone(),
-            checkpoints: checkpoints.clone(),
-            failures: failures.clone(),
-            status: status.clone(),
+            source: Arc::new(KinesisSource::new(aws_sdk_kinesis::Client::new(&sdk))),
+            invoker: self.invoker.clone(),
+            checkpoints: self.checkpoints.clone(),
+            failures: self.failures.clone(),
+            status: self.status.clone(),
         };
         for config in mappings {
             tracing::info!(function = %config.function, stream = %config.stream,
@@ -344,87 +406,135 @@ async fn run(args: Args) -> Result<(), String> {
                 report_batch_item_failures = config.report_batch_item_failures,
                 "Kinesis event source mapping");
             let mapping = Mapping::new(config, deps.clone());
-            workers.spawn(mapping.run(stop_rx.clone()));
+            tasks.spawn(mapping.run(self.stop.clone()));
         }
     }
 
-    // EventBridge schedules.
-    for function in &selected {
-        for event in &function.events {
-            let EventSource::Schedule(schedule) = &event.source else {
-                continue;
-            };
-            let expression = overrides
-                .get(&function.name)
-                .cloned()
-                .unwrap_or_else(|| schedule.expression.clone());
-            if args.no_schedules || expression == "off" || !schedule.enabled {
-                tracing::info!(function = %function.name, rule = %schedule.rule_name, "schedule off");
-                continue;
-            }
-            if !available(&function.name) {
-                tracing::warn!(function = %function.name, "schedule skipped: function unavailable");
-                continue;
-            }
-            let parsed = match Schedule::parse(&expression) {
-                Ok(parsed) => parsed,
-                Err(err) => {
-                    tracing::warn!(function = %function.name, "schedule skipped: {err} \
-                        (use --schedule-override {}=rate(...))", function.name);
+    fn kinesis_mappings(&self) -> Vec<MappingConfig> {
+        let mut mappings = Vec::new();
+        for function in self.selected {
+            for event in &function.events {
+                let EventSource::Kinesis(kinesis) = &event.source else {
                     continue;
+                };
+                if !kinesis.enabled {
+                    tracing::info!(function = %function.name, event = %event.name, "Kinesis event disabled in the template");
+                } else if self.args.no_kinesis {
+                    tracing::info!(function = %function.name, "Kinesis mapping skipped (--no-kinesis)");
+                } else if !self.available(&function.name) {
+                    tracing::warn!(function = %function.name, "Kinesis mapping skipped: function unavailable");
+                } else {
+                    let mut config =
+                        MappingConfig::from_event(&function.name, kinesis, &self.args.region);
+                    config.poll_interval = self.args.poll_interval;
+                    mappings.push(config);
                 }
-            };
-            tracing::info!(function = %function.name, rule = %schedule.rule_name, %expression, "schedule");
-            let task = ScheduleTask {
-                function: function.name.clone(),
-                rule_name: schedule.rule_name.clone(),
-                expression,
-                schedule: parsed,
-                input: schedule.input.clone(),
-                region: args.region.clone(),
-                dead_letter: function.dead_letter_target.clone(),
-                retries: 2,
-                retry_delay: Duration::from_secs(5),
-            };
-            workers.spawn(run_schedule(
-                task,
-                invoker.clone(),
-                failures.clone(),
-                status.clone(),
-                stop_rx.clone(),
-            ));
+            }
+        }
+        mappings
+    }
+
+    /// One task per enabled schedule of a hosted function (`--schedule-override` applied).
+    fn start_schedules(&self, tasks: &mut JoinSet<()>, overrides: &BTreeMap<String, String>) {
+        for function in self.selected {
+            for event in &function.events {
+                let EventSource::Schedule(schedule) = &event.source else {
+                    continue;
+                };
+                let expression = overrides
+                    .get(&function.name)
+                    .cloned()
+                    .unwrap_or_else(|| schedule.expression.clone());
+                if let Some(task) = self.schedule_task(function, schedule, expression) {
+                    tasks.spawn(run_schedule(
+                        task,
+                        self.invoker.clone(),
+                        self.failures.clone(),
+                        self.status.clone(),
+                        self.stop.clone(),
+                    ));
+                }
+            }
         }
     }
 
-    // API Gateway, Invoke API (+ status).
-    let names: Vec<String> = selected.iter().map(|f| f.name.clone()).collect();
-    let router = Arc::new(Router::from_template(&template, Some(&names)));
-    for route in router.routes() {
-        tracing::info!(method = %route.method, path = %route.resource, function = %route.function, "API route");
+    fn schedule_task(
+        &self,
+        function: &FunctionDef,
+        schedule: &ScheduleEvent,
+        expression: String,
+    ) -> Option<ScheduleTask> {
+        if self.args.no_schedules || expression == "off" || !schedule.enabled {
+            tracing::info!(function = %function.name, rule = %schedule.rule_name, "schedule off");
+            return None;
+        }
+        if !self.available(&function.name) {
+            tracing::warn!(function = %function.name, "schedule skipped: function unavailable");
+            return None;
+        }
+        let parsed = match Schedule::parse(&expression) {
+            Ok(parsed) => parsed,
+            Err(err) => {
+                tracing::warn!(function = %function.name, "schedule skipped: {err} \
+                    (use --schedule-override {}=rate(...))", function.name);
+                return None;
+            }
+        };
+        tracing::info!(function = %function.name, rule = %schedule.rule_name, %expression, "schedule");
+        Some(ScheduleTask {
+            function: function.name.clone(),
+            rule_name: schedule.rule_name.clone(),
+            expression,
+            schedule: parsed,
+            input: schedule.input.clone(),
+            region: self.args.region.clone(),
+            dead_letter: function.dead_letter_target.clone(),
+            retries: 2,
+            retry_delay: Duration::from_secs(5),
+        })
     }
-    let mut servers = JoinSet::new();
-    servers.spawn(api_gateway::serve(
-        api_listener,
-        router,
-        invoker.clone(),
-        ApiConfig {
-            stage: template.api_stage.clone(),
-            api_key: args.api_key.clone(),
-        },
-        stopped(stop_rx.clone()),
-    ));
-    servers.spawn(invoke_api::serve(
-        inner_listener,
-        registry.clone(),
-        args.region.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    servers.spawn(invoke_front::serve(
-        front_listener,
-        inner_addr,
-        status.clone(),
-        stopped(stop_rx.clone()),
-    ));
+
+    /// API Gateway, lambda-host's Invoke API (internal port) and its front (+ status).
+    fn start_servers(&self, listeners: Listeners, template: &Template) -> JoinSet<()> {
+        let names: Vec<String> = self.selected.iter().map(|f| f.name.clone()).collect();
+        let router = Arc::new(Router::from_template(template, Some(&names)));
+        for route in router.routes() {
+            tracing::info!(method = %route.method, path = %route.resource, function = %route.function, "API route");
+        }
+        let mut servers = JoinSet::new();
+        servers.spawn(api_gateway::serve(
+            listeners.api,
+            router,
+            self.invoker.clone(),
+            ApiConfig {
+                stage: template.api_stage.clone(),
+                api_key: self.args.api_key.clone(),
+            },
+            stopped(self.stop.clone()),
+        ));
+        servers.spawn(invoke_api::serve(
+            listeners.inner,
+            self.registry.clone(),
+            self.args.region.clone(),
+            stopped(self.stop.clone()),
+        ));
+        servers.spawn(invoke_front::serve(
+            listeners.front,
+            listeners.inner_addr,
+            self.status.clone(),
+            stopped(self.stop.clone()),
+        ));
+        servers
+    }
+}
+
+fn report_ready(
+    args: &Args,
+    registry: &FunctionRegistry,
+    status: &StatusBoard,
+    checkpoints: &CheckpointStore,
+    failures: &FailureLog,
+) {
     let functions_info: serde_json::Map<String, serde_json::Value> = registry
         .iter()
         .map(|(name, slot)| {
@@ -445,12 +555,12 @@ async fn run(args: Args) -> Result<(), String> {
     status.set_info("functions", serde_json::Value::Object(functions_info));
     tracing::info!(api = %args.api_listen, invoke = %args.invoke_listen,
         state_dir = %args.state_dir.display(), "local-runner ready");
+}
 
-    shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight invocations");
-    let _ = stop_tx.send(true);
-    // Consumers finish their in-flight invocation and persist their checkpoint first.
-    // Wait as long as the slowest event-driven function may take for its last invocation.
+/// Consumers finish their in-flight invocation and persist their checkpoint first: waits
+/// as long as the slowest event-driven function may take for its last invocation, then for
+/// the servers.
+async fn drain(mut tasks: JoinSet<()>, mut servers: JoinSet<()>, selected: &[&FunctionDef]) {
     let longest = selected
         .iter()
         .filter(|f| {
@@ -463,32 +573,12 @@ async fn run(args: Args) -> Result<(), String> {
         .unwrap_or_default()
         + Duration::from_secs(5);
     let drained = tokio::time::timeout(longest, async {
-        while workers.join_next().await.is_some() {}
+        while tasks.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
         tracing::warn!("some invocations did not finish in time; they will be redelivered");
-        workers.abort_all();
+        tasks.abort_all();
     }
     while servers.join_next().await.is_some() {}
-    registry
-        .shutdown(Duration::from_secs(args.shutdown_grace_secs))
-        .await;
-    tracing::info!("local-runner stopped");
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot watch SIGTERM; only Ctrl-C stops the runner");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

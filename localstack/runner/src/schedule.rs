@@ -329,7 +329,6 @@ pub async fn run_schedule<I: crate::invoker::Invoker>(
     status: std::sync::Arc<crate::status::StatusBoard>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    use crate::invoker::Invocation;
     let key = format!("{}/{}", task.function, task.rule_name);
     let rule_arn = rule_arn(&task.region, &task.rule_name);
     status.schedule(&key, |s| {
@@ -355,60 +354,80 @@ pub async fn run_schedule<I: crate::invoker::Invoker>(
             None => scheduled_event(&rule_arn, &task.region, next).to_string(),
         };
         tracing::info!(function = %task.function, rule = %task.rule_name, "scheduled invocation");
-        let mut last_error = String::new();
-        let mut succeeded = false;
-        for attempt in 0..=task.retries {
-            if attempt > 0 {
-                let delay = task.retry_delay * attempt;
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    _ = shutdown.wait_for(|stop| *stop) => return,
-                }
-            }
-            match invoker
-                .invoke(&task.function, bytes::Bytes::from(payload.clone()))
-                .await
-            {
-                Invocation::Response(_) => {
-                    succeeded = true;
-                    break;
-                }
-                Invocation::FunctionError {
-                    error_type,
-                    error_message,
-                } => last_error = format!("{error_type}: {error_message}"),
-                Invocation::NotInvoked(why) => last_error = why,
-                Invocation::ShuttingDown => return,
-            }
-            tracing::warn!(function = %task.function, rule = %task.rule_name, attempt = attempt + 1,
-                error = %last_error, "scheduled invocation failed");
-        }
-        let outcome = if succeeded {
-            "ok".to_owned()
-        } else {
-            format!("failed: {last_error}")
+        let Some(result) = invoke_with_retries(&task, &*invoker, &payload, &mut shutdown).await
+        else {
+            return;
+        };
+        let outcome = match &result {
+            Ok(()) => "ok".to_owned(),
+            Err(last_error) => format!("failed: {last_error}"),
         };
         status.schedule(&key, |s| {
             s.fires += 1;
-            s.failures += u64::from(!succeeded);
+            s.failures += u64::from(result.is_err());
             s.last_fire = Some(next.to_rfc3339());
             s.last_outcome = Some(outcome);
         });
-        if !succeeded && let Some(dlq) = &task.dead_letter {
-            // What Lambda puts in an async dead-letter queue: the event, plus attributes.
-            let message = serde_json::json!({
-                "body": payload,
-                "messageAttributes": {
-                    "RequestID": uuid::Uuid::new_v4().to_string(),
-                    "ErrorCode": "200",
-                    "ErrorMessage": last_error,
-                },
-                "function": task.function,
-                "timestamp": crate::status::now_rfc3339(),
-            });
-            if let Err(err) = failures.append(Some(dlq), &message) {
-                tracing::error!(error = %err, "cannot write the dead-letter record");
+        if let (Err(last_error), Some(dlq)) = (&result, &task.dead_letter) {
+            dead_letter(&task, &failures, dlq, payload, last_error);
+        }
+    }
+}
+
+/// Invokes up to `1 + retries` times; `Err` carries the last error, `None` means shutdown.
+async fn invoke_with_retries<I: crate::invoker::Invoker>(
+    task: &ScheduleTask,
+    invoker: &I,
+    payload: &str,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<Result<(), String>> {
+    use crate::invoker::Invocation;
+    let mut last_error = String::new();
+    for attempt in 0..=task.retries {
+        if attempt > 0 {
+            let delay = task.retry_delay * attempt;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return None,
             }
         }
+        match invoker
+            .invoke(&task.function, bytes::Bytes::from(payload.to_owned()))
+            .await
+        {
+            Invocation::Response(_) => return Some(Ok(())),
+            Invocation::FunctionError {
+                error_type,
+                error_message,
+            } => last_error = format!("{error_type}: {error_message}"),
+            Invocation::NotInvoked(why) => last_error = why,
+            Invocation::ShuttingDown => return None,
+        }
+        tracing::warn!(function = %task.function, rule = %task.rule_name, attempt = attempt + 1,
+            error = %last_error, "scheduled invocation failed");
+    }
+    Some(Err(last_error))
+}
+
+/// What Lambda puts in an async dead-letter queue: the event, plus attributes.
+fn dead_letter(
+    task: &ScheduleTask,
+    failures: &crate::kinesis::FailureLog,
+    dlq: &str,
+    payload: String,
+    last_error: &str,
+) {
+    let message = serde_json::json!({
+        "body": payload,
+        "messageAttributes": {
+            "RequestID": uuid::Uuid::new_v4().to_string(),
+            "ErrorCode": "200",
+            "ErrorMessage": last_error,
+        },
+        "function": task.function,
+        "timestamp": crate::status::now_rfc3339(),
+    });
+    if let Err(err) = failures.append(Some(dlq), &message) {
+        tracing::error!(error = %err, "cannot write the dead-letter record");
     }
 }

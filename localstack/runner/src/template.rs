@@ -420,149 +420,189 @@ impl<'a> FunctionReader<'a> {
         let kind = event.get("Type").and_then(Value::as_str).unwrap_or("");
         let empty = Value::Mapping(Mapping::new());
         let props = event.get("Properties").unwrap_or(&empty);
-        let what = |field: &str| format!("event {event_name}: {field}");
-        Ok(match kind {
-            "Kinesis" => {
-                let stream_arn = props
-                    .get("Stream")
-                    .and_then(|v| self.string(function, &what("Stream"), v));
-                // Locally every Kinesis event reads the one local stream; the ARN only
-                // tells which stream the template meant.
-                let stream_name = match stream_arn.as_deref().and_then(|a| a.split_once(":stream/"))
-                {
-                    Some((_, name)) if !name.is_empty() => name.to_owned(),
-                    _ => self.stream.to_owned(),
-                };
-                let position = self
-                    .opt_string(function, props, "StartingPosition", event_name)
-                    .unwrap_or_else(|| "LATEST".to_owned());
-                let starting_position = match position.as_str() {
-                    "TRIM_HORIZON" => StartingPosition::TrimHorizon,
-                    "LATEST" => StartingPosition::Latest,
-                    "AT_TIMESTAMP" => {
-                        let ts = self
-                            .opt_number(function, props, "StartingPositionTimestamp", event_name)?
-                            .unwrap_or(0);
-                        StartingPosition::AtTimestamp(ts as f64)
-                    }
-                    other => {
-                        return Err(TemplateError::Function {
-                            function: function.to_owned(),
-                            message: format!("{}: unknown StartingPosition {other}", what("")),
-                        });
-                    }
-                };
-                let batch_size = self
-                    .opt_number(function, props, "BatchSize", event_name)?
-                    .map_or(DEFAULT_KINESIS_BATCH_SIZE, |n| {
-                        usize::try_from(n.clamp(1, 10_000)).unwrap_or(DEFAULT_KINESIS_BATCH_SIZE)
-                    });
-                let window = self
-                    .opt_number(
-                        function,
-                        props,
-                        "MaximumBatchingWindowInSeconds",
-                        event_name,
-                    )?
-                    .unwrap_or(0);
-                let max_retry_attempts = self
-                    .opt_number(function, props, "MaximumRetryAttempts", event_name)?
-                    .unwrap_or(-1);
-                let max_record_age_secs = self
-                    .opt_number(function, props, "MaximumRecordAgeInSeconds", event_name)?
-                    .unwrap_or(-1);
-                let bisect_on_error = self.opt_bool(props, "BisectBatchOnFunctionError", false);
-                let enabled = self.opt_bool(props, "Enabled", true);
-                let report_batch_item_failures = props
-                    .get("FunctionResponseTypes")
-                    .and_then(|v| self.ctx.resolve(v).ok().flatten())
-                    .and_then(|v| v.as_sequence().cloned())
-                    .is_some_and(|types| {
-                        types
-                            .iter()
-                            .any(|t| t.as_str() == Some("ReportBatchItemFailures"))
-                    });
-                let on_failure = props
-                    .get("DestinationConfig")
-                    .and_then(|d| d.get("OnFailure"))
-                    .and_then(|o| o.get("Destination"))
-                    .and_then(|v| self.string(function, &what("OnFailure.Destination"), v));
-                EventSource::Kinesis(KinesisEvent {
-                    stream_name,
-                    starting_position,
-                    batch_size,
-                    batching_window: Duration::from_secs(u64::try_from(window.max(0)).unwrap_or(0)),
-                    max_retry_attempts,
-                    max_record_age_secs,
-                    bisect_on_error,
-                    report_batch_item_failures,
-                    on_failure,
-                    enabled,
-                })
-            }
+        match kind {
+            "Kinesis" => self.kinesis_event(function, event_name, props),
             "Schedule" | "ScheduleV2" => {
-                let key = if kind == "Schedule" {
-                    "Schedule"
-                } else {
-                    "ScheduleExpression"
-                };
-                let expression = props
-                    .get(key)
-                    .and_then(|v| self.string(function, &what(key), v))
-                    .ok_or_else(|| TemplateError::Function {
-                        function: function.to_owned(),
-                        message: format!("{} is missing or unresolvable", what(key)),
-                    })?;
-                let state_enabled = props
-                    .get("State")
-                    .and_then(|v| self.ctx.resolve_string(v).ok().flatten())
-                    .map(|s| s.eq_ignore_ascii_case("ENABLED"));
-                let enabled =
-                    state_enabled.unwrap_or_else(|| self.opt_bool(props, "Enabled", true));
-                let input = props
-                    .get("Input")
-                    .and_then(|v| self.string(function, &what("Input"), v));
-                let rule_name = props
-                    .get("Name")
-                    .and_then(|v| self.ctx.resolve_string(v).ok().flatten())
-                    .unwrap_or_else(|| format!("{logical_id}{event_name}"));
-                EventSource::Schedule(ScheduleEvent {
-                    expression,
-                    enabled,
-                    input,
-                    rule_name,
-                })
+                self.schedule_event(function, logical_id, event_name, kind, props)
             }
-            "Api" => {
-                let path = props
-                    .get("Path")
-                    .and_then(|v| self.string(function, &what("Path"), v))
-                    .ok_or_else(|| TemplateError::Function {
-                        function: function.to_owned(),
-                        message: format!("{} is missing", what("Path")),
-                    })?;
-                let method = props
-                    .get("Method")
-                    .and_then(|v| self.string(function, &what("Method"), v))
-                    .unwrap_or_else(|| "ANY".to_owned())
-                    .to_ascii_uppercase();
-                let api_key_required = props
-                    .get("Auth")
-                    .and_then(|a| a.get("ApiKeyRequired"))
-                    .and_then(Value::as_bool);
-                EventSource::Api(ApiEvent {
-                    path,
-                    method,
-                    api_key_required,
-                })
-            }
+            "Api" => self.api_event(function, event_name, props),
             other => {
                 self.warnings.push(format!(
                     "function {function}: event {event_name} of type {other:?} is not played locally"
                 ));
-                EventSource::Other(other.to_owned())
+                Ok(EventSource::Other(other.to_owned()))
+            }
+        }
+    }
+
+    fn kinesis_event(
+        &mut self,
+        function: &str,
+        event_name: &str,
+        props: &Value,
+    ) -> Result<EventSource, TemplateError> {
+        let stream_arn = props
+            .get("Stream")
+            .and_then(|v| self.string(function, &format!("event {event_name}: Stream"), v));
+        // Locally every Kinesis event reads the one local stream; the ARN only
+        // tells which stream the template meant.
+        let stream_name = match stream_arn.as_deref().and_then(|a| a.split_once(":stream/")) {
+            Some((_, name)) if !name.is_empty() => name.to_owned(),
+            _ => self.stream.to_owned(),
+        };
+        let starting_position = self.starting_position(function, event_name, props)?;
+        let batch_size = self
+            .opt_number(function, props, "BatchSize", event_name)?
+            .map_or(DEFAULT_KINESIS_BATCH_SIZE, |n| {
+                usize::try_from(n.clamp(1, 10_000)).unwrap_or(DEFAULT_KINESIS_BATCH_SIZE)
+            });
+        let window = self
+            .opt_number(
+                function,
+                props,
+                "MaximumBatchingWindowInSeconds",
+                event_name,
+            )?
+            .unwrap_or(0);
+        let max_retry_attempts = self
+            .opt_number(function, props, "MaximumRetryAttempts", event_name)?
+            .unwrap_or(-1);
+        let max_record_age_secs = self
+            .opt_number(function, props, "MaximumRecordAgeInSeconds", event_name)?
+            .unwrap_or(-1);
+        let bisect_on_error = self.opt_bool(props, "BisectBatchOnFunctionError", false);
+        let enabled = self.opt_bool(props, "Enabled", true);
+        let report_batch_item_failures = props
+            .get("FunctionResponseTypes")
+            .and_then(|v| self.ctx.resolve(v).ok().flatten())
+            .and_then(|v| v.as_sequence().cloned())
+            .is_some_and(|types| {
+                types
+                    .iter()
+                    .any(|t| t.as_str() == Some("ReportBatchItemFailures"))
+            });
+        let on_failure = props
+            .get("DestinationConfig")
+            .and_then(|d| d.get("OnFailure"))
+            .and_then(|o| o.get("Destination"))
+            .and_then(|v| {
+                self.string(
+                    function,
+                    &format!("event {event_name}: OnFailure.Destination"),
+                    v,
+                )
+            });
+        Ok(EventSource::Kinesis(KinesisEvent {
+            stream_name,
+            starting_position,
+            batch_size,
+            batching_window: Duration::from_secs(u64::try_from(window.max(0)).unwrap_or(0)),
+            max_retry_attempts,
+            max_record_age_secs,
+            bisect_on_error,
+            report_batch_item_failures,
+            on_failure,
+            enabled,
+        }))
+    }
+
+    /// `StartingPosition` (default LATEST) and, for AT_TIMESTAMP, its timestamp.
+    fn starting_position(
+        &mut self,
+        function: &str,
+        event_name: &str,
+        props: &Value,
+    ) -> Result<StartingPosition, TemplateError> {
+        let position = self
+            .opt_string(function, props, "StartingPosition", event_name)
+            .unwrap_or_else(|| "LATEST".to_owned());
+        Ok(match position.as_str() {
+            "TRIM_HORIZON" => StartingPosition::TrimHorizon,
+            "LATEST" => StartingPosition::Latest,
+            "AT_TIMESTAMP" => {
+                let ts = self
+                    .opt_number(function, props, "StartingPositionTimestamp", event_name)?
+                    .unwrap_or(0);
+                StartingPosition::AtTimestamp(ts as f64)
+            }
+            other => {
+                return Err(TemplateError::Function {
+                    function: function.to_owned(),
+                    message: format!("event {event_name}: : unknown StartingPosition {other}"),
+                });
             }
         })
+    }
+
+    fn schedule_event(
+        &mut self,
+        function: &str,
+        logical_id: &str,
+        event_name: &str,
+        kind: &str,
+        props: &Value,
+    ) -> Result<EventSource, TemplateError> {
+        let what = |field: &str| format!("event {event_name}: {field}");
+        let key = if kind == "Schedule" {
+            "Schedule"
+        } else {
+            "ScheduleExpression"
+        };
+        let expression = props
+            .get(key)
+            .and_then(|v| self.string(function, &what(key), v))
+            .ok_or_else(|| TemplateError::Function {
+                function: function.to_owned(),
+                message: format!("{} is missing or unresolvable", what(key)),
+            })?;
+        let state_enabled = props
+            .get("State")
+            .and_then(|v| self.ctx.resolve_string(v).ok().flatten())
+            .map(|s| s.eq_ignore_ascii_case("ENABLED"));
+        let enabled = state_enabled.unwrap_or_else(|| self.opt_bool(props, "Enabled", true));
+        let input = props
+            .get("Input")
+            .and_then(|v| self.string(function, &what("Input"), v));
+        let rule_name = props
+            .get("Name")
+            .and_then(|v| self.ctx.resolve_string(v).ok().flatten())
+            .unwrap_or_else(|| format!("{logical_id}{event_name}"));
+        Ok(EventSource::Schedule(ScheduleEvent {
+            expression,
+            enabled,
+            input,
+            rule_name,
+        }))
+    }
+
+    fn api_event(
+        &mut self,
+        function: &str,
+        event_name: &str,
+        props: &Value,
+    ) -> Result<EventSource, TemplateError> {
+        let what = |field: &str| format!("event {event_name}: {field}");
+        let path = props
+            .get("Path")
+            .and_then(|v| self.string(function, &what("Path"), v))
+            .ok_or_else(|| TemplateError::Function {
+                function: function.to_owned(),
+                message: format!("{} is missing", what("Path")),
+            })?;
+        let method = props
+            .get("Method")
+            .and_then(|v| self.string(function, &what("Method"), v))
+            .unwrap_or_else(|| "ANY".to_owned())
+            .to_ascii_uppercase();
+        let api_key_required = props
+            .get("Auth")
+            .and_then(|a| a.get("ApiKeyRequired"))
+            .and_then(Value::as_bool);
+        Ok(EventSource::Api(ApiEvent {
+            path,
+            method,
+            api_key_required,
+        }))
     }
 
     fn string(&mut self, function: &str, what: &str, value: &Value) -> Option<String> {

@@ -43,6 +43,15 @@ fn closed_shard(data: &[&str]) -> (Arc<FakeStream>, Vec<String>) {
     (stream, seqs)
 }
 
+/// A function error for every batch holding the `poison` record.
+fn fails_on_poison(_: usize, call: &Call) -> local_runner::invoker::Invocation {
+    if call.data.iter().any(|d| d == "poison") {
+        error()
+    } else {
+        ok()
+    }
+}
+
 fn never() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     // Keep the sender alive for the whole test.
@@ -166,13 +175,7 @@ async fn bisect_splits_a_failing_batch_in_halves_until_the_bad_record_is_isolate
     let h = Harness::new();
     let data = ["1", "2", "3", "4", "5", "poison", "7", "8"];
     let (stream, s) = closed_shard(&data);
-    let invoker = FakeInvoker::new(h.checkpoints.clone(), |_, call| {
-        if call.data.iter().any(|d| d == "poison") {
-            error()
-        } else {
-            ok()
-        }
-    });
+    let invoker = FakeInvoker::new(h.checkpoints.clone(), fails_on_poison);
     let mut cfg = config(10);
     cfg.bisect_on_error = true;
     cfg.max_retry_attempts = 1;
@@ -221,13 +224,7 @@ async fn bisect_splits_a_failing_batch_in_halves_until_the_bad_record_is_isolate
 async fn exhausted_retries_go_to_the_on_failure_destination_and_the_shard_moves_on() {
     let h = Harness::new();
     let (stream, s) = closed_shard(&["1", "poison", "3", "4", "5", "6"]);
-    let invoker = FakeInvoker::new(h.checkpoints.clone(), |_, call| {
-        if call.data.iter().any(|d| d == "poison") {
-            error()
-        } else {
-            ok()
-        }
-    });
+    let invoker = FakeInvoker::new(h.checkpoints.clone(), fails_on_poison);
     let mut cfg = config(3);
     cfg.max_retry_attempts = 2;
     run_shard(&h, &stream, &invoker, cfg, never()).await;

@@ -50,64 +50,82 @@ fn a_rate_fires_one_period_after_start_then_every_period() {
     );
 }
 
+/// `2026-03-05 10:00:00` (UTC).
+fn utc(text: &str) -> chrono::DateTime<Utc> {
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+        .unwrap()
+        .and_utc()
+}
+
 #[test]
 fn cron_expressions_compute_the_next_fire() {
-    let next = |e: &str, after| Schedule::parse(e).unwrap().next_after(after, after);
-    // The template's batch-views schedule: daily 00:30 UTC.
-    assert_eq!(
-        next("cron(30 0 * * ? *)", at(2026, 3, 5, 10, 0, 0)),
-        Some(at(2026, 3, 6, 0, 30, 0))
-    );
-    assert_eq!(
-        next("cron(30 0 * * ? *)", at(2026, 3, 5, 0, 29, 59)),
-        Some(at(2026, 3, 5, 0, 30, 0))
-    );
-    assert_eq!(
-        next("cron(30 0 * * ? *)", at(2026, 3, 5, 0, 30, 0)),
-        Some(at(2026, 3, 6, 0, 30, 0))
-    );
-    // 2026-03-06 is a Friday: the next weekday 06:00 is Monday the 9th.
-    assert_eq!(
-        next("cron(0 6 ? * MON-FRI *)", at(2026, 3, 6, 7, 0, 0)),
-        Some(at(2026, 3, 9, 6, 0, 0))
-    );
-    assert_eq!(
-        next("cron(0/15 * * * ? *)", at(2026, 3, 5, 10, 7, 0)),
-        Some(at(2026, 3, 5, 10, 15, 0))
-    );
-    assert_eq!(
-        next("cron(0 12 1 JAN,JUL ? *)", at(2026, 3, 5, 0, 0, 0)),
-        Some(at(2026, 7, 1, 12, 0, 0))
-    );
-    assert_eq!(
-        next("cron(0 0 29 2 ? 2028)", at(2026, 1, 1, 0, 0, 0)),
-        Some(at(2028, 2, 29, 0, 0, 0))
-    );
-    assert_eq!(
-        next("cron(0 0 1 1 ? 2020)", at(2026, 1, 1, 0, 0, 0)),
-        None,
-        "in the past"
-    );
+    // (expression, after, the next fire); 2026-03-06 is a Friday.
+    let cases = [
+        // The template's batch-views schedule: daily 00:30 UTC.
+        (
+            "cron(30 0 * * ? *)",
+            "2026-03-05 10:00:00",
+            Some("2026-03-06 00:30:00"),
+        ),
+        (
+            "cron(30 0 * * ? *)",
+            "2026-03-05 00:29:59",
+            Some("2026-03-05 00:30:00"),
+        ),
+        (
+            "cron(30 0 * * ? *)",
+            "2026-03-05 00:30:00",
+            Some("2026-03-06 00:30:00"),
+        ),
+        (
+            "cron(0 6 ? * MON-FRI *)",
+            "2026-03-06 07:00:00",
+            Some("2026-03-09 06:00:00"),
+        ),
+        (
+            "cron(0/15 * * * ? *)",
+            "2026-03-05 10:07:00",
+            Some("2026-03-05 10:15:00"),
+        ),
+        (
+            "cron(0 12 1 JAN,JUL ? *)",
+            "2026-03-05 00:00:00",
+            Some("2026-07-01 12:00:00"),
+        ),
+        (
+            "cron(0 0 29 2 ? 2028)",
+            "2026-01-01 00:00:00",
+            Some("2028-02-29 00:00:00"),
+        ),
+        // In the past.
+        ("cron(0 0 1 1 ? 2020)", "2026-01-01 00:00:00", None),
+    ];
+    for (expression, after, expected) in cases {
+        let after = utc(after);
+        let next = Schedule::parse(expression)
+            .unwrap()
+            .next_after(after, after);
+        assert_eq!(next, expected.map(utc), "{expression} after {after}");
+    }
 }
 
 #[test]
 fn unsupported_and_invalid_crons_are_reported() {
-    assert!(matches!(
-        Schedule::parse("cron(0 0 L * ? *)"),
-        Err(ScheduleError::Unsupported(..))
-    ));
-    assert!(matches!(
-        Schedule::parse("cron(0 0 ? * 6#3 *)"),
-        Err(ScheduleError::Unsupported(..))
-    ));
-    assert!(matches!(
-        Schedule::parse("cron(0 0 * * *)"),
-        Err(ScheduleError::Invalid(..))
-    ));
-    assert!(matches!(
-        Schedule::parse("cron(61 0 * * ? *)"),
-        Err(ScheduleError::Invalid(..))
-    ));
+    for expression in ["cron(0 0 L * ? *)", "cron(0 0 ? * 6#3 *)"] {
+        assert!(
+            matches!(
+                Schedule::parse(expression),
+                Err(ScheduleError::Unsupported(..))
+            ),
+            "{expression}"
+        );
+    }
+    for expression in ["cron(0 0 * * *)", "cron(61 0 * * ? *)"] {
+        assert!(
+            matches!(Schedule::parse(expression), Err(ScheduleError::Invalid(..))),
+            "{expression}"
+        );
+    }
 }
 
 #[test]

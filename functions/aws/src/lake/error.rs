@@ -1,39 +1,9 @@
-//! Lake-sink failures and how AWS SDK errors are classified.
+//! How AWS SDK errors become lake-sink failures (`LakeError`, defined with the port).
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
-/// Whether retrying the same batch later can help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// Throttling, 5xx, timeouts, connection trouble, Firehose entries still failing after
-    /// the retries: hand the batch back (batchItemFailures), it is safe to redo.
-    Transient,
-    /// Missing bucket/stream, access denied, a value that cannot be encoded: retrying the
-    /// same request cannot succeed; the invocation fails (Lambda bisects, then gives the
-    /// batch to the on-failure destination).
-    Permanent,
-}
-
-/// A lake write that did not complete.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{operation} {target}: {message} ({kind:?}, code {code})")]
-pub struct LakeError {
-    pub kind: ErrorKind,
-    /// `PutObject`, `PutRecordBatch` or `encode`.
-    pub operation: &'static str,
-    /// `s3://bucket/key` or the delivery stream name.
-    pub target: String,
-    /// Service error code, `timeout`, `dispatch`, `http-503`, …
-    pub code: String,
-    pub message: String,
-}
-
-impl LakeError {
-    pub fn is_transient(&self) -> bool {
-        self.kind == ErrorKind::Transient
-    }
-}
+pub(crate) use fleetline_core::ports::lake::{ErrorKind, LakeError};
 
 /// Error codes that mean "slow down" or "try again" on S3 and Firehose.
 const TRANSIENT_CODES: &[&str] = &[

@@ -20,10 +20,12 @@ use std::time::Duration;
 
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
-use rand::Rng;
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use super::error::{ErrorKind, LakeError, classify};
 use super::{LakeBatch, LakeRow, LakeSink, WriteReport};
+use crate::backoff::Backoff;
 
 /// PutRecordBatch limits (Firehose quotas; they cannot be raised).
 pub const MAX_BATCH_RECORDS: usize = 500;
@@ -31,46 +33,16 @@ pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_RECORD_BYTES: usize = 1_000 * 1024;
 
 /// Retries of the entries a PutRecordBatch call did not accept (and of whole calls that
-/// failed transiently, after the SDK's own retries): full-jitter exponential backoff,
-/// `max_attempts` calls in total per chunk.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FirehoseRetry {
-    pub max_attempts: u32,
-    pub base: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for FirehoseRetry {
-    fn default() -> Self {
-        Self {
-            max_attempts: 6,
-            base: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-        }
-    }
-}
-
-impl FirehoseRetry {
-    /// Uniform in `[0, min(max_backoff, base × 2^retry)]`.
-    fn backoff(&self, retry: u32) -> Duration {
-        let ceiling = self
-            .base
-            .saturating_mul(2u32.saturating_pow(retry.min(30)))
-            .min(self.max_backoff);
-        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        if nanos == 0 {
-            return Duration::ZERO;
-        }
-        Duration::from_nanos(rand::rng().random_range(0..=nanos))
-    }
-}
+/// failed transiently, after the SDK's own retries): `max_attempts` calls in total per chunk.
+pub const FIREHOSE_RETRY: Backoff =
+    Backoff::new(6, Duration::from_millis(100), Duration::from_secs(5));
 
 /// PutRecordBatch into one delivery stream.
 #[derive(Debug, Clone)]
 pub struct FirehoseLakeSink {
     client: aws_sdk_firehose::Client,
     stream: String,
-    retry: FirehoseRetry,
+    retry: Backoff,
 }
 
 impl FirehoseLakeSink {
@@ -78,11 +50,11 @@ impl FirehoseLakeSink {
         Self {
             client,
             stream: stream.into(),
-            retry: FirehoseRetry::default(),
+            retry: FIREHOSE_RETRY,
         }
     }
 
-    pub fn with_retry(mut self, retry: FirehoseRetry) -> Self {
+    pub fn with_retry(mut self, retry: Backoff) -> Self {
         self.retry = retry;
         self
     }
@@ -103,7 +75,7 @@ impl FirehoseLakeSink {
                     .map_err(|e| self.error(ErrorKind::Permanent, "construction", e.to_string()))?,
             );
         }
-        let max_attempts = self.retry.max_attempts.max(1);
+        let max_attempts = self.retry.attempts();
         let mut calls = 0;
         let mut attempt = 1;
         loop {
@@ -166,7 +138,7 @@ impl FirehoseLakeSink {
                     format!("{} after {attempt} attempts", last.1),
                 ));
             }
-            let wait = self.retry.backoff(attempt - 1);
+            let wait = self.retry.delay(attempt - 1);
             tracing::warn!(
                 stream = %self.stream,
                 attempt,
@@ -211,8 +183,15 @@ impl LakeSink for FirehoseLakeSink {
         let lines: Vec<Vec<u8>> = batch
             .rows
             .iter()
-            .map(|r| json_line(r).into_bytes())
-            .collect();
+            .map(|r| json_line(r).map(String::into_bytes))
+            .collect::<Result<_, _>>()
+            .map_err(|e| LakeError {
+                kind: ErrorKind::Permanent,
+                operation: "encode",
+                target: self.stream.clone(),
+                code: "encode".into(),
+                message: e.to_string(),
+            })?;
         let sizes: Vec<usize> = lines.iter().map(Vec::len).collect();
         let mut report = WriteReport {
             rows: lines.len() as u64,
@@ -253,10 +232,11 @@ pub fn chunk_ranges(sizes: &[usize], max_records: usize, max_bytes: usize) -> Ve
 /// One record for Firehose: a JSON object with the Glue columns and a trailing `\n`.
 /// At most [`MAX_RECORD_BYTES`]: if the original payload would make it larger, `raw` is
 /// sent as `null` (logged) so that the typed columns, which every metric uses, still land.
-pub fn json_line(row: &LakeRow) -> String {
-    let line = json_object(row, true);
+/// Fails only if a decimal's text were not a JSON number (it always is).
+pub fn json_line(row: &LakeRow) -> Result<String, serde_json::Error> {
+    let line = json_object(row, true)?;
     if line.len() <= MAX_RECORD_BYTES {
-        return line;
+        return Ok(line);
     }
     tracing::warn!(
         shard_id = %row.shard_id,
@@ -267,39 +247,60 @@ pub fn json_line(row: &LakeRow) -> String {
     json_object(row, false)
 }
 
-fn json_object(row: &LakeRow, with_raw: bool) -> String {
+/// The lake JSON line, field for field the Glue columns in order (`LAKE_COLUMNS`).
+#[derive(Serialize)]
+struct LakeJson<'a> {
+    vin: &'a str,
+    trip_id: &'a str,
+    #[serde(serialize_with = "as_text")]
+    ts: fleetline_core::TimestampDisplay<'a>,
+    event_day: String,
+    vehicle_speed: Box<RawValue>,
+    acceleration: Box<RawValue>,
+    odometer: Box<RawValue>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    shard_id: &'a str,
+    sequence_number: &'a str,
+    raw: Option<&'a str>,
+}
+
+fn as_text<T: std::fmt::Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+/// A decimal as a JSON number written from its exact fixed-point text (never through `f64`,
+/// which would turn `57.300` into `57.3`).
+fn exact(decimal: impl std::fmt::Display) -> Result<Box<RawValue>, serde_json::Error> {
+    RawValue::from_string(decimal.to_string())
+}
+
+fn json_object(row: &LakeRow, with_raw: bool) -> Result<String, serde_json::Error> {
     let r = &row.reading;
-    let s = |v: &str| serde_json::Value::from(v).to_string();
-    let coord = |v: Option<f64>| {
-        v.map_or_else(
-            || "null".to_owned(),
-            |x| serde_json::Value::from(x).to_string(),
-        )
+    let location = r.location;
+    let line = LakeJson {
+        vin: r.vin.as_str(),
+        trip_id: &r.trip_id,
+        ts: r.timestamp_display(),
+        event_day: r.day().format("%Y-%m-%d").to_string(),
+        vehicle_speed: exact(r.speed_decimal())?,
+        acceleration: exact(r.acceleration_decimal())?,
+        odometer: exact(r.odometer_decimal())?,
+        latitude: location.map(|l| l.latitude),
+        longitude: location.map(|l| l.longitude),
+        shard_id: &row.shard_id,
+        sequence_number: &row.sequence_number,
+        raw: with_raw.then_some(r.raw.as_str()),
     };
-    format!(
-        "{{\"vin\":{},\"trip_id\":{},\"ts\":\"{}\",\"event_day\":\"{}\",\"vehicle_speed\":{},\"acceleration\":{},\"odometer\":{},\"latitude\":{},\"longitude\":{},\"shard_id\":{},\"sequence_number\":{},\"raw\":{}}}\n",
-        s(r.vin.as_str()),
-        s(&r.trip_id),
-        r.timestamp_display(),
-        r.day().format("%Y-%m-%d"),
-        r.speed_decimal(),
-        r.acceleration_decimal(),
-        r.odometer_decimal(),
-        coord(r.location.map(|l| l.latitude)),
-        coord(r.location.map(|l| l.longitude)),
-        s(&row.shard_id),
-        s(&row.sequence_number),
-        if with_raw {
-            s(&r.raw)
-        } else {
-            "null".to_owned()
-        },
-    )
+    let mut text = serde_json::to_string(&line)?;
+    text.push('\n');
+    Ok(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lake::LAKE_COLUMNS;
     use crate::lake::test_support::row;
     use aws_sdk_firehose::operation::put_record_batch::{
         PutRecordBatchError, PutRecordBatchOutput,
@@ -318,11 +319,11 @@ mod tests {
 
     fn sink(rules: &[&Rule]) -> FirehoseLakeSink {
         let client = mock_client!(aws_sdk_firehose, RuleMode::Sequential, rules, no_retries);
-        FirehoseLakeSink::new(client, "fleetline-lake").with_retry(FirehoseRetry {
-            max_attempts: 4,
-            base: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(1),
-        })
+        FirehoseLakeSink::new(client, "fleetline-lake").with_retry(Backoff::new(
+            4,
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+        ))
     }
 
     /// Every call's record data, in order.
@@ -345,20 +346,9 @@ mod tests {
         }
     }
 
+    /// Every one of `n` entries accepted.
     fn ok(n: usize) -> PutRecordBatchOutput {
-        PutRecordBatchOutput::builder()
-            .failed_put_count(0)
-            .set_request_responses(Some(
-                (0..n)
-                    .map(|i| {
-                        PutRecordBatchResponseEntry::builder()
-                            .record_id(format!("r{i}"))
-                            .build()
-                    })
-                    .collect(),
-            ))
-            .build()
-            .unwrap()
+        partial(&vec![false; n])
     }
 
     /// `failed[i]` → entry i fails with ServiceUnavailableException.
@@ -407,7 +397,7 @@ mod tests {
     fn json_line_has_the_glue_columns_in_serde_readable_forms() {
         let mut r = row("1HGCM82633A004352", "2025-03-14T23:59:58.123456Z", 1);
         r.reading.raw = "{\n \"VIN\": \"1HGCM82633A004352\",\n \"x\": \"\\u00e9\"\n}".into();
-        let line = json_line(&r);
+        let line = json_line(&r).unwrap();
         assert!(line.ends_with('\n'));
         assert_eq!(line.matches('\n').count(), 1, "{line}");
         // Decimals are JSON numbers with the exact scale (text, not float formatting).
@@ -433,35 +423,30 @@ mod tests {
             })
         );
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            [
-                "vin",
-                "trip_id",
-                "ts",
-                "event_day",
-                "vehicle_speed",
-                "acceleration",
-                "odometer",
-                "latitude",
-                "longitude",
-                "shard_id",
-                "sequence_number",
-                "raw"
-            ]
-        );
+        assert_eq!(keys, LAKE_COLUMNS);
         // No location → nulls; the JQ partition query reads event_day[0:4] etc.
         r.reading.location = None;
-        let v: Value = serde_json::from_str(&json_line(&r)).unwrap();
+        let v: Value = serde_json::from_str(&json_line(&r).unwrap()).unwrap();
         assert_eq!(v["latitude"], Value::Null);
         assert_eq!(&v["event_day"].as_str().unwrap()[5..7], "03");
+    }
+
+    #[test]
+    fn json_line_bytes_are_pinned() {
+        let r = row("1HGCM82633A004352", "2025-03-14T23:59:58.123456Z", 1);
+        let lat = serde_json::Value::from(r.reading.location.unwrap().latitude);
+        let want = format!(
+            "{{\"vin\":\"1HGCM82633A004352\",\"trip_id\":\"trip-1\",\"ts\":\"2025-03-14 23:59:58.123456\",\"event_day\":\"2025-03-14\",\"vehicle_speed\":57.301,\"acceleration\":-4.2110,\"odometer\":1042.378,\"latitude\":{lat},\"longitude\":-122.3301,\"shard_id\":\"shardId-000000000000\",\"sequence_number\":\"49590338271490256608559692538361571095921575989136580001\",\"raw\":{}}}\n",
+            serde_json::Value::from(r.reading.raw.as_str())
+        );
+        assert_eq!(json_line(&r).unwrap(), want);
     }
 
     #[test]
     fn oversized_records_drop_raw_but_keep_the_columns() {
         let mut r = row("1HGCM82633A004352", "2025-03-14T23:59:58Z", 1);
         r.reading.raw = format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_RECORD_BYTES));
-        let line = json_line(&r);
+        let line = json_line(&r).unwrap();
         assert!(line.len() <= MAX_RECORD_BYTES);
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["raw"], Value::Null);
@@ -529,7 +514,11 @@ mod tests {
         let lens: Vec<usize> = calls.iter().map(Vec::len).collect();
         assert_eq!(lens, [500, 500, 203]);
         let sent: Vec<Vec<u8>> = calls.iter().flatten().cloned().collect();
-        let want: Vec<Vec<u8>> = b.rows.iter().map(|r| json_line(r).into_bytes()).collect();
+        let want: Vec<Vec<u8>> = b
+            .rows
+            .iter()
+            .map(|r| json_line(r).unwrap().into_bytes())
+            .collect();
         assert_eq!(sent, want);
         assert_eq!(report.rows, 1_203);
         assert_eq!(report.calls, 3);
@@ -553,7 +542,7 @@ mod tests {
         let b = batch(5);
         let report = sink(&[&put]).write(&b).await.unwrap();
         let calls = calls.lock().unwrap();
-        let line = |i: usize| json_line(&b.rows[i]).into_bytes();
+        let line = |i: usize| json_line(&b.rows[i]).unwrap().into_bytes();
         assert_eq!(calls.len(), 3);
         assert_eq!(calls[0], (0..5).map(line).collect::<Vec<_>>());
         assert_eq!(calls[1], vec![line(1), line(3)]);
@@ -608,20 +597,5 @@ mod tests {
         let err = sink(&[&missing]).write(&batch(3)).await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
         assert_eq!(missing.num_calls(), 1);
-    }
-
-    #[test]
-    fn backoff_stays_under_the_ceiling() {
-        let p = FirehoseRetry {
-            max_attempts: 5,
-            base: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(800),
-        };
-        for retry in 0..8 {
-            let ceiling = Duration::from_millis((100u64 << retry).min(800));
-            for _ in 0..50 {
-                assert!(p.backoff(retry) <= ceiling);
-            }
-        }
     }
 }

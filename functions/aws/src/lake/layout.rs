@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, NaiveDate};
 
 use super::LakeRow;
-use crate::deadletter::normalize_prefix;
+use crate::s3::{key_segment, normalize_prefix};
 
 /// Default `LAKE_PREFIX`.
 pub const DEFAULT_LAKE_PREFIX: &str = "vehicle_telematics_raw/";
@@ -63,26 +63,6 @@ pub fn object_key(
         key_segment(first_sequence),
         key_segment(last_sequence)
     )
-}
-
-/// Characters outside `[A-Za-z0-9._-]` become `_` (so a hand-made event id cannot escape
-/// the prefix); empty, `.` and `..` become `unknown`. Real shard ids
-/// (`shardId-000000000000`) and sequence numbers (digits) pass unchanged.
-pub fn key_segment(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    match cleaned.as_str() {
-        "" | "." | ".." => "unknown".to_owned(),
-        _ => cleaned,
-    }
 }
 
 /// The event day of a path holding consecutive `year=…/month=…/day=…` segments anywhere
@@ -205,19 +185,14 @@ mod tests {
 
     #[test]
     fn keys_parse_back() {
-        let k = object_key(
-            "t-9/vehicle_telematics_raw/",
-            d(2024, 2, 29),
-            "shardId-000000000003",
-            "123",
-            "456",
-        );
+        let (prefix, day, shard) = ("t-9/vehicle_telematics_raw/", d(2024, 2, 29), "shardId-3");
+        let k = object_key(prefix, day, shard, "123", "456");
         assert_eq!(
             parse_object_key(&k),
             Some(ObjectKey {
-                prefix: "t-9/vehicle_telematics_raw/".into(),
-                day: d(2024, 2, 29),
-                shard_id: "shardId-000000000003".into(),
+                prefix: prefix.into(),
+                day,
+                shard_id: shard.into(),
                 first_sequence: "123".into(),
                 last_sequence: "456".into(),
             })

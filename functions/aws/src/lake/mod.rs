@@ -1,5 +1,6 @@
-//! The lake-sink port: where lake-writer puts validated readings (the batch layer's master
-//! dataset), and its two adapters (docs/design.md §3, "The lake sink"; docs/contracts.md, "Lake").
+//! The lake sinks: the two adapters of the lake-sink port
+//! (`fleetline_core::ports::lake::LakeSink`; docs/design.md §3, "The lake sink";
+//! docs/contracts.md, "Lake").
 //!
 //! - [`S3LakeSink`] (default): one Parquet object per (event day, shard, Kinesis batch) at
 //!   [`object_key`], so a redelivered batch overwrites its own objects (idempotent);
@@ -9,94 +10,35 @@
 //!   `event_day` and converts to Parquet through the Glue table. Not idempotent on
 //!   redelivery: the batch layer de-duplicates on (VIN, ts) anyway.
 //!
-//! Layout helpers ([`partition_path`], [`parse_partition`], [`parse_object_key`] …) are
-//! the writer's; batch-views, which registers the partitions, still spells the layout
-//! itself (docs/design.md §11, item 3).
+//! - [`S3LakeCatalog`]: the adapter of the lake-catalog port
+//!   (`fleetline_core::ports::catalog::LakeCatalog`): the partitions batch-views registers.
+//!
+//! The layout helpers ([`partition_path`], [`partition_spec`], [`parse_partition`],
+//! [`parse_object_key`] …) are the one spelling of the layout, for writing, listing and
+//! registering alike.
 
+mod catalog;
 mod error;
 mod firehose;
 mod layout;
 mod parquet;
 mod s3;
 
-use std::future::Future;
+use fleetline_core::ports::lake::{LakeBatch, LakeError, LakeRow, LakeSink, WriteReport};
 
-use fleetline_core::Reading;
-
-pub use error::{ErrorKind, LakeError};
+pub use catalog::{S3LakeCatalog, dedupe_by_day, partition_for_day, partition_of_key};
 pub use firehose::{
-    FirehoseLakeSink, FirehoseRetry, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RECORD_BYTES,
+    FIREHOSE_RETRY, FirehoseLakeSink, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RECORD_BYTES,
     chunk_ranges, json_line,
 };
 pub use layout::{
-    DEFAULT_LAKE_PREFIX, OBJECT_SUFFIX, ObjectKey, key_segment, object_key, parse_object_key,
-    parse_partition, partition_location, partition_path, partition_spec, split_by_day,
+    DEFAULT_LAKE_PREFIX, OBJECT_SUFFIX, ObjectKey, object_key, parse_object_key, parse_partition,
+    partition_location, partition_path, partition_spec, split_by_day,
 };
-pub use parquet::{CREATED_BY, EncodeError, PARQUET_SCHEMA, encode_parquet, parquet_schema};
+pub use parquet::{
+    CREATED_BY, EncodeError, LAKE_COLUMNS, PARQUET_SCHEMA, encode_parquet, parquet_schema,
+};
 pub use s3::{DEFAULT_WRITE_CONCURRENCY, S3LakeSink};
-
-/// One accepted reading with its position in the stream.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LakeRow {
-    pub reading: Reading,
-    /// Kinesis shard, e.g. `shardId-000000000000`.
-    pub shard_id: String,
-    /// Kinesis sequence number of the record that carried the reading.
-    pub sequence_number: String,
-}
-
-/// One shard's part of one delivered Kinesis batch: its identity and its valid,
-/// de-duplicated rows in delivery order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LakeBatch {
-    pub shard_id: String,
-    /// Sequence numbers of the first and last record *delivered* (valid or not), so that a
-    /// redelivery of the same batch derives the same object keys.
-    pub first_sequence: String,
-    pub last_sequence: String,
-    /// Valid readings, unique on (VIN, ts), in delivery order.
-    pub rows: Vec<LakeRow>,
-}
-
-/// What a sink wrote for one batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriteReport {
-    /// Rows handed over to storage.
-    pub rows: u64,
-    /// S3 objects written (0 for Firehose, which decides its own objects).
-    pub objects: u64,
-    /// Bytes written (object bodies) or sent (Firehose record data).
-    pub bytes: u64,
-    /// Storage API calls that succeeded (PutObject / PutRecordBatch).
-    pub calls: u64,
-}
-
-/// Where lake-writer puts accepted readings.
-pub trait LakeSink: Send + Sync {
-    /// Stores every row of the batch. An empty batch writes nothing.
-    fn write(
-        &self,
-        batch: &LakeBatch,
-    ) -> impl Future<Output = Result<WriteReport, LakeError>> + Send;
-}
-
-impl<S: LakeSink> LakeSink for &S {
-    fn write(
-        &self,
-        batch: &LakeBatch,
-    ) -> impl Future<Output = Result<WriteReport, LakeError>> + Send {
-        (**self).write(batch)
-    }
-}
-
-impl<S: LakeSink> LakeSink for std::sync::Arc<S> {
-    fn write(
-        &self,
-        batch: &LakeBatch,
-    ) -> impl Future<Output = Result<WriteReport, LakeError>> + Send {
-        (**self).write(batch)
-    }
-}
 
 /// Either adapter, chosen at start-up from `LAKE_SINK` (so `main` has one concrete type).
 #[derive(Debug, Clone)]

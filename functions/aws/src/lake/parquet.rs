@@ -39,6 +39,22 @@ pub const PARQUET_SCHEMA: &str = "message vehicle_telematics_raw {
   REQUIRED BYTE_ARRAY raw (STRING);
 }";
 
+/// The lake's columns in order: the Parquet file's and the Firehose JSON line's.
+pub const LAKE_COLUMNS: [&str; 12] = [
+    "vin",
+    "trip_id",
+    "ts",
+    "event_day",
+    "vehicle_speed",
+    "acceleration",
+    "odometer",
+    "latitude",
+    "longitude",
+    "shard_id",
+    "sequence_number",
+    "raw",
+];
+
 /// `created_by` of every file: fixed, so bytes do not depend on anything but the rows.
 pub const CREATED_BY: &str = "fleetline lake-writer (parquet-rs 60)";
 
@@ -224,23 +240,7 @@ mod tests {
                 let row = row.unwrap();
                 let cols: Vec<(&String, &Field)> = row.get_column_iter().collect();
                 let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
-                assert_eq!(
-                    names,
-                    [
-                        "vin",
-                        "trip_id",
-                        "ts",
-                        "event_day",
-                        "vehicle_speed",
-                        "acceleration",
-                        "odometer",
-                        "latitude",
-                        "longitude",
-                        "shard_id",
-                        "sequence_number",
-                        "raw"
-                    ]
-                );
+                assert_eq!(names, LAKE_COLUMNS);
                 let s = |i: usize| match cols[i].1 {
                     Field::Str(s) => s.clone(),
                     other => panic!("column {i} not a string: {other:?}"),
@@ -353,6 +353,8 @@ mod tests {
         assert_eq!(meta.file_metadata().created_by(), Some(CREATED_BY));
         assert!(meta.file_metadata().key_value_metadata().is_none());
         let schema = meta.file_metadata().schema_descr();
+        let names: Vec<&str> = schema.columns().iter().map(|c| c.name()).collect();
+        assert_eq!(names, LAKE_COLUMNS);
         let mut seen = Vec::new();
         for c in schema.columns() {
             let logical = c.logical_type_ref().cloned();

@@ -6,7 +6,7 @@ use super::error::{ErrorKind, LakeError, classify};
 use super::layout::{object_key, split_by_day};
 use super::parquet::encode_parquet;
 use super::{LakeBatch, LakeSink, WriteReport};
-use crate::deadletter::normalize_prefix;
+use crate::s3::normalize_prefix;
 
 /// PutObject calls in flight for one batch (a batch spans a few days at most; the bound
 /// matters for backfills where one batch holds many late days).
@@ -18,7 +18,7 @@ const CONTENT_TYPE: &str = "application/vnd.apache.parquet";
 /// One Parquet object per (event day, shard, batch) at
 /// [`object_key`](super::object_key)`(prefix, day, shard, first, last)`.
 ///
-/// Build the client with [`crate::deadletter::s3_client`] (path-style addressing when a
+/// Build the client with [`crate::s3::s3_client`] (path-style addressing when a
 /// custom endpoint such as LocalStack is configured).
 #[derive(Debug, Clone)]
 pub struct S3LakeSink {

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use crate::backoff::Backoff;
+use crate::env::{Env, FromEnv};
+
 /// Redshift Serverless workgroup, or provisioned cluster (optionally as a database user
 /// with temporary credentials).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +16,11 @@ pub enum Target {
     },
 }
 
-/// Polling of DescribeStatement: the first wait is `initial`, each next one `× multiplier`,
-/// capped at `max`; the statement is cancelled and reported as a timeout after `timeout`.
+/// Waiting for a statement: the submit and DescribeStatement ask the Data API to wait
+/// (`WaitTimeSeconds`, the whole seconds left of `timeout`, at most 30); the statement is
+/// cancelled and reported as a timeout after `timeout`, counted from the submit. When an
+/// answer comes back early while the statement still runs, the next DescribeStatement
+/// follows a backoff: first `initial`, each next one `× multiplier`, capped at `max`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollConfig {
     pub initial: Duration,
@@ -25,8 +31,8 @@ pub struct PollConfig {
 
 impl Default for PollConfig {
     fn default() -> Self {
-        // Short statements finish in tens of milliseconds; the cap keeps long ones from
-        // burning DescribeStatement quota (it is throttled like every other call).
+        // The backoff only paces answers that came back before their wait; the cap keeps
+        // them from burning DescribeStatement quota (throttled like every other call).
         Self {
             initial: Duration::from_millis(10),
             multiplier: 1.5,
@@ -36,25 +42,10 @@ impl Default for PollConfig {
     }
 }
 
-/// Retries of individual Data API calls on throttling/transient errors: exponential backoff
-/// `base × 2^n` capped at `max_backoff`, with full jitter (a uniform wait in `[0, that]`),
-/// `max_attempts` calls in total.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub base: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 6,
-            base: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(10),
-        }
-    }
-}
+/// Retries of individual Data API calls on throttling/transient errors (the default of
+/// [`WarehouseConfig::retry`]).
+pub const DATA_API_RETRY: Backoff =
+    Backoff::new(6, Duration::from_millis(200), Duration::from_secs(10));
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WarehouseConfig {
@@ -66,7 +57,7 @@ pub struct WarehouseConfig {
     /// (template.yaml: query-api and stream-processor).
     pub secret_arn: Option<String>,
     pub poll: PollConfig,
-    pub retry: RetryPolicy,
+    pub retry: Backoff,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,27 +100,21 @@ impl WarehouseConfig {
             database: database.into(),
             secret_arn: None,
             poll: PollConfig::default(),
-            retry: RetryPolicy::default(),
+            retry: DATA_API_RETRY,
         }
     }
+}
 
-    /// From the process environment; see [`WarehouseConfig::from_lookup`].
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
+impl FromEnv for WarehouseConfig {
+    type Error = ConfigError;
 
     /// From any variable lookup. Empty values count as unset (SAM passes `""` for unset
     /// parameters). `FLEETLINE_REDSHIFT_CLUSTER` selects a cluster; otherwise the workgroup
     /// is `FLEETLINE_REDSHIFT_WORKGROUP` (default `fleetline`). Database defaults to `dev`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| {
-            lookup(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let workgroup = get(ENV_WORKGROUP);
-        let db_user = get(ENV_DB_USER);
-        let target = match (get(ENV_CLUSTER), workgroup) {
+    fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let workgroup = env.get(ENV_WORKGROUP);
+        let db_user = env.get(ENV_DB_USER);
+        let target = match (env.get(ENV_CLUSTER), workgroup) {
             (Some(cluster), Some(workgroup)) => {
                 return Err(ConfigError::BothTargets { workgroup, cluster });
             }
@@ -144,35 +129,31 @@ impl WarehouseConfig {
                 Target::Workgroup(workgroup.unwrap_or_else(|| DEFAULT_WORKGROUP.to_owned()))
             }
         };
+        let invalid = |var, reason| {
+            move |e: crate::env::InvalidValue| ConfigError::Invalid {
+                var,
+                value: e.value,
+                reason,
+            }
+        };
         let mut poll = PollConfig::default();
-        if let Some(v) = get(ENV_TIMEOUT_SECS) {
-            let secs: u64 = v
-                .parse()
-                .ok()
-                .filter(|s| *s > 0)
-                .ok_or(ConfigError::Invalid {
-                    var: ENV_TIMEOUT_SECS,
-                    value: v.clone(),
-                    reason: "expected a positive whole number of seconds",
-                })?;
+        if let Some(secs) = env.parse_in(ENV_TIMEOUT_SECS, 1..).map_err(invalid(
+            ENV_TIMEOUT_SECS,
+            "expected a positive whole number of seconds",
+        ))? {
             poll.timeout = Duration::from_secs(secs);
         }
-        let mut retry = RetryPolicy::default();
-        if let Some(v) = get(ENV_MAX_ATTEMPTS) {
-            retry.max_attempts =
-                v.parse()
-                    .ok()
-                    .filter(|n| (1..=20).contains(n))
-                    .ok_or(ConfigError::Invalid {
-                        var: ENV_MAX_ATTEMPTS,
-                        value: v.clone(),
-                        reason: "expected a whole number from 1 to 20",
-                    })?;
+        let mut retry = DATA_API_RETRY;
+        if let Some(n) = env.parse_in(ENV_MAX_ATTEMPTS, 1..=20).map_err(invalid(
+            ENV_MAX_ATTEMPTS,
+            "expected a whole number from 1 to 20",
+        ))? {
+            retry.max_attempts = n;
         }
         Ok(Self {
             target,
-            database: get(ENV_DATABASE).unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
-            secret_arn: get(ENV_SECRET_ARN),
+            database: env.get_or(ENV_DATABASE, DEFAULT_DATABASE),
+            secret_arn: env.get(ENV_SECRET_ARN),
             poll,
             retry,
         })
@@ -182,14 +163,9 @@ impl WarehouseConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<WarehouseConfig, ConfigError> {
-        let m: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        WarehouseConfig::from_lookup(|k| m.get(k).cloned())
+        WarehouseConfig::from_lookup(crate::env::pairs(vars))
     }
 
     #[test]

@@ -1,11 +1,22 @@
-//! [`Warehouse`] over the Redshift Data API: submit, poll DescribeStatement, page
+//! [`Warehouse`] over the Redshift Data API: submit and wait (`WaitTimeSeconds`),
+//! DescribeStatement (waiting too) for row counts, errors or the rest of the wait, page
 //! GetStatementResult.
+//!
+//! Every call that can wait asks for the whole seconds left of the statement timeout (at
+//! most the API's 30), so a statement that ends within it costs one submit and one describe
+//! (a query that finished within the submit's wait: no describe) instead of a dozen polls,
+//! and no wait outlasts the timeout, which each function keeps below its Lambda timeout.
+
+use crate::env::FromEnv;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_redshiftdata::Client;
 use aws_sdk_redshiftdata::config::retry::RetryConfig;
 use aws_sdk_redshiftdata::operation::describe_statement::DescribeStatementOutput;
-use aws_sdk_redshiftdata::types::{ColumnMetadata, Field, SqlParameter, StatusString};
+use aws_sdk_redshiftdata::types::{
+    ColumnMetadata, Field, SqlParameter, StatementStatusString, StatusString,
+};
 use rand::Rng;
 use tokio::time::Instant;
 
@@ -16,6 +27,48 @@ use super::retry::with_retry;
 use super::sql::{MAX_BATCH_STATEMENTS, check_statement_sizes};
 use super::types::{Column, DecodeError, ExecSummary, ResultSet, SqlParam, Value};
 
+/// The longest `WaitTimeSeconds` the Data API accepts.
+const MAX_WAIT_SECONDS: u64 = 30;
+
+/// What ExecuteStatement/BatchExecuteStatement answered after their wait.
+struct Submitted {
+    id: String,
+    status: Option<StatementStatusString>,
+    has_result_set: Option<bool>,
+}
+
+impl Submitted {
+    fn new(
+        operation: &'static str,
+        id: Option<&str>,
+        status: Option<&StatementStatusString>,
+        has_result_set: Option<bool>,
+    ) -> Result<Self, WarehouseError> {
+        Ok(Self {
+            id: statement_id(id, operation)?,
+            status: status.cloned(),
+            has_result_set,
+        })
+    }
+
+    /// `Some(has_result_set)` when the statement had FINISHED by the answer.
+    fn finished(&self) -> Option<bool> {
+        match self.status {
+            Some(StatementStatusString::Finished) => self.has_result_set,
+            _ => None,
+        }
+    }
+}
+
+/// `WaitTimeSeconds` for a call made at `now`: the whole seconds left before `deadline`, at
+/// most [`MAX_WAIT_SECONDS`]; none when less than a second is left (the call answers at once).
+fn wait_seconds(now: Instant, deadline: Instant) -> Option<i32> {
+    let left = deadline.saturating_duration_since(now).as_secs();
+    i32::try_from(left.min(MAX_WAIT_SECONDS))
+        .ok()
+        .filter(|s| *s >= 1)
+}
+
 /// The Data API adapter. Cheap to share (`&` or `Arc`); build it once per process.
 #[derive(Debug, Clone)]
 pub struct DataApiWarehouse {
@@ -23,14 +76,17 @@ pub struct DataApiWarehouse {
     config: WarehouseConfig,
 }
 
-/// Sets the connection target on ExecuteStatement / BatchExecuteStatement builders
-/// (different types with the same setters).
-macro_rules! with_target {
-    ($req:expr, $cfg:expr) => {{
+/// Sets what ExecuteStatement and BatchExecuteStatement requests share (different builder
+/// types with the same setters): the connection target, the idempotency token and the wait
+/// for a statement that must end by `deadline`.
+macro_rules! submit_request {
+    ($req:expr, $cfg:expr, $token:expr, $deadline:expr) => {{
         let cfg: &WarehouseConfig = $cfg;
         let req = $req
             .database(cfg.database.clone())
-            .set_secret_arn(cfg.secret_arn.clone());
+            .set_secret_arn(cfg.secret_arn.clone())
+            .client_token($token)
+            .set_wait_time_seconds(wait_seconds(Instant::now(), $deadline));
         match &cfg.target {
             Target::Workgroup(name) => req.workgroup_name(name.clone()),
             Target::Cluster {
@@ -72,11 +128,17 @@ impl DataApiWarehouse {
         &self.config
     }
 
+    /// The statement timeout of a statement submitted at `started`.
+    fn deadline(&self, started: Instant) -> Instant {
+        started + self.config.poll.timeout
+    }
+
     async fn submit_statement(
         &self,
         sql: &str,
         params: &[SqlParam],
-    ) -> Result<String, WarehouseError> {
+        started: Instant,
+    ) -> Result<Submitted, WarehouseError> {
         check_statement_sizes(&[sql])?;
         let parameters = params
             .iter()
@@ -99,18 +161,28 @@ impl DataApiWarehouse {
         // One token for all attempts: a retried request the service already accepted is
         // answered with the same statement instead of running it twice.
         let token = client_token();
+        let deadline = self.deadline(started);
         let out = with_retry(&self.config.retry, "ExecuteStatement", None, || {
-            with_target!(self.client.execute_statement(), &self.config)
+            let req = self.client.execute_statement();
+            submit_request!(req, &self.config, token.clone(), deadline)
                 .sql(sql)
                 .set_parameters(parameters.clone())
-                .client_token(token.clone())
                 .send()
         })
         .await?;
-        statement_id(out.id(), "ExecuteStatement")
+        Submitted::new(
+            "ExecuteStatement",
+            out.id(),
+            out.status(),
+            out.has_result_set(),
+        )
     }
 
-    async fn submit_batch(&self, statements: Vec<String>) -> Result<String, WarehouseError> {
+    async fn submit_batch(
+        &self,
+        statements: Vec<String>,
+        started: Instant,
+    ) -> Result<Submitted, WarehouseError> {
         if statements.is_empty() {
             return Err(WarehouseError::EmptyTransaction);
         }
@@ -122,26 +194,44 @@ impl DataApiWarehouse {
         }
         check_statement_sizes(&statements)?;
         let token = client_token();
+        let deadline = self.deadline(started);
         let out = with_retry(&self.config.retry, "BatchExecuteStatement", None, || {
-            with_target!(self.client.batch_execute_statement(), &self.config)
+            let req = self.client.batch_execute_statement();
+            submit_request!(req, &self.config, token.clone(), deadline)
                 .set_sqls(Some(statements.clone()))
-                .client_token(token.clone())
                 .send()
         })
         .await?;
-        statement_id(out.id(), "BatchExecuteStatement")
+        Submitted::new(
+            "BatchExecuteStatement",
+            out.id(),
+            out.status(),
+            out.has_result_set(),
+        )
     }
 
-    /// Polls until the statement is FINISHED (returned), FAILED/ABORTED (error) or the
-    /// timeout passes (cancel requested, [`WarehouseError::Timeout`]).
-    async fn wait(&self, id: &str) -> Result<DescribeStatementOutput, WarehouseError> {
+    /// Describes the statement submitted at `started`, waiting (`WaitTimeSeconds`) while it
+    /// runs, until it is FINISHED (returned), FAILED/ABORTED (error) or the timeout passes
+    /// (cancel requested, [`WarehouseError::Timeout`]). An answer that comes back before its
+    /// wait is over while the statement still runs (a service that does not hold the
+    /// request) is followed by the polling backoff, so the loop never spins.
+    async fn wait(
+        &self,
+        id: &str,
+        started: Instant,
+    ) -> Result<DescribeStatementOutput, WarehouseError> {
         let poll = &self.config.poll;
-        let started = Instant::now();
-        let deadline = started + poll.timeout;
+        let deadline = self.deadline(started);
         let mut delay = poll.initial;
         loop {
+            let asked_at = Instant::now();
+            let wait = wait_seconds(asked_at, deadline);
             let d = with_retry(&self.config.retry, "DescribeStatement", Some(id), || {
-                self.client.describe_statement().id(id).send()
+                self.client
+                    .describe_statement()
+                    .id(id)
+                    .set_wait_time_seconds(wait)
+                    .send()
             })
             .await?;
             let last_status = match d.status() {
@@ -168,8 +258,14 @@ impl DataApiWarehouse {
                     last_status,
                 });
             }
-            tokio::time::sleep(delay.min(deadline - now)).await;
-            delay = delay.mul_f64(poll.multiplier.max(1.0)).min(poll.max);
+            // Held for its whole wait: ask again at once. Answered early, or asked without a
+            // wait: the backoff paces the next call.
+            let held_full = wait
+                .is_some_and(|s| now - asked_at >= Duration::from_secs(s.unsigned_abs().into()));
+            if !held_full {
+                tokio::time::sleep(delay.min(deadline - now)).await;
+                delay = delay.mul_f64(poll.multiplier.max(1.0)).min(poll.max);
+            }
         }
     }
 
@@ -240,24 +336,33 @@ impl DataApiWarehouse {
 
 impl Warehouse for DataApiWarehouse {
     async fn query(&self, sql: &str, params: &[SqlParam]) -> Result<ResultSet, WarehouseError> {
-        let id = self.submit_statement(sql, params).await?;
-        let d = self.wait(&id).await?;
-        if d.has_result_set() == Some(false) {
+        let started = Instant::now();
+        let sent = self.submit_statement(sql, params, started).await?;
+        // Finished within the submit's wait: straight to the result.
+        let has_result_set = match sent.finished() {
+            Some(has) => Some(has),
+            None => self.wait(&sent.id, started).await?.has_result_set(),
+        };
+        if has_result_set == Some(false) {
             return Ok(ResultSet::default());
         }
-        self.fetch(&id).await
+        self.fetch(&sent.id).await
     }
 
+    // Row counts (and errors) are only in DescribeStatement: one call when the submit's
+    // wait saw the statement end, waiting calls while it runs.
     async fn execute(&self, sql: &str, params: &[SqlParam]) -> Result<ExecSummary, WarehouseError> {
-        let id = self.submit_statement(sql, params).await?;
-        let d = self.wait(&id).await?;
-        Ok(summary(id, &d))
+        let started = Instant::now();
+        let sent = self.submit_statement(sql, params, started).await?;
+        let d = self.wait(&sent.id, started).await?;
+        Ok(summary(sent.id, &d))
     }
 
     async fn transaction(&self, statements: Vec<String>) -> Result<ExecSummary, WarehouseError> {
-        let id = self.submit_batch(statements).await?;
-        let d = self.wait(&id).await?;
-        Ok(summary(id, &d))
+        let started = Instant::now();
+        let sent = self.submit_batch(statements, started).await?;
+        let d = self.wait(&sent.id, started).await?;
+        Ok(summary(sent.id, &d))
     }
 }
 
@@ -365,4 +470,25 @@ fn decode_record(record: &[Field], columns: &[Column]) -> Result<Vec<Value>, Dec
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_ask_for_the_whole_seconds_left_up_to_30() {
+        let now = Instant::now();
+        let secs = |s: f64| wait_seconds(now, now + Duration::from_secs_f64(s));
+        // stream-processor and view-refresher (45 s timeout, 60 s Lambda): 30, then 15.
+        assert_eq!(secs(45.0), Some(30));
+        assert_eq!(secs(15.0), Some(15));
+        // query-api (25 s, 29 s Lambda): never more than what is left.
+        assert_eq!(secs(25.9), Some(25));
+        // batch-views, schema-migrator (840 s, 900 s Lambda): the API's maximum.
+        assert_eq!(secs(840.0), Some(30));
+        // Under a second left, or past the deadline: no wait, the answer comes at once.
+        assert_eq!(secs(0.9), None);
+        assert_eq!(wait_seconds(now + Duration::from_secs(2), now), None);
+    }
 }

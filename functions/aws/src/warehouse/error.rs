@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use fleetline_core::ports::speed::StoreError;
+
 use super::types::DecodeError;
 
 /// How an error from a Data API call (not from the SQL itself) is classified.
@@ -128,6 +130,18 @@ fn statement_suffix(id: &Option<String>) -> String {
 fn sub_suffix(sub: Option<usize>) -> String {
     sub.map(|i| format!(" (sub-statement {i})"))
         .unwrap_or_default()
+}
+
+/// What a store port built on the warehouse reports: the message, and whether a retry
+/// can help ([`WarehouseError::is_transient`]).
+impl From<WarehouseError> for StoreError {
+    fn from(e: WarehouseError) -> Self {
+        if e.is_transient() {
+            StoreError::Transient(e.to_string())
+        } else {
+            StoreError::Permanent(e.to_string())
+        }
+    }
 }
 
 impl WarehouseError {

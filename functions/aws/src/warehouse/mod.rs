@@ -22,8 +22,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use config::{
-    ConfigError, DEFAULT_DATABASE, DEFAULT_WORKGROUP, ENV_CLUSTER, ENV_DATABASE, ENV_DB_USER,
-    ENV_MAX_ATTEMPTS, ENV_SECRET_ARN, ENV_TIMEOUT_SECS, ENV_WORKGROUP, PollConfig, RetryPolicy,
+    ConfigError, DATA_API_RETRY, DEFAULT_DATABASE, DEFAULT_WORKGROUP, ENV_CLUSTER, ENV_DATABASE,
+    ENV_DB_USER, ENV_MAX_ATTEMPTS, ENV_SECRET_ARN, ENV_TIMEOUT_SECS, ENV_WORKGROUP, PollConfig,
     Target, WarehouseConfig,
 };
 pub use data_api::DataApiWarehouse;
@@ -98,36 +98,23 @@ pub trait Warehouse: Send + Sync {
 }
 
 /// Forwards every method, `execute_batches` included, so an adapter that overrides a
-/// provided method is reached through a reference or an `Arc` too.
+/// provided method is reached through a reference or an `Arc` too. Each method is one line
+/// of the list: name, arguments, output.
 macro_rules! forward_warehouse {
     ($($ty:ty),+) => {$(
         impl<W: Warehouse> Warehouse for $ty {
-            fn query(
-                &self,
-                sql: &str,
-                params: &[SqlParam],
-            ) -> impl Future<Output = Result<ResultSet, WarehouseError>> + Send {
-                (**self).query(sql, params)
-            }
-            fn execute(
-                &self,
-                sql: &str,
-                params: &[SqlParam],
-            ) -> impl Future<Output = Result<ExecSummary, WarehouseError>> + Send {
-                (**self).execute(sql, params)
-            }
-            fn transaction(
-                &self,
-                statements: Vec<String>,
-            ) -> impl Future<Output = Result<ExecSummary, WarehouseError>> + Send {
-                (**self).transaction(statements)
-            }
-            fn execute_batches(
-                &self,
-                statements: Vec<String>,
-            ) -> impl Future<Output = Result<Vec<ExecSummary>, WarehouseError>> + Send {
-                (**self).execute_batches(statements)
-            }
+            forward_warehouse!(@methods
+                query(sql: &str, params: &[SqlParam]) -> ResultSet;
+                execute(sql: &str, params: &[SqlParam]) -> ExecSummary;
+                transaction(statements: Vec<String>) -> ExecSummary;
+                execute_batches(statements: Vec<String>) -> Vec<ExecSummary>;
+            );
+        }
+    )+};
+    (@methods $($name:ident($($arg:ident: $arg_ty:ty),*) -> $out:ty;)+) => {$(
+        fn $name(&self, $($arg: $arg_ty),*)
+            -> impl Future<Output = Result<$out, WarehouseError>> + Send {
+            (**self).$name($($arg),*)
         }
     )+};
 }

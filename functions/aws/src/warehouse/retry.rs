@@ -10,14 +10,12 @@
 //! request that reached the service before the connection failed is not run twice.
 
 use std::future::Future;
-use std::time::Duration;
 
 use aws_sdk_redshiftdata::config::http::HttpResponse;
 use aws_sdk_redshiftdata::error::{ProvideErrorMetadata, SdkError};
-use rand::Rng;
 
-use super::config::RetryPolicy;
 use super::error::{ApiErrorKind, WarehouseError};
+use crate::backoff::Backoff;
 
 /// Error codes that mean "too much at once; wait and try again".
 const THROTTLING_CODES: &[&str] = &[
@@ -173,22 +171,9 @@ pub(crate) fn classify_service(code: Option<&str>, status: u16, message: &str) -
     ApiErrorKind::Permanent
 }
 
-/// Full-jitter exponential backoff: uniform in `[0, min(max, base × 2^retry)]`.
-pub(crate) fn backoff(policy: &RetryPolicy, retry: u32) -> Duration {
-    let ceiling = policy
-        .base
-        .saturating_mul(2u32.saturating_pow(retry.min(30)))
-        .min(policy.max_backoff);
-    if ceiling.is_zero() {
-        return ceiling;
-    }
-    let nanos = rand::rng().random_range(0..=ceiling.as_nanos().min(u64::MAX as u128) as u64);
-    Duration::from_nanos(nanos)
-}
-
 /// Runs `call` until it succeeds, fails permanently, or `policy.max_attempts` is reached.
 pub(crate) async fn with_retry<T, E, F, Fut>(
-    policy: &RetryPolicy,
+    policy: &Backoff,
     operation: &'static str,
     statement_id: Option<&str>,
     mut call: F,
@@ -198,7 +183,7 @@ where
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
     E: OpError,
 {
-    let max_attempts = policy.max_attempts.max(1);
+    let max_attempts = policy.attempts();
     let mut attempt = 1;
     loop {
         let failure = match call().await {
@@ -215,7 +200,7 @@ where
                 attempts: attempt,
             });
         }
-        let wait = backoff(policy, attempt - 1);
+        let wait = policy.delay(attempt - 1);
         tracing::warn!(
             operation,
             statement_id,
@@ -247,6 +232,11 @@ mod tests {
             classify_service(Some("ActiveStatementsExceededException"), 400, ""),
             Throttling
         );
+        // Too many requests waiting (WaitTimeSeconds) on one statement: wait and ask again.
+        assert_eq!(
+            classify_service(Some("ActiveWaitingRequestsExceededException"), 400, ""),
+            Throttling
+        );
         assert_eq!(classify_service(None, 400, "Rate exceeded"), Throttling);
         assert_eq!(classify_service(None, 429, ""), Throttling);
         assert_eq!(classify_service(None, 503, ""), Transient);
@@ -262,25 +252,5 @@ mod tests {
             classify_service(Some("ResourceNotFoundException"), 400, ""),
             Permanent
         );
-    }
-
-    #[test]
-    fn backoff_is_bounded_by_the_exponential_ceiling() {
-        let p = RetryPolicy {
-            max_attempts: 6,
-            base: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(1000),
-        };
-        for retry in 0..10u32 {
-            let ceiling = Duration::from_millis((100u64 << retry).min(1000));
-            for _ in 0..50 {
-                assert!(backoff(&p, retry) <= ceiling);
-            }
-        }
-        let zero = RetryPolicy {
-            base: Duration::ZERO,
-            ..p
-        };
-        assert_eq!(backoff(&zero, 3), Duration::ZERO);
     }
 }

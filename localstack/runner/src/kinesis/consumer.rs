@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::checkpoint::{Checkpoint, CheckpointStore, checkpoint_key};
-use super::event::{BatchResponse, EventOrigin, kinesis_event, parse_batch_response};
+use super::event::{BatchResponse, EventOrigin, event_json, kinesis_event, parse_batch_response};
 use super::on_failure::FailureLog;
 use super::source::{
     IteratorPosition, SourceError, StreamRecord, StreamSource, compare_sequence_numbers,
@@ -128,6 +128,25 @@ struct WorkItem {
     records: Vec<StreamRecord>,
     /// Retries already spent on these records (bisecting does not spend any).
     retries: u32,
+}
+
+/// Where a consumer is in its shard.
+struct Reader {
+    position: IteratorPosition,
+    iterator: Option<String>,
+    last_fetched: Option<String>,
+    /// The shard is closed and everything in it was read.
+    closed: bool,
+    error_backoff: Duration,
+}
+
+/// What one read step did.
+enum Fetch {
+    /// Records added to the pending ones (maybe none).
+    Got(usize),
+    /// Nothing read; go round again.
+    Again,
+    Exit(ShardExit),
 }
 
 pub struct ShardConsumer<S, I> {
@@ -244,100 +263,31 @@ impl<S: StreamSource, I: Invoker> ShardConsumer<S, I> {
     }
 
     async fn consume(&mut self, start: IteratorPosition) -> ShardExit {
-        let mut position = start;
-        let mut iterator: Option<String> = None;
-        let mut last_fetched: Option<String> = None;
+        let mut reader = Reader {
+            position: start,
+            iterator: None,
+            last_fetched: None,
+            closed: false,
+            error_backoff: self.config.retry_backoff,
+        };
         let mut pending: VecDeque<StreamRecord> = VecDeque::new();
         let mut pending_since: Option<Instant> = None;
-        let mut closed = false;
-        let mut error_backoff = self.config.retry_backoff;
         loop {
             if self.stopping() {
                 return ShardExit::Shutdown;
             }
             let mut fetched = 0;
-            if !closed && pending.len() < self.config.batch_size {
-                if iterator.is_none() {
-                    let from = match &last_fetched {
-                        Some(seq) => IteratorPosition::AfterSequenceNumber(seq.clone()),
-                        None => position.clone(),
-                    };
-                    match self
-                        .deps
-                        .source
-                        .shard_iterator(&self.config.stream, &self.shard_id, &from)
-                        .await
-                    {
-                        Ok(it) => {
-                            iterator = Some(it);
-                            error_backoff = self.config.retry_backoff;
-                        }
-                        Err(SourceError::StreamNotFound(_)) => return ShardExit::StreamGone,
-                        Err(SourceError::InvalidArgument(why))
-                            if matches!(from, IteratorPosition::AfterSequenceNumber(_))
-                                && last_fetched.is_none() =>
-                        {
-                            // The checkpoint does not belong to this shard's records (e.g. a
-                            // stream recreated with the same name): start over, redelivering
-                            // rather than skipping.
-                            tracing::warn!(function = %self.config.function, shard = %self.shard_id,
-                                error = %why, "cannot resume after the checkpoint; starting at TRIM_HORIZON");
-                            position = IteratorPosition::TrimHorizon;
-                            self.acked = None;
-                            continue;
-                        }
-                        Err(err) => {
-                            self.source_error(&err);
-                            if self.pause(error_backoff).await.is_err() {
-                                return ShardExit::Shutdown;
-                            }
-                            error_backoff = (error_backoff * 2).min(self.config.max_backoff);
-                            continue;
-                        }
-                    }
-                }
-                if let Some(it) = iterator.clone() {
-                    let limit = (self.config.batch_size - pending.len()).clamp(1, MAX_GET_RECORDS);
-                    match self.deps.source.get_records(&it, limit).await {
-                        Ok(page) => {
-                            error_backoff = self.config.retry_backoff;
-                            for record in page.records {
-                                // Defensive: never hand over anything at or before the
-                                // checkpoint again.
-                                let old = self.acked.as_deref().is_some_and(|acked| {
-                                    compare_sequence_numbers(&record.sequence_number, acked).is_le()
-                                });
-                                if !old {
-                                    last_fetched = Some(record.sequence_number.clone());
-                                    pending.push_back(record);
-                                    fetched += 1;
-                                }
-                            }
-                            iterator = page.next_iterator;
-                            closed = iterator.is_none();
-                            let behind = page.millis_behind_latest;
-                            let oldest = pending.front().map(record_age_ms);
-                            self.status(|s| s.lag_ms = oldest.or(behind));
-                        }
-                        Err(SourceError::ExpiredIterator) => {
-                            iterator = None;
-                            continue;
-                        }
-                        Err(SourceError::StreamNotFound(_)) => return ShardExit::StreamGone,
-                        Err(err) => {
-                            self.source_error(&err);
-                            if self.pause(error_backoff).await.is_err() {
-                                return ShardExit::Shutdown;
-                            }
-                            error_backoff = (error_backoff * 2).min(self.config.max_backoff);
-                            continue;
-                        }
-                    }
-                }
+            if !reader.closed && pending.len() < self.config.batch_size {
+                fetched = match self.fetch(&mut reader, &mut pending).await {
+                    Fetch::Got(n) => n,
+                    Fetch::Again => continue,
+                    Fetch::Exit(exit) => return exit,
+                };
                 if fetched > 0 && pending_since.is_none() {
                     pending_since = Some(Instant::now());
                 }
             }
+            let closed = reader.closed;
 
             let full = pending.len() >= self.config.batch_size;
             let window_over =
@@ -382,6 +332,94 @@ impl<S: StreamSource, I: Invoker> ShardConsumer<S, I> {
         }
     }
 
+    /// Reads the next page into `pending` (opening an iterator first when needed).
+    async fn fetch(&mut self, reader: &mut Reader, pending: &mut VecDeque<StreamRecord>) -> Fetch {
+        if reader.iterator.is_none()
+            && let Some(step) = self.open_iterator(reader).await
+        {
+            return step;
+        }
+        let Some(it) = reader.iterator.clone() else {
+            return Fetch::Got(0);
+        };
+        let limit = (self.config.batch_size - pending.len()).clamp(1, MAX_GET_RECORDS);
+        let page = match self.deps.source.get_records(&it, limit).await {
+            Ok(page) => page,
+            Err(SourceError::ExpiredIterator) => {
+                reader.iterator = None;
+                return Fetch::Again;
+            }
+            Err(err) => return self.read_failed(reader, err).await,
+        };
+        reader.error_backoff = self.config.retry_backoff;
+        let mut fetched = 0;
+        for record in page.records {
+            // Defensive: never hand over anything at or before the checkpoint again.
+            let old = self.acked.as_deref().is_some_and(|acked| {
+                compare_sequence_numbers(&record.sequence_number, acked).is_le()
+            });
+            if !old {
+                reader.last_fetched = Some(record.sequence_number.clone());
+                pending.push_back(record);
+                fetched += 1;
+            }
+        }
+        reader.iterator = page.next_iterator;
+        reader.closed = reader.iterator.is_none();
+        let behind = page.millis_behind_latest;
+        let oldest = pending.front().map(record_age_ms);
+        self.status(|s| s.lag_ms = oldest.or(behind));
+        Fetch::Got(fetched)
+    }
+
+    /// Opens a shard iterator after the last record read (else at the start position);
+    /// `Some` when the caller must not read now.
+    async fn open_iterator(&mut self, reader: &mut Reader) -> Option<Fetch> {
+        let from = match &reader.last_fetched {
+            Some(seq) => IteratorPosition::AfterSequenceNumber(seq.clone()),
+            None => reader.position.clone(),
+        };
+        let opened = self
+            .deps
+            .source
+            .shard_iterator(&self.config.stream, &self.shard_id, &from)
+            .await;
+        match opened {
+            Ok(it) => {
+                reader.iterator = Some(it);
+                reader.error_backoff = self.config.retry_backoff;
+                None
+            }
+            Err(SourceError::InvalidArgument(why))
+                if matches!(from, IteratorPosition::AfterSequenceNumber(_))
+                    && reader.last_fetched.is_none() =>
+            {
+                // The checkpoint does not belong to this shard's records (e.g. a stream
+                // recreated with the same name): start over, redelivering rather than
+                // skipping.
+                tracing::warn!(function = %self.config.function, shard = %self.shard_id,
+                    error = %why, "cannot resume after the checkpoint; starting at TRIM_HORIZON");
+                reader.position = IteratorPosition::TrimHorizon;
+                self.acked = None;
+                Some(Fetch::Again)
+            }
+            Err(err) => Some(self.read_failed(reader, err).await),
+        }
+    }
+
+    /// A failed Kinesis call: the stream is gone, or pause (backing off) and try again.
+    async fn read_failed(&mut self, reader: &mut Reader, err: SourceError) -> Fetch {
+        if let SourceError::StreamNotFound(_) = err {
+            return Fetch::Exit(ShardExit::StreamGone);
+        }
+        self.source_error(&err);
+        if self.pause(reader.error_backoff).await.is_err() {
+            return Fetch::Exit(ShardExit::Shutdown);
+        }
+        reader.error_backoff = (reader.error_backoff * 2).min(self.config.max_backoff);
+        Fetch::Again
+    }
+
     fn source_error(&self, err: &SourceError) {
         tracing::warn!(function = %self.config.function, shard = %self.shard_id,
             error = %err, "Kinesis read failed; retrying");
@@ -401,78 +439,23 @@ impl<S: StreamSource, I: Invoker> ShardConsumer<S, I> {
             if self.stopping() {
                 return Err(Stopped);
             }
-            let records = item.records;
+            let WorkItem { records, retries } = item;
             let (first, last) = match (records.first(), records.last()) {
                 (Some(f), Some(l)) => (f.sequence_number.clone(), l.sequence_number.clone()),
                 _ => continue,
             };
-            let age = records.first().map(record_age_ms);
-            self.status(|s| {
-                s.state = if item.retries > 0 {
-                    "retrying"
-                } else {
-                    "invoking"
-                }
-                .to_owned();
-                s.lag_ms = age;
-            });
-            let identity = format!(
-                "arn:aws:iam::{}:role/{}-role",
-                lambda_host::ACCOUNT_ID,
-                self.config.function
-            );
-            let event = kinesis_event(
-                &records,
-                &EventOrigin {
-                    shard_id: &self.shard_id,
-                    stream_arn: &self.stream_arn,
-                    region: &self.config.region,
-                    identity_arn: &identity,
-                },
-            );
-            let result = self
-                .deps
-                .invoker
-                .invoke(&self.config.function, Bytes::from(event.to_string()))
-                .await;
-            let outcome = match result {
-                Invocation::Response(body) => {
-                    let response = if self.config.report_batch_item_failures {
-                        parse_batch_response(&body, &records)
-                    } else {
-                        BatchResponse::AllProcessed
-                    };
-                    match response {
-                        BatchResponse::AllProcessed => Outcome::Processed(records),
-                        BatchResponse::FailedFrom(index) => {
-                            let mut records = records;
-                            let remaining = records.split_off(index);
-                            self.note_batch(
-                                &first,
-                                &last,
-                                remaining.len() + records.len(),
-                                "partial-failure",
-                            );
-                            self.status(|s| s.partial_failures += 1);
-                            if !records.is_empty() {
-                                self.acknowledge(&records, true).await?;
-                            }
-                            let seq = &remaining[0].sequence_number;
-                            tracing::info!(function = %self.config.function, shard = %self.shard_id,
-                                failed_from = %seq, retry = item.retries + 1,
-                                "batchItemFailures: retrying from the lowest failed record");
-                            Outcome::Failed {
-                                reason: format!("batchItemFailures from {seq}"),
-                                remaining,
-                                whole_batch: false,
-                            }
-                        }
-                        BatchResponse::WholeBatchFailed(why) => Outcome::Failed {
-                            reason: why,
-                            remaining: records,
-                            whole_batch: true,
-                        },
-                    }
+            self.note_invoking(&records, retries);
+            let outcome = match self.invoke(&records).await {
+                Invocation::ShuttingDown => return Err(Stopped),
+                Invocation::NotInvoked(why) => {
+                    tracing::warn!(function = %self.config.function, shard = %self.shard_id,
+                        reason = %why, "could not invoke the function; retrying");
+                    self.note_batch(&first, &last, records.len(), "not-invoked");
+                    self.status(|s| s.last_error = Some(why));
+                    self.pause(backoff).await?;
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                    work.push_front(WorkItem { records, retries });
+                    continue;
                 }
                 Invocation::FunctionError {
                     error_type,
@@ -482,24 +465,13 @@ impl<S: StreamSource, I: Invoker> ShardConsumer<S, I> {
                     remaining: records,
                     whole_batch: true,
                 },
-                Invocation::NotInvoked(why) => {
-                    tracing::warn!(function = %self.config.function, shard = %self.shard_id,
-                        reason = %why, "could not invoke the function; retrying");
-                    self.note_batch(&first, &last, records.len(), "not-invoked");
-                    let why_status = why.clone();
-                    self.status(|s| s.last_error = Some(why_status));
-                    self.pause(backoff).await?;
-                    backoff = (backoff * 2).min(self.config.max_backoff);
-                    work.push_front(WorkItem {
-                        records,
-                        retries: item.retries,
-                    });
-                    continue;
+                Invocation::Response(body) => {
+                    self.answered(&body, records, retries, &first, &last)
+                        .await?
                 }
-                Invocation::ShuttingDown => return Err(Stopped),
             };
             self.status(|s| s.invocations += 1);
-            let (reason, mut remaining, whole_batch) = match outcome {
+            let (reason, remaining, whole_batch) = match outcome {
                 Outcome::Processed(records) => {
                     self.note_batch(&first, &last, records.len(), "ok");
                     self.acknowledge(&records, true).await?;
@@ -520,40 +492,144 @@ impl<S: StreamSource, I: Invoker> ShardConsumer<S, I> {
                     s.last_error = Some(reason_status);
                 });
             }
-            if whole_batch && self.config.bisect_on_error && remaining.len() > 1 {
-                // Splitting does not spend the retry quota (Lambda's documented behaviour).
-                let second = remaining.split_off(remaining.len() / 2);
-                tracing::info!(function = %self.config.function, shard = %self.shard_id,
-                    error = %reason, halves = ?(remaining.len(), second.len()),
-                    "function error: bisecting the batch");
-                work.push_front(WorkItem {
-                    records: second,
-                    retries: item.retries,
-                });
-                work.push_front(WorkItem {
-                    records: remaining,
-                    retries: item.retries,
-                });
-                continue;
-            }
-            let limit = self.config.max_retry_attempts;
-            if limit >= 0 && i64::from(item.retries) >= limit {
-                self.give_up(&remaining, item.retries + 1, &reason, whole_batch)
-                    .await?;
-                self.acknowledge(&remaining, false).await?;
-                continue;
-            }
-            tracing::warn!(function = %self.config.function, shard = %self.shard_id,
-                error = %reason, records = remaining.len(), retry = item.retries + 1,
-                "batch failed; retrying");
-            self.pause(backoff).await?;
-            backoff = (backoff * 2).min(self.config.max_backoff);
-            work.push_front(WorkItem {
+            let failed = WorkItem {
                 records: remaining,
-                retries: item.retries + 1,
-            });
+                retries,
+            };
+            self.after_failure(&mut work, failed, &reason, whole_batch, &mut backoff)
+                .await?;
         }
         self.status(|s| s.state = "polling".to_owned());
+        Ok(())
+    }
+
+    fn note_invoking(&self, records: &[StreamRecord], retries: u32) {
+        let age = records.first().map(record_age_ms);
+        self.status(|s| {
+            s.state = if retries > 0 { "retrying" } else { "invoking" }.to_owned();
+            s.lag_ms = age;
+        });
+    }
+
+    /// Invokes the function with the Kinesis event for `records`.
+    async fn invoke(&self, records: &[StreamRecord]) -> Invocation {
+        let identity = format!(
+            "arn:aws:iam::{}:role/{}-role",
+            lambda_host::ACCOUNT_ID,
+            self.config.function
+        );
+        let event = kinesis_event(
+            records,
+            &EventOrigin {
+                shard_id: &self.shard_id,
+                stream_arn: &self.stream_arn,
+                region: &self.config.region,
+                identity_arn: &identity,
+            },
+        );
+        let payload = match event_json(&event) {
+            Ok(json) => Bytes::from(json.to_string()),
+            Err(err) => return Invocation::NotInvoked(format!("cannot write the event: {err}")),
+        };
+        self.deps
+            .invoker
+            .invoke(&self.config.function, payload)
+            .await
+    }
+
+    /// What a successful invocation's answer means for the batch; with batchItemFailures,
+    /// acknowledges the records before the lowest failure.
+    async fn answered(
+        &mut self,
+        body: &[u8],
+        records: Vec<StreamRecord>,
+        retries: u32,
+        first: &str,
+        last: &str,
+    ) -> Result<Outcome, Stopped> {
+        let response = if self.config.report_batch_item_failures {
+            parse_batch_response(body, &records)
+        } else {
+            BatchResponse::AllProcessed
+        };
+        let index = match response {
+            BatchResponse::AllProcessed => return Ok(Outcome::Processed(records)),
+            BatchResponse::WholeBatchFailed(why) => {
+                return Ok(Outcome::Failed {
+                    reason: why,
+                    remaining: records,
+                    whole_batch: true,
+                });
+            }
+            BatchResponse::FailedFrom(index) => index,
+        };
+        let mut records = records;
+        let remaining = records.split_off(index);
+        self.note_batch(
+            first,
+            last,
+            remaining.len() + records.len(),
+            "partial-failure",
+        );
+        self.status(|s| s.partial_failures += 1);
+        if !records.is_empty() {
+            self.acknowledge(&records, true).await?;
+        }
+        let seq = &remaining[0].sequence_number;
+        tracing::info!(function = %self.config.function, shard = %self.shard_id,
+            failed_from = %seq, retry = retries + 1,
+            "batchItemFailures: retrying from the lowest failed record");
+        Ok(Outcome::Failed {
+            reason: format!("batchItemFailures from {seq}"),
+            remaining,
+            whole_batch: false,
+        })
+    }
+
+    /// Bisects, retries or gives up on `failed` (Lambda's order).
+    async fn after_failure(
+        &mut self,
+        work: &mut VecDeque<WorkItem>,
+        failed: WorkItem,
+        reason: &str,
+        whole_batch: bool,
+        backoff: &mut Duration,
+    ) -> Result<(), Stopped> {
+        let WorkItem {
+            records: mut remaining,
+            retries,
+        } = failed;
+        if whole_batch && self.config.bisect_on_error && remaining.len() > 1 {
+            // Splitting does not spend the retry quota (Lambda's documented behaviour).
+            let second = remaining.split_off(remaining.len() / 2);
+            tracing::info!(function = %self.config.function, shard = %self.shard_id,
+                error = %reason, halves = ?(remaining.len(), second.len()),
+                "function error: bisecting the batch");
+            work.push_front(WorkItem {
+                records: second,
+                retries,
+            });
+            work.push_front(WorkItem {
+                records: remaining,
+                retries,
+            });
+            return Ok(());
+        }
+        let limit = self.config.max_retry_attempts;
+        if limit >= 0 && i64::from(retries) >= limit {
+            self.give_up(&remaining, retries + 1, reason, whole_batch)
+                .await?;
+            return self.acknowledge(&remaining, false).await;
+        }
+        tracing::warn!(function = %self.config.function, shard = %self.shard_id,
+            error = %reason, records = remaining.len(), retry = retries + 1,
+            "batch failed; retrying");
+        self.pause(*backoff).await?;
+        *backoff = (*backoff * 2).min(self.config.max_backoff);
+        work.push_front(WorkItem {
+            records: remaining,
+            retries: retries + 1,
+        });
         Ok(())
     }
 

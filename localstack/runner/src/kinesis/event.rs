@@ -1,7 +1,12 @@
 //! The Kinesis event Lambda sends, and the `batchItemFailures` answer it reads back.
+//!
+//! The one builder of Kinesis events for the runner, the tests and the benches: a typed
+//! [`KinesisEvent`] from `aws_lambda_events`, written out the way Lambda writes it.
 
-use base64::Engine;
-use serde_json::{Value, json};
+use aws_lambda_events::encodings::SecondTimestamp;
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord, KinesisRecord};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
 
 use super::source::StreamRecord;
 
@@ -14,30 +19,79 @@ pub struct EventOrigin<'a> {
     pub identity_arn: &'a str,
 }
 
-/// `{"Records":[…]}` exactly as Lambda delivers a Kinesis batch.
-pub fn kinesis_event(records: &[StreamRecord], origin: &EventOrigin<'_>) -> Value {
-    let records: Vec<Value> = records
+/// `{"Records":[…]}` as Lambda delivers a Kinesis batch.
+pub fn kinesis_event(records: &[StreamRecord], origin: &EventOrigin<'_>) -> KinesisEvent {
+    event_of(records.iter().map(|r| event_record(r, origin)).collect())
+}
+
+/// The event for records built one by one (e.g. each with its own origin).
+pub fn event_of(records: Vec<KinesisEventRecord>) -> KinesisEvent {
+    let mut event = KinesisEvent::default();
+    event.records = records;
+    event
+}
+
+/// One record of the event (`eventID` = `<shard>:<sequence number>`).
+pub fn event_record(record: &StreamRecord, origin: &EventOrigin<'_>) -> KinesisEventRecord {
+    let mut kinesis = KinesisRecord::default();
+    kinesis.approximate_arrival_timestamp =
+        SecondTimestamp(arrival_time(record.approximate_arrival));
+    kinesis.data.0 = record.data.clone();
+    kinesis.partition_key = record.partition_key.clone();
+    kinesis.sequence_number = record.sequence_number.clone();
+    kinesis.kinesis_schema_version = Some("1.0".to_owned());
+    let mut out = KinesisEventRecord::default();
+    out.kinesis = kinesis;
+    out.event_source = Some("aws:kinesis".to_owned());
+    out.event_version = Some("1.0".to_owned());
+    out.event_id = Some(format!("{}:{}", origin.shard_id, record.sequence_number));
+    out.event_name = Some("aws:kinesis:record".to_owned());
+    out.invoke_identity_arn = Some(origin.identity_arn.to_owned());
+    out.aws_region = Some(origin.region.to_owned());
+    out.event_source_arn = Some(origin.stream_arn.to_owned());
+    out
+}
+
+/// Epoch seconds (millisecond precision, as Kinesis keeps them) as a time.
+fn arrival_time(epoch_seconds: f64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis((epoch_seconds * 1000.0).round() as i64).unwrap_or_default()
+}
+
+/// The event's JSON as Lambda writes it. `aws_lambda_events` writes the arrival time as a
+/// string and `encryptionType: "NONE"`; Lambda sends a number and names the encryption
+/// only for encrypted streams.
+pub fn event_json(event: &KinesisEvent) -> Result<Value, serde_json::Error> {
+    let records = event
+        .records
         .iter()
-        .map(|r| {
-            json!({
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r.partition_key,
-                    "sequenceNumber": r.sequence_number,
-                    "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-                    "approximateArrivalTimestamp": r.approximate_arrival,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": format!("{}:{}", origin.shard_id, r.sequence_number),
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": origin.identity_arn,
-                "awsRegion": origin.region,
-                "eventSourceARN": origin.stream_arn,
-            })
-        })
-        .collect();
-    json!({ "Records": records })
+        .map(record_json)
+        .collect::<Result<Vec<Value>, _>>()?;
+    Ok(serde_json::json!({ "Records": records }))
+}
+
+/// One record's JSON as Lambda writes it (see [`event_json`]).
+pub fn record_json(record: &KinesisEventRecord) -> Result<Value, serde_json::Error> {
+    let mut value = serde_json::to_value(record)?;
+    if let Some(kinesis) = value.get_mut("kinesis").and_then(Value::as_object_mut) {
+        lambda_record_fields(kinesis);
+    }
+    Ok(value)
+}
+
+fn lambda_record_fields(kinesis: &mut serde_json::Map<String, Value>) {
+    if kinesis.get("encryptionType").and_then(Value::as_str) == Some("NONE") {
+        kinesis.remove("encryptionType");
+    }
+    let arrival = kinesis.get("approximateArrivalTimestamp");
+    let seconds = arrival
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<f64>().ok());
+    if let Some(number) = seconds.and_then(serde_json::Number::from_f64) {
+        kinesis.insert(
+            "approximateArrivalTimestamp".to_owned(),
+            Value::Number(number),
+        );
+    }
 }
 
 /// How a successful invocation answered, with ReportBatchItemFailures on.

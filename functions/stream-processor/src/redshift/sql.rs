@@ -11,7 +11,12 @@
 //!    starts after the previous holder committed, so step 3 sees its rows. Nothing that
 //!    reads or writes may come before the LOCK. The local emulator runs the same snapshot
 //!    isolation (PostgreSQL REPEATABLE READ);
-//! 1. `CREATE TEMP TABLE stage_telemetry (…)` — explicit columns, no `arrived_at`;
+//! 1. `CREATE TEMP TABLE stage_telemetry (LIKE speed.telemetry INCLUDING DEFAULTS)` — the
+//!    columns, types and NOT NULL constraints come from the table itself, so they are spelt
+//!    once, in infra/sql. Redshift documents `LIKE parent_table [ { INCLUDING | EXCLUDING }
+//!    DEFAULTS ]` for temporary tables too ("CREATE TABLE",
+//!    https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_TABLE_NEW.html); the defaults
+//!    are included because `arrived_at` is NOT NULL and the stage insert leaves it out;
 //! 2. `INSERT INTO stage_telemetry (…) VALUES (…),(…)` — as many ≤ 100 KB chunks as needed;
 //! 3. `INSERT INTO speed.telemetry (…) SELECT … FROM stage_telemetry s WHERE NOT EXISTS
 //!    (… same vin and ts …)` — Redshift enforces no unique keys and has no `VALUES` in
@@ -34,7 +39,8 @@
 use fleetline_aws::warehouse::{
     MAX_BATCH_STATEMENTS, MAX_STATEMENT_BYTES, WarehouseError, chunk_values_insert, sql_quote,
 };
-use fleetline_core::{RapidAccelThreshold, Reading};
+use fleetline_core::RapidAccelThreshold;
+use fleetline_core::ports::stamped::StampedReading;
 
 /// Target table.
 pub const TABLE: &str = "speed.telemetry";
@@ -44,12 +50,8 @@ pub const STAGE: &str = "stage_telemetry";
 pub const COLUMNS: &str = "vin, trip_id, ts, event_day, vehicle_speed, acceleration, odometer, \
 rapid_acceleration, latitude, longitude, shard_id, sequence_number";
 
-const STAGE_DDL: &str = "CREATE TEMP TABLE stage_telemetry (\
-vin CHAR(17) NOT NULL, trip_id VARCHAR(64) NOT NULL, ts TIMESTAMP NOT NULL, \
-event_day DATE NOT NULL, vehicle_speed DECIMAL(12,3) NOT NULL, \
-acceleration DECIMAL(10,4) NOT NULL, odometer DECIMAL(12,3) NOT NULL, \
-rapid_acceleration SMALLINT NOT NULL, latitude DOUBLE PRECISION, longitude DOUBLE PRECISION, \
-shard_id VARCHAR(128) NOT NULL, sequence_number VARCHAR(128) NOT NULL)";
+const STAGE_DDL: &str =
+    "CREATE TEMP TABLE stage_telemetry (LIKE speed.telemetry INCLUDING DEFAULTS)";
 
 /// The first statement of every transaction (see the module docs).
 const LOCK_STATEMENT: &str = "LOCK speed.telemetry";
@@ -73,17 +75,16 @@ fn drop_statement() -> String {
     format!("DROP TABLE {STAGE}")
 }
 
-/// One reading plus where it came from, as a VALUES row literal, e.g.
+/// One stamped reading as a VALUES row literal, e.g.
 /// `('1HGCM82633A004352','V1St…','2026-11-25 17:04:31.000000','2026-11-25',57.300,4.2109,1042.377,0,47.6105,-122.3301,'shardId-000000000000','4959…')`.
 ///
 /// Fails only for text that cannot be quoted portably (a backslash or NUL, see
 /// [`sql_quote`]); validated VINs never contain one, a trip id might.
 pub fn row_literal(
-    reading: &Reading,
-    shard_id: &str,
-    sequence_number: &str,
+    stamped: &StampedReading,
     threshold: RapidAccelThreshold,
 ) -> Result<String, WarehouseError> {
+    let reading = &stamped.reading;
     let (lat, lon) = match reading.location {
         Some(l) => (float_literal(l.latitude), float_literal(l.longitude)),
         None => ("NULL".to_owned(), "NULL".to_owned()),
@@ -100,8 +101,8 @@ pub fn row_literal(
         u8::from(threshold.is_rapid(reading.acceleration_e4)),
         lat,
         lon,
-        sql_quote(shard_id)?,
-        sql_quote(sequence_number)?,
+        sql_quote(&stamped.shard_id)?,
+        sql_quote(&stamped.sequence_number)?,
     ))
 }
 
@@ -147,7 +148,7 @@ pub fn plan_with_limit(
 
 /// Index, within each transaction of [`plan`], of the statement whose row count is the
 /// number of readings actually inserted into `speed.telemetry`.
-pub fn merge_index(transaction_len: usize) -> usize {
+pub(super) fn merge_index(transaction_len: usize) -> usize {
     transaction_len.saturating_sub(2)
 }
 
@@ -155,7 +156,7 @@ pub fn merge_index(transaction_len: usize) -> usize {
 mod tests {
     use super::*;
     use chrono::{DateTime, Utc};
-    use fleetline_core::{ValidationContext, parse_and_validate};
+    use fleetline_core::{Reading, ValidationContext, parse_and_validate};
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-25T18:00:00Z")
@@ -167,20 +168,26 @@ mod tests {
         parse_and_validate(json.as_bytes(), &ValidationContext::new(now())).unwrap()
     }
 
+    fn stamped(reading: Reading, shard_id: &str, sequence_number: &str) -> StampedReading {
+        StampedReading {
+            reading,
+            shard_id: shard_id.to_owned(),
+            sequence_number: sequence_number.to_owned(),
+        }
+    }
+
     const SAMPLE: &str = r#"{"VIN":"1HGCM82633A004352","trip_id":"O'Brien-trip","timestamp":"2026-11-25 17:04:31.123456789","vehicleSpeed":57.3,"acceleration":-4.21085,"odometer":1042.377,"location":{"latitude":47.6105,"longitude":-122.3301}}"#;
+
+    /// [`SAMPLE`] from shard 0 at `sequence`, as a row literal.
+    fn sample_row(sequence: &str) -> String {
+        let r = stamped(reading(SAMPLE), "shardId-000000000000", sequence);
+        row_literal(&r, RapidAccelThreshold::DEFAULT).unwrap()
+    }
 
     #[test]
     fn row_literal_uses_exact_fixed_point_and_quoting() {
-        let r = reading(SAMPLE);
-        let row = row_literal(
-            &r,
-            "shardId-000000000000",
-            "42",
-            RapidAccelThreshold::DEFAULT,
-        )
-        .unwrap();
         assert_eq!(
-            row,
+            sample_row("42"),
             "('1HGCM82633A004352','O''Brien-trip','2026-11-25 17:04:31.123456','2026-11-25',\
              57.300,-4.2109,1042.377,0,47.6105,-122.3301,'shardId-000000000000','42')"
         );
@@ -191,23 +198,26 @@ mod tests {
         let r = reading(
             r#"{"VIN":"1HGCM82633A004352","trip_id":"t","timestamp":"2026-11-25T00:00:00Z","vehicleSpeed":0,"acceleration":10.0,"odometer":0}"#,
         );
-        let row = row_literal(&r, "s", "1", RapidAccelThreshold::DEFAULT).unwrap();
+        let r = stamped(r, "s", "1");
+        let row = row_literal(&r, RapidAccelThreshold::DEFAULT).unwrap();
         assert!(
             row.ends_with(",0.000,10.0000,0.000,1,NULL,NULL,'s','1')"),
             "{row}"
         );
         let higher = RapidAccelThreshold::new(10.0001).unwrap();
-        let row = row_literal(&r, "s", "1", higher).unwrap();
+        let row = row_literal(&r, higher).unwrap();
         assert!(row.contains(",0,NULL,NULL,"), "{row}");
     }
 
     #[test]
     fn unquotable_trip_id_is_an_error_not_sql() {
-        let r = reading(
-            r#"{"VIN":"1HGCM82633A004352","trip_id":"a\\b","timestamp":"2026-11-25T00:00:00Z","vehicleSpeed":0,"acceleration":0,"odometer":0}"#,
+        // Validation refuses such a trip id; the adapter must still refuse it on its own.
+        let mut r = reading(
+            r#"{"VIN":"1HGCM82633A004352","trip_id":"ab","timestamp":"2026-11-25T00:00:00Z","vehicleSpeed":0,"acceleration":0,"odometer":0}"#,
         );
+        r.trip_id = "a\\b".to_owned();
         assert!(matches!(
-            row_literal(&r, "s", "1", RapidAccelThreshold::DEFAULT),
+            row_literal(&stamped(r, "s", "1"), RapidAccelThreshold::DEFAULT),
             Err(WarehouseError::UnquotableLiteral { .. })
         ));
     }
@@ -220,7 +230,10 @@ mod tests {
         let t = &plan[0];
         assert_eq!(t.len(), 5);
         assert_eq!(t[0], "LOCK speed.telemetry");
-        assert!(t[1].starts_with("CREATE TEMP TABLE stage_telemetry ("));
+        assert_eq!(
+            t[1],
+            "CREATE TEMP TABLE stage_telemetry (LIKE speed.telemetry INCLUDING DEFAULTS)"
+        );
         assert_eq!(
             t[2],
             format!("INSERT INTO stage_telemetry ({COLUMNS}) VALUES (0),(1),(2),(3),(4)")
@@ -267,15 +280,7 @@ mod tests {
 
     #[test]
     fn statements_respect_the_size_limit() {
-        let r = reading(SAMPLE);
-        let row = row_literal(
-            &r,
-            "shardId-000000000000",
-            "4959",
-            RapidAccelThreshold::DEFAULT,
-        )
-        .unwrap();
-        let rows = vec![row; 2_000];
+        let rows = vec![sample_row("4959"); 2_000];
         let plan = plan(&rows).unwrap();
         let chunks: Vec<&String> = plan.iter().flat_map(|t| &t[2..t.len() - 2]).collect();
         assert!(chunks.len() > 1);
