@@ -397,23 +397,23 @@ async fn drain_changes<W: Warehouse, C: ChangeFeed>(
     }
 }
 
-/// Runs one batch. `now` decides "today" (UTC). `feed` is the lake change queue (`None`:
-/// not configured).
-pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
+/// What a run learnt about the lake before deciding anything: the partitions listed (first
+/// run, full rebuild, or no change queue), how many were registered, and the notified days.
+struct Gathered {
+    partitions: Vec<LakePartition>,
+    registered: u64,
+    drained: Drained,
+}
+
+async fn gather<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
     warehouse: &W,
     lake: &L,
     feed: Option<&C>,
     settings: &Config,
     request: &Request,
-    now: DateTime<Utc>,
-) -> Result<Summary, BatchError> {
-    let started = Instant::now();
-    let today = today_utc(now);
-    let previous = read_boundary(warehouse).await?;
-    let target = target_boundary(request, previous, today)?;
-    let reprocess_days = request.reprocess_days.unwrap_or(settings.reprocess_days);
+    previous: Option<NaiveDate>,
+) -> Result<Gathered, BatchError> {
     let mut known = registered_days(warehouse).await?;
-
     // The lake is listed only where no notification can say what is there: the first run,
     // a full rebuild, or no change queue.
     let list_lake = !request.catch_up && (previous.is_none() || request.full || feed.is_none());
@@ -422,15 +422,29 @@ pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
     } else {
         Vec::new()
     };
-    let mut partitions_registered =
+    let registered =
         register_partitions(warehouse, settings, &mut known, &partitions, request.full).await?;
     let drained = match feed {
         Some(feed) => drain_changes(warehouse, feed, settings, &mut known).await?,
         None => Drained::default(),
     };
-    partitions_registered += drained.registered;
+    Ok(Gathered {
+        partitions,
+        registered: registered + drained.registered,
+        drained,
+    })
+}
 
-    let empty_summary = |boundary| Summary {
+/// The summary of a run that recomputed nothing (yet): what was gathered, at `boundary`.
+fn summary_of(
+    boundary: Option<NaiveDate>,
+    previous: Option<NaiveDate>,
+    request: &Request,
+    settings: &Config,
+    gathered: &Gathered,
+    started: Instant,
+) -> Summary {
+    Summary {
         boundary,
         held_at: None,
         lake_behind: Vec::new(),
@@ -442,24 +456,29 @@ pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
         recomputed_to: None,
         recomputed_days: Vec::new(),
         rows_written: 0,
-        lake_partitions: partitions.len() as u64,
-        partitions_registered,
-        notifications: drained.notifications,
-        days_marked: drained.days.len() as u64,
+        lake_partitions: gathered.partitions.len() as u64,
+        partitions_registered: gathered.registered,
+        notifications: gathered.drained.notifications,
+        days_marked: gathered.drained.days.len() as u64,
         prune_before: None,
         pruned_speed_rows: 0,
         rapid_accel_threshold_kmh_per_s: settings.threshold.decimal().to_string(),
         duration_ms: millis(started.elapsed()),
-    };
-    let Some(boundary) = target else {
-        // Catch-up before the first batch run: the speed layer serves everything; the
-        // drained days stay pending for the first run.
-        return Ok(empty_summary(None));
-    };
+    }
+}
 
-    // Days to recompute besides the notified ones: those the boundary moves over (all lake
-    // days for a first or full run) and those with speed rows not included yet.
-    let earliest = partitions.iter().map(|p| p.day).min();
+/// Marks the days to recompute besides the notified ones: those the boundary moves over
+/// (all lake days for a first or full run) and those with speed rows not included yet.
+/// Returns every day the run marked or was notified of.
+async fn mark_days<W: Warehouse>(
+    warehouse: &W,
+    request: &Request,
+    previous: Option<NaiveDate>,
+    boundary: NaiveDate,
+    reprocess_days: u32,
+    gathered: &Gathered,
+) -> Result<BTreeSet<NaiveDate>, BatchError> {
+    let earliest = gathered.partitions.iter().map(|p| p.day).min();
     let mut marked: BTreeSet<NaiveDate> = BTreeSet::new();
     if !request.catch_up
         && let Some(range) =
@@ -476,8 +495,120 @@ pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
         .await?,
     );
     mark_pending(warehouse, &marked).await?;
-    marked.extend(drained.days.iter().copied());
+    marked.extend(gathered.drained.days.iter().copied());
+    Ok(marked)
+}
 
+/// One run's swap: the target boundary, where a full rebuild starts, the day from which a
+/// lagging lake may hold the boundary, and the pending days it recomputes.
+struct Swap<'a> {
+    boundary: NaiveDate,
+    previous: Option<NaiveDate>,
+    full_from: Option<NaiveDate>,
+    hold_from: Option<NaiveDate>,
+    recomputed_days: &'a [NaiveDate],
+}
+
+async fn swap<W: Warehouse>(
+    warehouse: &W,
+    plan: &Swap<'_>,
+    request: &Request,
+    settings: &Config,
+    gathered: &Gathered,
+    now: DateTime<Utc>,
+) -> Result<(), BatchError> {
+    let control_summary = json!({
+        "boundary": plan.boundary,
+        "previous_boundary": plan.previous,
+        "full": request.full,
+        "catch_up": request.catch_up,
+        "recomputed_from": plan.recomputed_days.first(),
+        "recomputed_to": plan.recomputed_days.last().and_then(|d| d.succ_opt()),
+        "days_recomputed": plan.recomputed_days.len(),
+        "partitions_registered": gathered.registered,
+        "notifications": gathered.drained.notifications,
+        // `boundary` is the target: the committed one is serving.control.boundary,
+        // lower when held from this day on (docs/design.md §3).
+        "hold_from": plan.hold_from,
+        "at": now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    })
+    .to_string();
+    let statements = swap_statements(
+        plan.boundary,
+        plan.full_from,
+        plan.hold_from,
+        settings,
+        &control_summary,
+    )
+    .map_err(wh("building the swap transaction"))?;
+    warehouse
+        .transaction(statements)
+        .await
+        .map_err(wh("recomputing batch views and moving the boundary"))?;
+    tracing::info!(boundary = %plan.boundary, previous = ?plan.previous,
+        days = plan.recomputed_days.len(), "batch views swapped in");
+    Ok(())
+}
+
+/// What the swap committed (the hold may have kept the boundary below `target`) and the
+/// days the lake is behind the speed layer on, logged.
+async fn committed_boundary<W: Warehouse>(
+    warehouse: &W,
+    previous: Option<NaiveDate>,
+    target: NaiveDate,
+    checks_lake: bool,
+    max_hold_days: u32,
+) -> Result<(Option<NaiveDate>, Vec<LakeBehind>), BatchError> {
+    if !checks_lake {
+        return Ok((Some(target), Vec::new()));
+    }
+    let committed = read_boundary(warehouse).await?;
+    let behind = lake_behind(warehouse, previous, target, committed).await?;
+    for b in &behind {
+        if b.held {
+            tracing::warn!(day = %b.day, speed_readings = b.speed_readings, batch_readings = b.batch_readings,
+                "lake behind the speed layer: the boundary is held there");
+        } else {
+            tracing::error!(day = %b.day, speed_readings = b.speed_readings, batch_readings = b.batch_readings,
+                max_hold_days,
+                "lake behind the speed layer past the hold limit: readings missing from merged answers until the lake catches up");
+        }
+    }
+    Ok((committed, behind))
+}
+
+/// Runs one batch. `now` decides "today" (UTC). `feed` is the lake change queue (`None`:
+/// not configured).
+pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
+    warehouse: &W,
+    lake: &L,
+    feed: Option<&C>,
+    settings: &Config,
+    request: &Request,
+    now: DateTime<Utc>,
+) -> Result<Summary, BatchError> {
+    let started = Instant::now();
+    let previous = read_boundary(warehouse).await?;
+    let target = target_boundary(request, previous, today_utc(now))?;
+    let reprocess_days = request.reprocess_days.unwrap_or(settings.reprocess_days);
+    let gathered = gather(warehouse, lake, feed, settings, request, previous).await?;
+    let Some(boundary) = target else {
+        // Catch-up before the first batch run: the speed layer serves everything; the
+        // drained days stay pending for the first run.
+        return Ok(summary_of(
+            None, previous, request, settings, &gathered, started,
+        ));
+    };
+
+    let marked = mark_days(
+        warehouse,
+        request,
+        previous,
+        boundary,
+        reprocess_days,
+        &gathered,
+    )
+    .await?;
     let recomputed_days = query_days(
         warehouse,
         &sql::select_pending_days(boundary),
@@ -485,7 +616,7 @@ pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
     )
     .await?;
     let moves = previous != Some(boundary);
-    let full_from = request.full.then(|| earliest.unwrap_or(boundary));
+    let earliest = gathered.partitions.iter().map(|p| p.day).min();
     // Days the boundary moves over that may hold it (a day older than
     // `boundary − max_hold_days` may not: a lake that never catches up must not freeze it).
     let checks_lake = moves && !request.full && !request.catch_up;
@@ -495,53 +626,24 @@ pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
     });
     // Nothing changed and the boundary stays (a quiet catch-up): no transaction at all.
     if moves || request.full || !recomputed_days.is_empty() {
-        let control_summary = json!({
-            "boundary": boundary,
-            "previous_boundary": previous,
-            "full": request.full,
-            "catch_up": request.catch_up,
-            "recomputed_from": recomputed_days.first(),
-            "recomputed_to": recomputed_days.last().and_then(|d| d.succ_opt()),
-            "days_recomputed": recomputed_days.len(),
-            "partitions_registered": partitions_registered,
-            "notifications": drained.notifications,
-            // `boundary` is the target: the committed one is serving.control.boundary,
-            // lower when held from this day on (docs/design.md §3).
-            "hold_from": hold_from,
-            "at": now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        })
-        .to_string();
-        let statements =
-            swap_statements(boundary, full_from, hold_from, settings, &control_summary)
-                .map_err(wh("building the swap transaction"))?;
-        warehouse
-            .transaction(statements)
-            .await
-            .map_err(wh("recomputing batch views and moving the boundary"))?;
-        tracing::info!(%boundary, ?previous, days = recomputed_days.len(), "batch views swapped in");
+        let plan = Swap {
+            boundary,
+            previous,
+            full_from: request.full.then(|| earliest.unwrap_or(boundary)),
+            hold_from,
+            recomputed_days: &recomputed_days,
+        };
+        swap(warehouse, &plan, request, settings, &gathered, now).await?;
     }
-    // What the swap committed: the hold may have kept the boundary below the target.
-    let committed = if checks_lake {
-        read_boundary(warehouse).await?
-    } else {
-        Some(boundary)
-    };
+    let (committed, behind) = committed_boundary(
+        warehouse,
+        previous,
+        boundary,
+        checks_lake,
+        settings.max_hold_days,
+    )
+    .await?;
     let held_at = committed.filter(|c| *c < boundary);
-    let behind = if checks_lake {
-        lake_behind(warehouse, previous, boundary, committed).await?
-    } else {
-        Vec::new()
-    };
-    for b in &behind {
-        if b.held {
-            tracing::warn!(day = %b.day, speed_readings = b.speed_readings, batch_readings = b.batch_readings,
-                "lake behind the speed layer: the boundary is held there");
-        } else {
-            tracing::error!(day = %b.day, speed_readings = b.speed_readings, batch_readings = b.batch_readings,
-                max_hold_days = settings.max_hold_days,
-                "lake behind the speed layer past the hold limit: readings missing from merged answers until the lake catches up");
-        }
-    }
     let boundary = committed.unwrap_or(boundary);
 
     let rows_written = if recomputed_days.is_empty() {
@@ -554,7 +656,6 @@ pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
         )
         .await?
     };
-
     let prune_day = prune_before(boundary, settings.prune_margin_days);
     let pruned = warehouse
         .execute(&sql::prune_speed(prune_day), &[])
@@ -570,10 +671,16 @@ pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
         days_marked: marked.len() as u64,
         prune_before: Some(prune_day),
         pruned_speed_rows: pruned.total_rows(),
-        duration_ms: millis(started.elapsed()),
         held_at,
         lake_behind: behind,
-        ..empty_summary(Some(boundary))
+        ..summary_of(
+            Some(boundary),
+            previous,
+            request,
+            settings,
+            &gathered,
+            started,
+        )
     })
 }
 
