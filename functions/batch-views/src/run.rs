@@ -476,9 +476,9 @@ async fn mark_days<W: Warehouse>(
     previous: Option<NaiveDate>,
     boundary: NaiveDate,
     reprocess_days: u32,
+    earliest: Option<NaiveDate>,
     gathered: &Gathered,
 ) -> Result<BTreeSet<NaiveDate>, BatchError> {
-    let earliest = gathered.partitions.iter().map(|p| p.day).min();
     let mut marked: BTreeSet<NaiveDate> = BTreeSet::new();
     if !request.catch_up
         && let Some(range) =
@@ -600,12 +600,15 @@ pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
         ));
     };
 
+    // The oldest lake day listed: where a first or full run starts.
+    let earliest = gathered.partitions.iter().map(|p| p.day).min();
     let marked = mark_days(
         warehouse,
         request,
         previous,
         boundary,
         reprocess_days,
+        earliest,
         &gathered,
     )
     .await?;
@@ -616,7 +619,6 @@ pub async fn run<W: Warehouse, L: LakeCatalog, C: ChangeFeed>(
     )
     .await?;
     let moves = previous != Some(boundary);
-    let earliest = gathered.partitions.iter().map(|p| p.day).min();
     // Days the boundary moves over that may hold it (a day older than
     // `boundary − max_hold_days` may not: a lake that never catches up must not freeze it).
     let checks_lake = moves && !request.full && !request.catch_up;
