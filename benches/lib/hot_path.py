@@ -16,8 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-BATCH_TARGET_MS = 20.0
-BARE_RATIO_TARGET = 0.5
+# The performance issue's targets: a 10,000-record batch within 40 ms on this machine, and
+# the whole hot path at least as fast as the bare parse of the same event (ratio >= 1).
+BATCH_TARGET_MS = 40.0
+BARE_RATIO_TARGET = 1.0
 PYTHON_RATIO_TARGET = 20.0
 GROUPS = {"stream-processor": "stream_processor_10000", "lake-writer": "lake_writer_10000"}
 
@@ -90,7 +92,9 @@ def main():
     missing = []
     metrics = []
     hot_rps = {}
+    bare_by_fn = {}
     shares = []
+    why_slower = []
     for fn, group in GROUPS.items():
         hot = est.get((group, "hot_path"))
         bare = est.get((group, "bare_parse_event"))
@@ -109,12 +113,21 @@ def main():
         ratio = rps / bare_rps
         lo, hi = (x / 1e6 for x in hot["median_ci"])
         shares.append(f"{fn} {ours['median_ns'] / hot['median_ns']:.0%}")
+        bare_by_fn[fn] = bare_rps
+        if ratio < BARE_RATIO_TARGET:
+            rest = ms - ours["median_ns"] / 1e6 - payloads["median_ns"] / 1e6
+            why_slower.append(
+                f"{fn}: of its {ms:.1f} ms, the envelope takes {ours['median_ns'] / 1e6:.1f} ms and "
+                f"a typed parse of the payloads {payloads['median_ns'] / 1e6:.1f} ms; the other "
+                f"{rest:.1f} ms are validation (exact decimals, timestamps, duplicate keys), "
+                f"de-duplication and the {what}, none of which the bare parse "
+                f"({bare['median_ns'] / 1e6:.1f} ms) does")
         metrics += [
             metric(f"{fn}: 10,000-record batch, event bytes → {what}", r3(ms), "ms",
                    f"<= {BATCH_TARGET_MS:g} ms on one core", ms <= BATCH_TARGET_MS,
                    detail=f"95% CI of the median {lo:.2f}–{hi:.2f} ms"),
             metric(f"{fn}: hot path throughput vs bare serde_json parse of the same event",
-                   r0(rps), "records/s", f">= {BARE_RATIO_TARGET:.0%} of bare parse",
+                   r0(rps), "records/s", f">= {BARE_RATIO_TARGET:g}× bare parse",
                    ratio >= BARE_RATIO_TARGET, baseline=r0(bare_rps), ratio=r3(ratio)),
             metric(f"{fn}: hot path vs typed parse of the decoded payloads only", r0(rps),
                    "records/s", baseline=r0(payload_rps), ratio=r3(rps / payload_rps)),
@@ -150,9 +163,12 @@ def main():
         hot_notes.append("Share of the hot path's median spent in the envelope alone "
                          "(KinesisRecords, base64 included, before any validation): "
                          + ", ".join(shares) + ".")
+    if why_slower:
+        hot_notes.append("Why the hot path is slower than the bare parse (target not met): "
+                         + "; ".join(why_slower) + ".")
     out = Path(args.out)
     if metrics:
-        write_section(out, "hot_path", "Hot path: 10,000-record Kinesis batches (criterion)",
+        write_section(out, "hot_path", "Hot path with Fleetline's Kinesis envelope: 10,000-record batches (criterion)",
                       args.command, now, hot_notes, metrics)
 
     if args.python and "stream-processor" in hot_rps:
@@ -184,6 +200,14 @@ def main():
             f"duplicates {py['counts']['duplicates']}).",
             "Rust figure: the stream-processor hot path's criterion median from the same run.",
         ]
+        bare = bare_by_fn.get("stream-processor")
+        if ratio < PYTHON_RATIO_TARGET and bare:
+            py_notes.append(
+                f"Why the {PYTHON_RATIO_TARGET:g}x target is not met: a bare serde parse of the same "
+                f"event runs at {bare:,.0f} records/s, {bare / py_rps:.1f}x the Python handler, "
+                "because the handler's parsing is CPython's json and base64, written in C; "
+                f"{PYTHON_RATIO_TARGET:g}x the handler ({PYTHON_RATIO_TARGET * py_rps:,.0f} records/s) "
+                "is faster than any Rust handler can parse the event at all.")
         write_section(out, "python_baseline", "Against a straightforward Python handler",
                       args.command, now, py_notes, py_metrics)
     if missing:

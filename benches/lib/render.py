@@ -14,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-ORDER = ["hot_path", "python_baseline", "freshness", "query_latency", "batch_incremental",
-         "batch_history", "memory"]
+ORDER = ["hot_path", "python_baseline", "freshness", "sustained_ingest", "data_api_calls",
+         "query_latency", "batch_incremental", "batch_history", "memory"]
 
 
 def fmt_num(v):

@@ -24,6 +24,17 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def percentile(values, p):
+    """Linear interpolation between closest ranks (NumPy's default, Hyndman-Fan type 7)."""
+    xs = sorted(values)
+    if not xs:
+        return None
+    k = (len(xs) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
 class BenchError(Exception):
     """A benchmark could not run (a missed target is not an error)."""
 

@@ -3,6 +3,10 @@
 
 Sections (one JSON file each in --out, contract in benches/stack/README.md):
   freshness          PutRecords -> reading visible through the REST API, p50/p95/max
+  sustained_ingest   readings/s through Kinesis, both consumers and the REST API, at 2 and 4
+                     shards, offered load steps until one is not sustained (ingest.py)
+  data_api_calls     Data API calls per 1,000 readings and per stream-processor invocation,
+                     as the emulator counts them (calls.py)
   query_latency      p50/p99 of the six REST endpoints over a year of data for N vehicles
   batch_incremental  batch-views: one new day (incremental) vs a full rebuild
   batch_history      batch-views: the same change after 30, 120 and 365 days of history
@@ -37,9 +41,11 @@ import boto3
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benches" / "lib"))
-from stack_run import BenchError, StackRun, log  # noqa: E402  (benches/lib/stack_run.py)
+from stack_run import BenchError, StackRun, log, percentile  # noqa: E402  (benches/lib/stack_run.py)
 sys.path.insert(0, str(ROOT / "localstack" / "lib"))
 from resources import ensure_lake_changes, remove_lake_changes  # noqa: E402  (the demo's too)
+from ingest import sustained_ingest  # noqa: E402  (benches/stack/ingest.py)
+from calls import data_api_calls  # noqa: E402  (benches/stack/calls.py)
 
 # Sizes. "full" is what the issue asks for; "quick" keeps the whole run under ~3 min.
 SIZES = {
@@ -81,22 +87,12 @@ VISIBLE_DEADLINE_S = 30.0  # a reading not visible by then counts as "not visibl
 DEFAULT_WINDOW_S = 1  # template.yaml SpeedBatchingWindowSeconds default (stream-processor)
 SEED = 11
 LAKE_BATCH = 1000  # records per lake-writer invocation in the bulk load
-SECTIONS = ("freshness", "batch_history", "batch_incremental", "query_latency")
+SECTIONS = ("freshness", "sustained_ingest", "data_api_calls", "batch_history", "batch_incremental",
+            "query_latency")
 
 
 # Every endpoint's p99 at most this many times SELECT 1's, measured in the same run.
 P99_TARGET_RATIO = 3.0
-
-
-def percentile(values, p):
-    """Linear interpolation between closest ranks (NumPy's default, Hyndman-Fan type 7)."""
-    xs = sorted(values)
-    if not xs:
-        return None
-    k = (len(xs) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
 def free_port():
@@ -359,9 +355,11 @@ class Bench(StackRun):
                 log(f"cleanup: queue {self.changes_queue}: {e}")
         self.remove_resources(ok)
 
-    def write(self, section, title, notes, metrics):
+    def write(self, section, title, notes, metrics, tables=None):
         doc = {"section": section, "title": title, "command": self.command,
                "notes": [self.machine] + notes, "metrics": metrics}
+        if tables:
+            doc["tables"] = tables
         path = self.out / f"{section}.json"
         path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         log(f"wrote {path}")
@@ -626,6 +624,24 @@ class Bench(StackRun):
             raise BenchError(f"psql batch SQL failed: {r.stderr.strip()[:300]} {r.stdout[:300]}")
         return sum(times[1:4]), times[1]
 
+    def settle_tables(self):
+        """VACUUM ANALYZE the bench database before timing queries. The year load and the
+        batch runs before leave PostgreSQL dead rows that autovacuum has not reclaimed yet;
+        Redshift reclaims deleted rows and refreshes statistics itself in the background
+        (automatic vacuum delete and automatic analyze: "Vacuuming tables",
+        https://docs.aws.amazon.com/redshift/latest/dg/t_Reclaiming_storage_space202.html),
+        so timing a bloated table would measure the emulator's storage, not the query."""
+        if not self.args.psql:
+            return "not run (no psql): tables may hold dead rows from the load"
+        r = subprocess.run(
+            [self.args.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+             "-p", str(self.args.pg_port), "-U", "postgres", "-d", self.database,
+             "-c", "VACUUM ANALYZE"],
+            capture_output=True, text=True, timeout=900)
+        if r.returncode != 0:
+            raise BenchError(f"VACUUM ANALYZE failed: {r.stderr.strip()[:300]}")
+        return "VACUUM ANALYZE before timing (Redshift vacuums and analyzes in the background)"
+
     def wait_emulator(self):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -639,6 +655,7 @@ class Bench(StackRun):
     # --- query latency ---
 
     def query_latency(self, runner, load):
+        settled = self.settle_tables()
         s = self.size
         first_day = self.today - dt.timedelta(days=s["days"] + 1)
         last_day = self.today - dt.timedelta(days=1)
@@ -774,7 +791,16 @@ class Bench(StackRun):
             "finished, GetStatementResult; raw JSON protocol, no SDK): the round trip no query "
             "can avoid. The 404 baseline is the runner's API Gateway + query-api without SQL.",
             "Answers checked against the simulator's ground truth before timing: " + checks,
+            f"Tables: {settled}.",
         ]
+        over = [m["name"].removeprefix("p99 ") for m in metrics if m.get("met") is False]
+        if over:
+            why = ("; GET /v1/fleet/daily answers 365 rows where the others answer one or a "
+                   "page: its time is mostly carrying them through GetStatementResult and "
+                   "query-api's JSON, which SELECT 1 does not" if any("fleet/daily" in o for o in over)
+                   else "")
+            notes.append(f"Over the target in this run: {', '.join(over)}{why}. The ratios move "
+                         "by up to 1× between runs on this shared 2-core machine.")
         if errors:
             notes.append(f"non-200 answers per endpoint: {errors}")
         if self.quick:
@@ -1072,6 +1098,11 @@ class Bench(StackRun):
             "with the lake).",
             f"Load (not a metric): {load_s:.0f} s to generate and write the history.",
         ]
+        if any(m.get("met") is False for m in metrics):
+            notes.append("Where a target is not met, the growth is the two costs above that follow "
+                         "history rather than change: the emulator's sync (local only; see the "
+                         "estimate rows without it) and the yearly procedures' scan of "
+                         "batch.vehicle_daily.")
         self.batch_notes_tail(notes, "the ratios are")
         self.write("batch_history", "Batch cost against history length", notes, metrics)
         self.retries = []  # reported with this section only
@@ -1081,6 +1112,10 @@ class Bench(StackRun):
         sections = self.args.sections
         if "freshness" in sections:
             self.freshness()
+        if "sustained_ingest" in sections:
+            sustained_ingest(self, Http, metric)
+        if "data_api_calls" in sections:
+            data_api_calls(self, metric)
         if "batch_history" in sections:
             self.history_length()
         if "batch_incremental" in sections or "query_latency" in sections:

@@ -38,6 +38,8 @@ STAR_RESOURCE_OK = {
     "redshift-data:CancelStatement", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
     # The RedshiftDbRoles tag lookup behind IAM sign-in (Resource Groups Tagging API).
     "tag:GetResources", "tag:GetTagKeys",
+    # Streaming ingestion's role (SpeedPath=streaming-ingestion): ListStreams lists the account's streams.
+    "kinesis:ListStreams",
 }
 REQUIRED_ENV = {
     "StreamProcessorFunction": ["FLEETLINE_REDSHIFT_WORKGROUP", "FLEETLINE_REDSHIFT_CLUSTER", "FLEETLINE_REDSHIFT_DATABASE", "FLEETLINE_REDSHIFT_SECRET_ARN"],
@@ -133,6 +135,9 @@ def main() -> int:
     expect(sprops.get("CodeVersion") == {"Ref": "SchemaMigratorFunction.Version"}, "WarehouseSchema.CodeVersion follows the code")
     for key in ("LakeBucket", "GlueDatabase", "SpectrumRole"):
         expect(key in sprops, f"WarehouseSchema.{key} missing")
+    # The speed path's SQL (infra/sql/15_speed_streaming.sql) needs these placeholders.
+    for var in ("SPEED_PATH", "STREAM_NAME", "STREAMING_IAM_ROLE"):
+        expect(var in sprops.get("Variables", {}), f"WarehouseSchema.Variables.{var} missing")
     migrator = res.get("SchemaMigratorFunction", {}).get("Properties", {})
     expect(migrator.get("Timeout") == 900, "SchemaMigratorFunction.Timeout 900 (a cold workgroup)")
     expect(int(migrator.get("Environment", {}).get("Variables", {}).get("FLEETLINE_REDSHIFT_TIMEOUT_SECS", "0")) + 30 <= 900,

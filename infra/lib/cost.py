@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOURS_PER_MONTH = 730
+SPEED_PATHS = ("lambda", "streaming-ingestion")
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 GIB = 1024**3
 PRICES_DATE = "2026-12-07"
@@ -104,8 +105,18 @@ def estimate(
     speed_days_kept: int = 3,  # speed.telemetry keeps days >= boundary - 2
     rms_bytes_per_reading: int = 40,  # compressed columnar row in Redshift
     log_bytes_per_invocation: int = 1000,  # Lambda platform lines + JSON log lines
+    speed_path: str = "lambda",  # SpeedPath: lambda | streaming-ingestion
+    loads_per_hour: float = 60,  # streaming-ingestion: view-refresher schedule (rate(1 minute))
+    load_duration_s: float = 5.0,  # streaming-ingestion: REFRESH + load transaction + MV refresh
+    refresher_memory_gb: float = 0.25,  # view-refresher (Globals MemorySize 256)
+    stream_mv_bytes_per_reading: int = 900,  # streaming MV row: kinesis_data + SUPER payload + metadata
+    # Days of raw rows the streaming MV holds: each load deletes the rows it loaded, so ~0.
+    stream_mv_days_kept: float = 0,
     prices: dict[str, float] = PRICES,
 ) -> Estimate:
+    if speed_path not in SPEED_PATHS:
+        raise ValueError(f"speed_path must be one of {SPEED_PATHS}, not {speed_path!r}")
+    streaming = speed_path == "streaming-ingestion"
     p = prices
     rec_s = float(vehicles)  # one reading per vehicle per second
     records = rec_s * SECONDS_PER_MONTH
@@ -124,10 +135,18 @@ def estimate(
         kinesis = n_shards * HOURS_PER_MONTH * p["kinesis_shard_hour"] + put_units / 1e6 * p["kinesis_put_unit_million"]
     per_shard = rec_s / n_shards
 
-    sp_inv_s = invocations_per_s(n_shards, per_shard, batch_size, speed_window_s, speed_duration_s)
+    # Streaming ingestion: Redshift reads the stream itself (a standard consumer in place of
+    # stream-processor, so the retrieval line above is unchanged) and view-refresher loads it
+    # on its schedule; no stream-processor invocations.
+    sp_inv_s = 0.0 if streaming else invocations_per_s(n_shards, per_shard, batch_size, speed_window_s, speed_duration_s)
     lw_inv_s = invocations_per_s(n_shards, per_shard, batch_size, lake_window_s, lake_duration_s)
-    invocations = (sp_inv_s + lw_inv_s) * SECONDS_PER_MONTH
-    gb_s = (sp_inv_s * speed_duration_s * speed_memory_gb + lw_inv_s * lake_duration_s * lake_memory_gb) * SECONDS_PER_MONTH
+    load_inv_s = loads_per_hour / 3600 if streaming else 0.0
+    invocations = (sp_inv_s + lw_inv_s + load_inv_s) * SECONDS_PER_MONTH
+    gb_s = (
+        sp_inv_s * speed_duration_s * speed_memory_gb
+        + lw_inv_s * lake_duration_s * lake_memory_gb
+        + load_inv_s * load_duration_s * refresher_memory_gb
+    ) * SECONDS_PER_MONTH
     lam = invocations / 1e6 * p["lambda_request_million"] + gb_s * p["lambda_arm_gb_second"]
 
     # One lake object per (event day, shard, lake-writer batch): one PUT per invocation.
@@ -141,10 +160,16 @@ def estimate(
     # Redshift Serverless bills RPU-seconds while statements run, at least 60 s each time it
     # becomes active. Upper bound: every stream-processor statement, refresh and batch run
     # starts its own 60 s (no overlap), capped at the whole hour.
-    activations_per_hour = sp_inv_s * 3600 + refreshes_per_hour
-    busy = min(1.0, activations_per_hour * 60 / 3600 + batch_minutes_per_day / (24 * 60))
+    # In streaming mode each scheduled load replaces a refresh (same function, same schedule).
+    if streaming:
+        activation_s = max(60.0, load_duration_s) * loads_per_hour
+    else:
+        activation_s = (sp_inv_s * 3600 + refreshes_per_hour) * 60
+    busy = min(1.0, activation_s / 3600 + batch_minutes_per_day / (24 * 60))
     rpu_hours = rpu * busy * HOURS_PER_MONTH
     rms_gb = rec_s * 86400 * speed_days_kept * rms_bytes_per_reading / GIB
+    if streaming:
+        rms_gb += rec_s * 86400 * stream_mv_days_kept * stream_mv_bytes_per_reading / GIB
     redshift = rpu_hours * p["redshift_rpu_hour"] + rms_gb * p["redshift_rms_gb_month"]
 
     log_gb = invocations * log_bytes_per_invocation / GIB
@@ -171,7 +196,7 @@ def estimate(
             "log_gb": log_gb,
             # One invocation at a time per shard: a consumer keeps up only if a full batch
             # per invocation duration covers the shard's rate.
-            "speed_keeps_up": float(batch_size / speed_duration_s >= per_shard),
+            "speed_keeps_up": 1.0 if streaming else float(batch_size / speed_duration_s >= per_shard),
         },
     )
 
@@ -348,6 +373,8 @@ def estimates_from(a: argparse.Namespace) -> list[Estimate]:
             speed_window_s=a.speed_window,
             batch_size=a.batch_size,
             refreshes_per_hour=a.refreshes_per_hour,
+            speed_path=a.speed_path,
+            loads_per_hour=a.loads_per_hour,
             rpu=a.rpu if a.rpu else (16 if v >= 100_000 else 8),
         )
         for v in a.vehicles
@@ -378,12 +405,20 @@ def cost_section(ests: list[Estimate], batch_size: int) -> dict:
             "table divided by the readings of a month (one reading per vehicle per second, 730 h).",
             "Lambda GB-s use an assumed billed duration (stream-processor 1 s at 256 MB, almost all of it waiting "
             "for its Data API statement; lake-writer 0.5 s at 512 MB): no benchmark here measures billed duration on "
-            "AWS, and the local stack's emulator does not have Redshift's statement latency.",
+            "AWS, and the local stack's emulator does not have Redshift's statement latency. The sustained-ingest "
+            "section measures them locally (stream-processor p95 about 0.1 s, lake-writer about 0.03 s): the "
+            "lake-writer figure supports the assumption as an upper bound; stream-processor's leaves out Redshift's "
+            "statement time, which only a deploy can measure.",
             f"KinesisBatchSize {batch_size}; Redshift Serverless 8 RPU (16 at 100,000 vehicles), busy all month "
             "because stream-processor commits every second; " + SOURCES_NOTE + ".",
         ],
         "metrics": metrics,
-        "tables": [per_million_table(ests)],
+        "tables": [
+            per_million_table(ests),
+            "Both speed paths (`python3 infra/lib/cost.py --compare --batch-size "
+            f"{batch_size}`; README \"Which speed path\"):\n\n"
+            + comparison_table(path_comparison(COMPARE_VEHICLES, batch_size)),
+        ],
     }
 
 
@@ -411,6 +446,41 @@ def capacity_section(caps: list[Capacity]) -> dict:
     }
 
 
+# --- which speed path when ---------------------------------------------------------------
+
+COMPARE_VEHICLES = [100, 500, 1_000, 5_000, 10_000, 100_000]
+
+
+def path_comparison(vehicles: list[int], batch_size: int = 500, speed_window_s: float = 1,
+                    statement_s: float = 1.0) -> list[dict]:
+    """Per fleet size: the monthly cost of each speed path and whether the Lambda path carries
+    the load at all (its ceiling from `speed_path_capacity`). Streaming ingestion is priced at
+    two view-refresher schedules, rate(1 minute) and rate(5 minutes)."""
+    ceiling = speed_path_capacity(speed_window_s, batch_size=batch_size, statement_s=statement_s).binding[1]
+    rows = []
+    for v in vehicles:
+        rpu = 16 if v >= 100_000 else 8
+        lam = estimate(v, batch_size=batch_size, speed_window_s=speed_window_s, rpu=rpu)
+        s1 = estimate(v, speed_path="streaming-ingestion", loads_per_hour=60, batch_size=batch_size, rpu=rpu)
+        s5 = estimate(v, speed_path="streaming-ingestion", loads_per_hour=12, batch_size=batch_size, rpu=rpu)
+        rows.append({"vehicles": v, "lambda": lam, "streaming_1min": s1, "streaming_5min": s5,
+                     "lambda_carries": v <= ceiling, "lambda_ceiling": ceiling})
+    return rows
+
+
+def comparison_table(rows: list[dict]) -> str:
+    def cell(e: Estimate) -> str:
+        per = sum(per_million(e).values()) if e.vehicles else 0.0
+        return f"${e.total:,.0f} (${per:,.3f}/M)"
+
+    head = ["vehicles (1 reading/s)", "lambda: $/month ($/M readings)", "lambda carries it?",
+            "streaming, rate(1 minute)", "streaming, rate(5 minutes)"]
+    body = [[f"{r['vehicles']:,}", cell(r["lambda"]),
+             "yes" if r["lambda_carries"] else f"no (ceiling ≈ {r['lambda_ceiling']:,.0f} readings/s)",
+             cell(r["streaming_1min"]), cell(r["streaming_5min"])] for r in rows]
+    return markdown_table(head, body)
+
+
 def write_bench_json(out_dir: str, ests: list[Estimate], batch_size: int) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -431,12 +501,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--per-million", action="store_true", help="cost per million readings (Markdown)")
     ap.add_argument("--capacity", action="store_true", help="readings/s the speed path carries (Markdown)")
+    ap.add_argument("--speed-path", choices=SPEED_PATHS, default="lambda", help="SpeedPath of the estimate")
+    ap.add_argument("--loads-per-hour", type=float, default=60,
+                    help="streaming-ingestion: view-refresher runs per hour (rate(1 minute) = 60)")
+    ap.add_argument("--compare", action="store_true", help="both speed paths side by side (Markdown)")
     ap.add_argument("--statement-seconds", type=float, default=1.0,
                     help="--capacity: how long one stream-processor transaction runs on Redshift (assumed 1)")
     ap.add_argument("--bench-json", metavar="DIR", help="write DIR/cost_per_million.json and DIR/speed_path_capacity.json")
     a = ap.parse_args(argv)
     if a.capacity:
         print(capacity_table(capacities(a.statement_seconds)))
+        return 0
+    if a.compare:
+        print(comparison_table(path_comparison(COMPARE_VEHICLES, a.batch_size, a.speed_window, a.statement_seconds)))
+        print(f"\n{SOURCES_NOTE}")
         return 0
     ests = estimates_from(a)
     if a.bench_json:

@@ -210,6 +210,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=300, help="seconds to wait for the stack")
     ap.add_argument("--lake-sink", default="firehose", choices=["s3", "firehose"],
                     help="LakeSink of the test stack (firehose also deploys the delivery stream)")
+    ap.add_argument("--speed-path", default="streaming-ingestion", choices=["lambda", "streaming-ingestion"],
+                    help="SpeedPath of the test stack (streaming-ingestion also deploys its Redshift role)")
     ap.add_argument("--dump", help="write the localized template to this file")
     args = ap.parse_args()
 
@@ -231,6 +233,7 @@ def main() -> int:
         "GlueDatabaseName": f"fltest_{suffix}",
         "ServingName": f"fltest-{suffix}",
         "LakeSink": args.lake_sink,
+        "SpeedPath": args.speed_path,
         "EnableIotRule": "true",
         "AlarmEmail": "ops@example.com",
         "StreamMode": "PROVISIONED",
@@ -404,6 +407,24 @@ def main() -> int:
             d = fh.describe_delivery_stream(DeliveryStreamName=f"{stack}-lake")["DeliveryStreamDescription"]
             return f"{d['DeliveryStreamName']} {d['DeliveryStreamStatus']}"
 
+        def streaming_role():
+            if args.speed_path != "streaming-ingestion":
+                assert "StreamingIngestionRole" not in res, "streaming role created although SpeedPath=lambda"
+                return "not created (SpeedPath=lambda), as intended"
+            iam = client("iam")
+            role = iam.get_role(RoleName=phys["StreamingIngestionRole"])["Role"]
+            trust = role["AssumeRolePolicyDocument"]
+            trust = json.loads(trust) if isinstance(trust, str) else trust
+            services = {s for st in trust["Statement"] for s in st["Principal"]["Service"]}
+            assert services == {"redshift.amazonaws.com", "redshift-serverless.amazonaws.com"}, services
+            names = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
+            doc = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=names[0])["PolicyDocument"]
+            doc = json.loads(doc) if isinstance(doc, str) else doc
+            stream_arn = kinesis.describe_stream_summary(StreamName=params["StreamName"])["StreamDescriptionSummary"]["StreamARN"]
+            scoped = [st for st in doc["Statement"] if st["Resource"] == stream_arn]
+            assert scoped, doc
+            return f"{role['RoleName']}: Kinesis read on {stream_arn}"
+
         def secret():
             sm = client("secretsmanager")
             v = json.loads(sm.get_secret_value(SecretId=phys["ServingAdminSecret"])["SecretString"])
@@ -421,6 +442,7 @@ def main() -> int:
         checks.check("alarm topic with e-mail subscription", topic)
         checks.check("Firehose delivery stream", firehose)
         checks.check("serving admin secret", secret)
+        checks.check("streaming ingestion role (SpeedPath)", streaming_role)
     finally:
         if args.keep:
             log(f"--keep: stack {stack} left in place")

@@ -334,6 +334,82 @@ class DeployedButWrong(unittest.TestCase):
         self.assertEqual(follow[0]["Condition"], {"StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}})
 
 
+class SpeedPath(unittest.TestCase):
+    """SpeedPath=lambda (default) | streaming-ingestion: one parameter switches the speed layer."""
+
+    def _esm_enabled(self, function: str, **params: str):
+        cfn = transformed()
+        ev = Evaluator(cfn, **params)
+        esms = [r["Properties"] for r in cfn["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
+                and r["Properties"]["FunctionName"] == {"Ref": function}]
+        self.assertEqual(len(esms), 1, function)
+        return ev.value(esms[0].get("Enabled", True))
+
+    def test_stream_processor_mapping_follows_the_speed_path(self):
+        self.assertIs(self._esm_enabled("StreamProcessorFunction"), True)
+        self.assertIs(self._esm_enabled("StreamProcessorFunction", SpeedPath="streaming-ingestion"), False)
+        # The lake is written the same way on both paths.
+        self.assertIs(self._esm_enabled("LakeWriterFunction", SpeedPath="streaming-ingestion"), True)
+
+    def test_streaming_role_reads_only_the_stream_and_is_attached(self):
+        res = sam()["Resources"]
+        role = res["StreamingIngestionRole"]
+        self.assertEqual(role["Condition"], "CreateStreamingRole")
+        trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        self.assertEqual([s["Principal"]["Service"] for s in trust],
+                         [["redshift.amazonaws.com", "redshift-serverless.amazonaws.com"]])
+        for st in statements(role["Properties"]["Policies"]):
+            if actions(st) == ["kinesis:ListStreams"]:
+                self.assertEqual(st["Resource"], "*")
+            else:
+                self.assertEqual(st["Resource"], {"Fn::GetAtt": ["TelemetryStream", "Arn"]}, st)
+        granted = {a for st in statements(role["Properties"]["Policies"]) for a in actions(st)}
+        self.assertEqual(granted, {"kinesis:DescribeStreamSummary", "kinesis:GetShardIterator", "kinesis:GetRecords",
+                                   "kinesis:DescribeStream", "kinesis:ListShards", "kinesis:ListStreams"})
+        ns = res["ServingNamespace"]["Properties"]
+        for params, roles in (({}, 1), ({"SpeedPath": "streaming-ingestion"}, 2)):
+            ev = Evaluator(sam(), **params)
+            self.assertEqual(ev.condition("CreateStreamingRole"), roles == 2)
+            self.assertEqual(len(ev.value(ns["IamRoles"])), roles, params)
+        self.assertEqual(ns["DefaultIamRoleArn"], {"Fn::GetAtt": ["SpectrumRole", "Arn"]})
+        # The stream is encrypted with the AWS managed key: no KMS permission needed.
+        self.assertEqual(res["TelemetryStream"]["Properties"]["StreamEncryption"]["KeyId"], "alias/aws/kinesis")
+
+    def test_schema_variables_follow_the_speed_path_and_target(self):
+        var = sam()["Resources"]["WarehouseSchema"]["Properties"]["Variables"]
+        role_arn = "arn:aws:iam::123456789012:role/streaming"
+        cases = [
+            ({}, "lambda", ""),
+            ({"SpeedPath": "streaming-ingestion"}, "streaming-ingestion", {"Fn::GetAtt": ["StreamingIngestionRole", "Arn"]}),
+            ({"SpeedPath": "streaming-ingestion", "ServingTarget": "existing-cluster",
+              "ExistingRedshiftArn": "arn:aws:redshift:us-east-1:123456789012:cluster:c", "ExistingStreamingRoleArn": role_arn},
+             "streaming-ingestion", role_arn),
+        ]
+        for params, path, role in cases:
+            ev = Evaluator(sam(), **params)
+            self.assertEqual(ev.value(var["SPEED_PATH"]), path, params)
+            self.assertEqual(ev.value(var["STREAMING_IAM_ROLE"]), role, params)
+            self.assertEqual(var["STREAM_NAME"], {"Ref": "TelemetryStream"})
+            self.assertEqual(env("ViewRefresherFunction", **params)["SPEED_PATH"], path)
+
+    def test_existing_target_needs_an_attached_streaming_role(self):
+        existing = {"SpeedPath": "streaming-ingestion", "ServingTarget": "existing-workgroup",
+                    "ExistingRedshiftArn": "arn:aws:redshift-serverless:us-east-1:123456789012:workgroup/x"}
+        self.assertTrue([f for f in Evaluator(sam(), **existing).rules_pass() if "ExistingStreamingRoleArn" in f])
+        self.assertEqual(Evaluator(sam(), **existing, ExistingStreamingRoleArn="arn:aws:iam::123456789012:role/r").rules_pass(), [])
+        self.assertEqual(Evaluator(sam(), SpeedPath="streaming-ingestion").rules_pass(), [])
+
+    def test_view_refresher_writes_dead_letters_only_when_streaming(self):
+        def puts(**params: str) -> list:
+            ev = Evaluator(sam(), **params)
+            policy = sam()["Resources"]["ViewRefresherRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+            sts = [ev.value(st) for st in policy["Statement"]]
+            return [s for s in sts if "Action" in s and "s3:PutObject" in actions(s)]
+        self.assertEqual(puts(), [])
+        streaming = puts(SpeedPath="streaming-ingestion")
+        self.assertEqual([s["Resource"] for s in streaming], [{"Fn::Sub": "${LakeBucket.Arn}/rejected/*"}])
+
+
 class Cost(unittest.TestCase):
     """Template audit section C."""
 

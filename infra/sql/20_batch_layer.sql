@@ -99,11 +99,15 @@ CREATE TABLE IF NOT EXISTS batch.day_recomputes (
 DISTSTYLE ALL
 COMPOUND SORTKEY (event_day);
 
--- The seed's batch views as native tables, rebuilt from batch.vehicle_daily.
+-- The seed's batch views as native tables, rebuilt from batch.vehicle_daily. The by-year
+-- table also keeps each vehicle's miles (the same exact sum as the fleet's below), so a
+-- per-vehicle miles answer reads one row per year instead of every trip of the year
+-- (infra/sql/22_vehicle_year_miles.sql adds the column where the table existed before it).
 CREATE TABLE IF NOT EXISTS batch.batchlayer_rapid_acceleration_by_year (
-    vin                 CHAR(17) NOT NULL,
-    year                INTEGER  NOT NULL,
-    rapid_accelerations BIGINT   NOT NULL
+    vin                 CHAR(17)      NOT NULL,
+    year                INTEGER       NOT NULL,
+    rapid_accelerations BIGINT        NOT NULL,
+    miles               DECIMAL(38,9) NOT NULL
 )
 DISTSTYLE KEY
 DISTKEY (vin)
@@ -310,9 +314,9 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 
--- The seed's rapid_acceleration_by_year_sp: rapid accelerations per VIN and year over the
--- batch-owned days (before serving.control.boundary; none while the boundary is NULL).
--- DELETE, not TRUNCATE: TRUNCATE commits implicitly in Redshift.
+-- The seed's rapid_acceleration_by_year_sp: rapid accelerations and miles per VIN and year
+-- over the batch-owned days (before serving.control.boundary; none while the boundary is
+-- NULL). DELETE, not TRUNCATE: TRUNCATE commits implicitly in Redshift.
 CREATE OR REPLACE PROCEDURE batch.rapid_acceleration_by_year_sp()
 AS $$
 DECLARE
@@ -320,10 +324,11 @@ DECLARE
 BEGIN
     SELECT INTO b boundary FROM serving.control;
     DELETE FROM batch.batchlayer_rapid_acceleration_by_year;
-    INSERT INTO batch.batchlayer_rapid_acceleration_by_year (vin, year, rapid_accelerations)
+    INSERT INTO batch.batchlayer_rapid_acceleration_by_year (vin, year, rapid_accelerations, miles)
     SELECT d.vin,
            CAST(EXTRACT(YEAR FROM d.event_day) AS INTEGER),
-           SUM(d.rapid_accelerations)
+           SUM(d.rapid_accelerations),
+           SUM((d.max_odometer - d.min_odometer) * 0.621371)
     FROM batch.vehicle_daily d
     WHERE d.event_day < b
     GROUP BY d.vin, CAST(EXTRACT(YEAR FROM d.event_day) AS INTEGER);

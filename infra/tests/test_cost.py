@@ -179,3 +179,44 @@ class PerMillion(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class StreamingIngestion(unittest.TestCase):
+    """SpeedPath=streaming-ingestion: no stream-processor; view-refresher loads on its schedule."""
+
+    def test_lambda_requests_and_gb_seconds(self):
+        # lake-writer 0.8/s as in HundredVehicles; view-refresher 60/h = 1/60 per s.
+        # requests: (0.8 + 1/60) x 2,628,000 = 2,146,200
+        # GB-s: (0.8 x 0.5 s x 0.5 GB + 1/60 x 5 s x 0.25 GB) x 2,628,000 = 525,600 + 54,750 = 580,350
+        e = cost.estimate(100, speed_path="streaming-ingestion")
+        self.assertAlmostEqual(e.facts["invocations_per_month"], 2_146_200)
+        self.assertAlmostEqual(e.facts["gb_seconds"], 580_350)
+
+    def test_a_five_minute_schedule_lets_the_workgroup_idle(self):
+        # 12 loads/h, each billed at least 60 s: 720 s/h = 0.2, plus batch 10 min/day = 0.006944
+        e = cost.estimate(100, speed_path="streaming-ingestion", loads_per_hour=12)
+        self.assertAlmostEqual(e.facts["busy_fraction"], 0.2 + 10 / 1440)
+        # every minute: 60 x 60 s fills the hour
+        self.assertEqual(cost.estimate(100, speed_path="streaming-ingestion").facts["busy_fraction"], 1.0)
+
+    def test_streaming_mv_rows_kept_are_stored_too(self):
+        # Loads delete what they loaded (default 0 days); kept 7 days, the extra storage is
+        # 100 readings/s x 86,400 s x 7 days x 900 B / 2^30 = 50.6639 GB of managed storage
+        lam = cost.estimate(100)
+        st = cost.estimate(100, speed_path="streaming-ingestion", stream_mv_days_kept=7)
+        extra_gb = 100 * 86_400 * 7 * 900 / 2**30
+        rpu_delta = (st.facts["rpu_hours"] - lam.facts["rpu_hours"]) * cost.PRICES["redshift_rpu_hour"]
+        self.assertAlmostEqual(st.lines["Redshift Serverless"] - lam.lines["Redshift Serverless"] - rpu_delta,
+                               extra_gb * cost.PRICES["redshift_rms_gb_month"], places=6)
+
+    def test_unknown_path_is_refused(self):
+        with self.assertRaises(ValueError):
+            cost.estimate(100, speed_path="kinesis")
+
+    def test_comparison_marks_loads_the_lambda_path_cannot_carry(self):
+        # KinesisBatchSize 500: the LOCK ceiling is 500 readings per 1 s transaction.
+        rows = cost.path_comparison([100, 500, 1_000], batch_size=500)
+        self.assertEqual([r["lambda_carries"] for r in rows], [True, True, False])
+        self.assertAlmostEqual(rows[0]["lambda_ceiling"], 500)
+        table = cost.comparison_table(rows)
+        self.assertIn("no (ceiling ≈ 500 readings/s)", table)

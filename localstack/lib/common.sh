@@ -34,10 +34,32 @@ FL_BUCKET="${FLEETLINE_BUCKET:-fleetline-lake}"
 FL_FIREHOSE="${FLEETLINE_FIREHOSE:-fleetline-lake-delivery}"
 # S3 ObjectCreated notifications of the lake prefix (template.yaml LakeChangesQueue).
 FL_LAKE_CHANGES_QUEUE="${FLEETLINE_LAKE_CHANGES_QUEUE:-fleetline-lake-changes}"
+# The speed path (template.yaml SpeedPath): lambda (stream-processor) or streaming-ingestion
+# (Redshift streaming ingestion, loaded by view-refresher; infra/sql/15_speed_streaming.sql).
+FL_SPEED_PATH="${FLEETLINE_SPEED_PATH:-lambda}"
+# The role of CREATE EXTERNAL SCHEMA ... FROM KINESIS locally: any role ARN (the emulator reads
+# LocalStack's Kinesis with the stack's test credentials).
+FL_STREAMING_IAM_ROLE="${FLEETLINE_STREAMING_IAM_ROLE:-arn:aws:iam::000000000000:role/fleetline-streaming-ingestion}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/fleetline-target}"
 
 FL_LS_URL="http://$FL_HOST:$FL_LS_PORT"
 FL_EMULATOR_URL="http://$FL_HOST:$FL_EMULATOR_PORT"
+
+# --- the speed path ---
+fl_check_speed_path() { # value -> 0 when it is a SpeedPath value, else an error
+    case "$1" in
+    lambda | streaming-ingestion) return 0 ;;
+    *) fl_die "speed path '$1': expected lambda or streaming-ingestion (FLEETLINE_SPEED_PATH / --speed-path)" ;;
+    esac
+}
+
+# The schema-migrator --var arguments of the speed path (stream and role: the local ones).
+fl_speed_path_vars() { # [speed path] -> one argument per line
+    local path="${1:-$FL_SPEED_PATH}"
+    fl_check_speed_path "$path"
+    printf '%s\n' --var "SPEED_PATH=$path" --var "STREAM_NAME=$FL_STREAM" \
+        --var "STREAMING_IAM_ROLE=$FL_STREAMING_IAM_ROLE"
+}
 
 # --- output ---
 fl_ts() { date +%H:%M:%S; }

@@ -160,7 +160,8 @@ fn sha256_hex(text: &str) -> String {
         .collect()
 }
 
-/// infra/sql/*.sql as CloudFormation's placeholders make them (for the recorded digests).
+/// infra/sql/*.sql as CloudFormation's placeholders make them (for the recorded digests);
+/// the requests set no SPEED_PATH, so a file applied only in another speed path is left out.
 fn expected_infra_sql() -> Vec<(String, String)> {
     let vars = [
         ("LAKE_BUCKET", "fleetline-lake"),
@@ -172,6 +173,10 @@ fn expected_infra_sql() -> Vec<(String, String)> {
         .expect("infra/sql")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "sql"))
+        .filter(|p| {
+            let text = std::fs::read_to_string(p).expect("read");
+            schema_migrator::script::applies_with(&text, &BTreeMap::new())
+        })
         .map(|p| {
             let mut text = std::fs::read_to_string(&p).expect("read");
             for (k, v) in vars {

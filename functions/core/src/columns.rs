@@ -31,6 +31,15 @@ pub const BOUNDED_BY_CONSTRUCTION: &[(&str, usize)] = &[
     ("sha256", 64),
     // Local-only lake table (infra/sql/local): the original JSON, never inserted by SQL.
     ("raw", 65535),
+    // The streaming-ingestion speed path (infra/sql/15_speed_streaming.sql): the streaming
+    // view's own partition_key column (VARCHAR(256)); reject codes, field names and details
+    // the validating view writes; a reject's first 32,000 bytes as hex; a UUID run id.
+    ("partition_key", 256),
+    ("reject_reason", 32),
+    ("reject_field", 32),
+    ("reject_detail", 256),
+    ("data_hex", 64000),
+    ("run_id", 36),
 ];
 
 #[cfg(test)]
@@ -98,6 +107,7 @@ mod tests {
             ("trip_id", TRIP_ID_MAX_BYTES),
             ("shard_id", SHARD_ID_MAX_BYTES),
             ("sequence_number", SEQUENCE_NUMBER_MAX_BYTES),
+            ("last_sequence_number", SEQUENCE_NUMBER_MAX_BYTES),
         ];
         let mut seen = 0;
         for (path, text) in sources() {

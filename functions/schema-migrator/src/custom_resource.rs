@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::migrate::{self, SqlFile};
-use crate::script::spectrum_role_sql;
+use crate::script::{normalize_variables, spectrum_role_sql};
 
 /// The response body limit.
 pub const MAX_RESPONSE_BYTES: usize = 4096;
@@ -157,6 +157,7 @@ pub fn variables(props: &Map<String, Value>) -> Result<BTreeMap<String, String>,
             ));
         }
     }
+    normalize_variables(&mut vars).map_err(|e| e.to_string())?;
     Ok(vars)
 }
 

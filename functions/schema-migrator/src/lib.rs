@@ -103,4 +103,38 @@ mod tests {
             "{external}"
         );
     }
+
+    #[test]
+    fn the_streaming_file_is_applied_in_its_speed_path_only() {
+        let files = bundled_files();
+        let names = |vars: &BTreeMap<String, String>| -> Vec<String> {
+            migrate::prepare(&files, vars)
+                .unwrap()
+                .into_iter()
+                .map(|f| f.name)
+                .collect()
+        };
+        let streaming = "15_speed_streaming.sql".to_owned();
+        assert!(!names(&local_defaults()).contains(&streaming));
+        let mut vars = local_defaults();
+        vars.insert("SPEED_PATH".into(), "streaming-ingestion".into());
+        vars.insert("STREAM_NAME".into(), "vehicle-telemetry".into());
+        vars.insert("STREAMING_IAM_ROLE".into(), "default".into());
+        let prepared = migrate::prepare(&files, &vars).unwrap();
+        let file = prepared
+            .iter()
+            .find(|f| f.name == streaming)
+            .expect("the streaming file");
+        assert!(
+            !file.one_by_one,
+            "one session: its SET statements must hold"
+        );
+        assert!(
+            file.statements
+                .iter()
+                .any(|s| s.contains("FROM kinesis_source.\"vehicle-telemetry\"")),
+            "{:?}",
+            file.statements
+        );
+    }
 }

@@ -18,7 +18,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use schema_migrator::custom_resource::{self, Request};
 use schema_migrator::migrate::{self, MigrateError, SqlFile};
 use schema_migrator::respond::HttpsResponder;
-use schema_migrator::script::spectrum_role_sql;
+use schema_migrator::script::normalize_variables;
 use serde_json::Value;
 
 /// Time kept back from the Lambda deadline to send the answer to CloudFormation.
@@ -53,7 +53,9 @@ struct ApplyArgs {
     dir: Option<PathBuf>,
     /// Value of a ${NAME} placeholder (repeatable). Local defaults: LAKE_BUCKET=fleetline-lake,
     /// LAKE_PREFIX=vehicle_telematics_raw/, GLUE_DATABASE=fleetline, SPECTRUM_IAM_ROLE=default
-    /// (a role ARN is written as a quoted literal).
+    /// (a role ARN is written as a quoted literal, as is STREAMING_IAM_ROLE). A file with a
+    /// line `-- fleetline: only NAME=VALUE` is applied only with --var NAME=VALUE (e.g.
+    /// SPEED_PATH=streaming-ingestion, which also needs STREAM_NAME).
     #[arg(long = "var", value_name = "NAME=VALUE")]
     vars: Vec<String>,
     /// Re-apply every file, even unchanged ones.
@@ -209,9 +211,7 @@ fn parse_vars(pairs: &[String]) -> Result<BTreeMap<String, String>, String> {
             .ok_or_else(|| format!("--var {pair:?}: expected NAME=VALUE"))?;
         vars.insert(name.to_owned(), value.to_owned());
     }
-    if let Some(role) = vars.get_mut("SPECTRUM_IAM_ROLE") {
-        *role = spectrum_role_sql(role).map_err(|e| e.to_string())?;
-    }
+    normalize_variables(&mut vars).map_err(|e| e.to_string())?;
     Ok(vars)
 }
 

@@ -49,16 +49,21 @@ pub struct PreparedFile {
     pub one_by_one: bool,
 }
 
-/// Substitutes, splits and checks every file (sorted by name) before anything runs.
+/// Substitutes, splits and checks every file (sorted by name) before anything runs. Files
+/// whose `-- fleetline: only NAME=VALUE` line does not match `vars` are left out.
 pub fn prepare(
     files: &[SqlFile],
     vars: &BTreeMap<String, String>,
 ) -> Result<Vec<PreparedFile>, ScriptError> {
-    let mut files: Vec<&SqlFile> = files.iter().collect();
+    let mut files: Vec<&SqlFile> = files
+        .iter()
+        .filter(|f| script::applies_with(&f.text, vars))
+        .collect();
     files.sort_by(|a, b| a.name.cmp(&b.name));
     files
         .into_iter()
         .map(|f| {
+            script::check_stream_name_in(&f.text, vars)?;
             let text = script::substitute(&f.text, vars, &f.name)?;
             let statements =
                 script::split_statements(&text).map_err(|reason| ScriptError::Split {

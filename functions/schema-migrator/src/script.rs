@@ -8,6 +8,17 @@ use sha2::{Digest, Sha256};
 /// A file marked with this comment runs statement by statement, never as one batch.
 pub const NO_TRANSACTION_MARK: &str = "fleetline:no-transaction";
 
+/// A file with a line `-- fleetline: only NAME=VALUE` is applied only when the variable
+/// NAME is VALUE (the streaming speed path's SQL: `SPEED_PATH=streaming-ingestion`);
+/// otherwise it is neither substituted, nor applied, nor recorded.
+pub const ONLY_MARK: &str = "-- fleetline: only ";
+
+/// Variables written into SQL as an `IAM_ROLE` argument (`default` or a quoted ARN).
+pub const ROLE_VARIABLES: [&str; 2] = ["SPECTRUM_IAM_ROLE", "STREAMING_IAM_ROLE"];
+
+/// The variable naming the Kinesis stream (written as a quoted identifier).
+pub const STREAM_NAME_VARIABLE: &str = "STREAM_NAME";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScriptError {
     #[error("{file}: unknown placeholder ${{{name}}} (pass it as a variable: {name}=VALUE)")]
@@ -251,15 +262,76 @@ pub fn excerpt(statement: &str, limit: usize) -> String {
     }
 }
 
+/// The `(NAME, VALUE)` of a file's [`ONLY_MARK`] line, if it has one.
+pub fn only_condition(text: &str) -> Option<(&str, &str)> {
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix(ONLY_MARK.trim_end()))
+        .and_then(|rest| rest.trim().split_once('='))
+        .map(|(name, value)| (name.trim(), value.trim()))
+}
+
+/// Whether a file applies with these variables: no [`ONLY_MARK`] line, or its variable has
+/// the value the line names (an unset variable matches nothing).
+pub fn applies_with(text: &str, vars: &BTreeMap<String, String>) -> bool {
+    only_condition(text)
+        .is_none_or(|(name, value)| vars.get(name).is_some_and(|v| v.trim() == value))
+}
+
+/// Writes the role variables as SQL ([`role_sql`]), so that every value is safe where the
+/// SQL puts it. Idempotent.
+pub fn normalize_variables(vars: &mut BTreeMap<String, String>) -> Result<(), ScriptError> {
+    for name in ROLE_VARIABLES {
+        if let Some(value) = vars.get_mut(name) {
+            *value = role_sql(name, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// For a file that will be substituted: a `${STREAM_NAME}` it uses must be a Kinesis stream
+/// name, 1–128 characters of `[a-zA-Z0-9_.-]` ("CreateStream",
+/// https://docs.aws.amazon.com/kinesis/latest/APIReference/API_CreateStream.html), because
+/// the SQL quotes it as an identifier. (Unknown placeholders are [`substitute`]'s error.)
+pub fn check_stream_name_in(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<(), ScriptError> {
+    match vars.get(STREAM_NAME_VARIABLE) {
+        Some(value) if text.contains("${STREAM_NAME}") => check_stream_name(value),
+        _ => Ok(()),
+    }
+}
+
+fn check_stream_name(value: &str) -> Result<(), ScriptError> {
+    let ok = (1..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ScriptError::BadVariable {
+            name: STREAM_NAME_VARIABLE.into(),
+            reason: "a Kinesis stream name is 1-128 characters of a-z, A-Z, 0-9, _ . -".into(),
+        })
+    }
+}
+
 /// How `CREATE EXTERNAL SCHEMA … IAM_ROLE` names the Spectrum role: the keyword `default`
 /// (the namespace's default IAM role) or a quoted role ARN. The syntax is
 /// `IAM_ROLE { default | 'SESSION' | 'arn:aws:iam::<account-id>:role/<role-name>' }`
 /// ("CREATE EXTERNAL SCHEMA", https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_EXTERNAL_SCHEMA.html),
 /// so an ARN is always written as a literal.
 pub fn spectrum_role_sql(value: &str) -> Result<String, ScriptError> {
+    role_sql("SPECTRUM_IAM_ROLE", value)
+}
+
+/// [`spectrum_role_sql`] for any role variable (`name` is only for the error): the
+/// Kinesis external schema takes the same `IAM_ROLE { default | 'arn' }` argument.
+pub fn role_sql(name: &str, value: &str) -> Result<String, ScriptError> {
     let v = value.trim();
     let bad = |reason: &str| ScriptError::BadVariable {
-        name: "SPECTRUM_IAM_ROLE".into(),
+        name: name.into(),
         reason: reason.into(),
     };
     if v.is_empty() || v.eq_ignore_ascii_case("default") {
@@ -382,5 +454,54 @@ mod tests {
         );
         assert_eq!(excerpt("-- c\nSELECT\n  1,\n 2", 100), "SELECT 1, 2");
         assert_eq!(excerpt("SELECT 1234", 6), "SELECT …");
+    }
+
+    #[test]
+    fn a_file_marked_only_applies_with_its_variable() {
+        let text = "-- fleetline: only SPEED_PATH=streaming-ingestion\nSELECT 1;";
+        assert_eq!(
+            only_condition(text),
+            Some(("SPEED_PATH", "streaming-ingestion"))
+        );
+        assert!(!applies_with(text, &vars(&[])));
+        assert!(!applies_with(text, &vars(&[("SPEED_PATH", "lambda")])));
+        assert!(applies_with(
+            text,
+            &vars(&[("SPEED_PATH", "streaming-ingestion")])
+        ));
+        assert_eq!(
+            only_condition("SELECT 1; -- fleetline:no-transaction"),
+            None
+        );
+        assert!(applies_with("SELECT 1;", &vars(&[])));
+    }
+
+    #[test]
+    fn role_and_stream_variables_are_normalized() {
+        let arn = "arn:aws:iam::123456789012:role/streaming";
+        let mut v = vars(&[("STREAMING_IAM_ROLE", arn), ("SPECTRUM_IAM_ROLE", "")]);
+        normalize_variables(&mut v).unwrap();
+        assert_eq!(v["STREAMING_IAM_ROLE"], format!("'{arn}'"));
+        assert_eq!(v["SPECTRUM_IAM_ROLE"], "default");
+        // Idempotent: a normalized set normalizes to itself.
+        let again = v.clone();
+        normalize_variables(&mut v).unwrap();
+        assert_eq!(v, again);
+        let uses = "FROM kinesis_source.\"${STREAM_NAME}\"";
+        assert!(check_stream_name_in(uses, &vars(&[("STREAM_NAME", "vehicle-telemetry")])).is_ok());
+        for bad in ["", "a\"b", "has space", &"x".repeat(129)] {
+            let v = vars(&[("STREAM_NAME", bad)]);
+            assert!(
+                matches!(
+                    check_stream_name_in(uses, &v),
+                    Err(ScriptError::BadVariable { ref name, .. }) if name == "STREAM_NAME"
+                ),
+                "{bad:?}"
+            );
+            // Only a file that uses it is concerned.
+            assert!(check_stream_name_in("SELECT 1", &v).is_ok());
+        }
+        let mut v = vars(&[("STREAMING_IAM_ROLE", "not-a-role")]);
+        assert!(normalize_variables(&mut v).is_err());
     }
 }

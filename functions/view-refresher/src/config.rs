@@ -1,13 +1,29 @@
-//! Settings from the environment: which views to refresh.
+//! Settings from the environment: which views to refresh, and the speed path
+//! (`SPEED_PATH`) with the stream load's settings in the streaming-ingestion path.
 
 use std::fmt;
 
+use fleetline_aws::deadletter::DEFAULT_REJECTED_PREFIX;
 use fleetline_aws::env::{Env, FromEnv};
+use fleetline_aws::s3::normalize_prefix;
+use fleetline_core::{RapidAccelThreshold, THRESHOLD_ENV, ThresholdError};
 use serde::Serialize;
 
 /// Comma-separated `schema.view` names.
 pub const ENV_VIEWS: &str = "FLEETLINE_REFRESH_VIEWS";
 pub const DEFAULT_VIEWS: &str = "speed.vehicle_daily_mv";
+/// `lambda` (default) or `streaming-ingestion` (template.yaml `SpeedPath`).
+pub const ENV_SPEED_PATH: &str = "SPEED_PATH";
+/// Bucket of the dead letters (the lake bucket), as for stream-processor.
+pub const ENV_BUCKET: &str = "LAKE_BUCKET";
+pub const ENV_REJECTED_PREFIX: &str = "REJECTED_PREFIX";
+/// Rejected stream records dead-lettered per run (the rest wait for the next run).
+pub const ENV_DEAD_LETTERS_PER_RUN: &str = "FLEETLINE_STREAM_LOAD_DEAD_LETTERS";
+/// Dead letters written at once (S3 PutObject calls in flight), as for stream-processor.
+pub const ENV_DEAD_LETTER_CONCURRENCY: &str = "FLEETLINE_DEAD_LETTER_CONCURRENCY";
+pub const DEFAULT_BUCKET: &str = "fleetline-lake";
+pub const DEFAULT_DEAD_LETTERS_PER_RUN: usize = 500;
+pub const DEFAULT_DEAD_LETTER_CONCURRENCY: usize = 16;
 /// A validated `schema.view` name: `^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$`. Names end up in
 /// SQL text (REFRESH takes no parameters), so nothing else is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -20,6 +36,89 @@ pub enum ConfigError {
         "{ENV_VIEWS}: {0:?} is not a view name (expected schema.view in lower case: [a-z_][a-z0-9_]*)"
     )]
     BadName(String),
+    #[error("{ENV_SPEED_PATH}={0:?}: expected lambda or streaming-ingestion")]
+    SpeedPath(String),
+    #[error("{THRESHOLD_ENV}: {0}")]
+    Threshold(#[from] ThresholdError),
+    #[error("{name}={value:?}: expected a whole number from {min} to {max}")]
+    Number {
+        name: &'static str,
+        value: String,
+        min: usize,
+        max: usize,
+    },
+}
+
+/// Which speed path feeds `speed.telemetry` (docs/design.md, "The streaming-ingestion speed
+/// path").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpeedPath {
+    /// stream-processor stores the readings; view-refresher only refreshes views.
+    #[default]
+    Lambda,
+    /// Redshift reads the stream; view-refresher loads what it read, then refreshes views.
+    StreamingIngestion,
+}
+
+impl SpeedPath {
+    /// Unset or blank → [`SpeedPath::Lambda`].
+    pub fn parse(value: Option<&str>) -> Result<Self, ConfigError> {
+        match value.map(str::trim).unwrap_or("") {
+            "" | "lambda" => Ok(Self::Lambda),
+            "streaming-ingestion" => Ok(Self::StreamingIngestion),
+            other => Err(ConfigError::SpeedPath(other.to_owned())),
+        }
+    }
+}
+
+/// The stream load's settings (streaming-ingestion path only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamConfig {
+    /// Decides each loaded reading's `rapid_acceleration` flag.
+    pub threshold: RapidAccelThreshold,
+    /// Bucket of the dead letters.
+    pub bucket: String,
+    /// Key prefix of the dead letters, normalised to end with `/`.
+    pub rejected_prefix: String,
+    /// Rejected records dead-lettered per run.
+    pub dead_letters_per_run: usize,
+    /// Dead letters written at once.
+    pub dead_letter_concurrency: usize,
+}
+
+impl StreamConfig {
+    fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let number = |name: &'static str, min: usize, max: usize, default: usize| {
+            env.parse_in(name, min..=max)
+                .map_err(|e| ConfigError::Number {
+                    name,
+                    value: e.value,
+                    min,
+                    max,
+                })
+                .map(|v| v.unwrap_or(default))
+        };
+        Ok(Self {
+            threshold: RapidAccelThreshold::from_env_value(env.get(THRESHOLD_ENV).as_deref())?,
+            bucket: env.get_or(ENV_BUCKET, DEFAULT_BUCKET),
+            rejected_prefix: normalize_prefix(
+                &env.get_or(ENV_REJECTED_PREFIX, DEFAULT_REJECTED_PREFIX),
+            ),
+            dead_letters_per_run: number(
+                ENV_DEAD_LETTERS_PER_RUN,
+                1,
+                10_000,
+                DEFAULT_DEAD_LETTERS_PER_RUN,
+            )?,
+            dead_letter_concurrency: number(
+                ENV_DEAD_LETTER_CONCURRENCY,
+                1,
+                256,
+                DEFAULT_DEAD_LETTER_CONCURRENCY,
+            )?,
+        })
+    }
 }
 
 impl ViewName {
@@ -72,15 +171,24 @@ pub fn parse_views(value: Option<&str>) -> Result<Vec<ViewName>, ConfigError> {
 pub struct Config {
     /// The views to refresh, in order.
     pub views: Vec<ViewName>,
+    /// The stream load's settings: `Some` exactly in the streaming-ingestion path.
+    pub stream: Option<StreamConfig>,
 }
 
 impl FromEnv for Config {
     type Error = ConfigError;
 
-    /// [`parse_views`] on `FLEETLINE_REFRESH_VIEWS`.
+    /// [`parse_views`] on `FLEETLINE_REFRESH_VIEWS`; the stream settings are read (and
+    /// checked) only when `SPEED_PATH` is streaming-ingestion, so the lambda path keeps
+    /// needing nothing else.
     fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let stream = match SpeedPath::parse(env.get(ENV_SPEED_PATH).as_deref())? {
+            SpeedPath::Lambda => None,
+            SpeedPath::StreamingIngestion => Some(StreamConfig::read(env)?),
+        };
         Ok(Self {
             views: parse_views(env.get(ENV_VIEWS).as_deref())?,
+            stream,
         })
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 use uuid::Uuid;
 
+use crate::catalog_cache::CatalogCache;
 use crate::conn::Conn;
 use crate::error::ExecError;
 use crate::external;
@@ -14,7 +15,9 @@ use crate::lexer::{Token, join, split_statements, tokenize};
 use crate::pool::{Lease, Pools};
 use crate::sql_translate::translate_tokens;
 use crate::store::{Execution, ResultSet, Status, Store};
+use crate::streaming::{self, Kinesis, Streaming};
 use crate::strict;
+use crate::super_sql::{self, CaseRules};
 use crate::values::ColumnInfo;
 
 pub struct Engine {
@@ -23,6 +26,29 @@ pub struct Engine {
     pub store: Store,
     /// Strict mode (src/strict.rs).
     pub strict: bool,
+    /// Streaming ingestion's source (src/streaming/).
+    pub kinesis: Kinesis,
+    pub catalogs: CatalogCache,
+}
+
+/// What lasts for one Data API call (an ExecuteStatement's statements, or all members of
+/// a BatchExecuteStatement): the database and the session settings Redshift keeps per
+/// session.
+#[derive(Debug, Default)]
+pub struct Session {
+    pub database: String,
+    pub rules: CaseRules,
+    /// A statement of this call was DDL: cached catalog facts are read again afterwards.
+    pub ran_ddl: bool,
+}
+
+impl Session {
+    pub fn new(database: &str) -> Self {
+        Self {
+            database: database.to_string(),
+            ..Self::default()
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -107,7 +133,8 @@ pub async fn run_single(engine: Arc<Engine>, id: Uuid, database: String, sql: St
     if !prepare_run(&engine, &id, &lease) {
         return;
     }
-    let r = run_sql(&engine, &lease, &sql, false).await;
+    let mut session = Session::new(&database);
+    let r = run_sql(&engine, &lease, &sql, false, &mut session).await;
     if r.is_err() && !lease.client.is_closed() {
         // A failed multi-statement string may leave a transaction open.
         lease.rollback().await;
@@ -129,6 +156,7 @@ pub async fn run_batch(engine: Arc<Engine>, id: Uuid, database: String, sqls: Ve
         return;
     }
     let mut failure: Option<(usize, ExecError)> = None;
+    let mut session = Session::new(&database);
     for (i, sql) in sqls.iter().enumerate() {
         if is_aborted(&engine, &id) {
             failure = Some((i, ExecError("Query cancelled.".into())));
@@ -137,7 +165,7 @@ pub async fn run_batch(engine: Arc<Engine>, id: Uuid, database: String, sqls: Ve
         engine
             .store
             .update(&id, |s| s.subs[i].set_status(Status::Started));
-        match run_sql(&engine, &lease, sql, true).await {
+        match run_sql(&engine, &lease, sql, true, &mut session).await {
             Ok(out) => {
                 engine.store.update(&id, |s| {
                     let sub = &mut s.subs[i];
@@ -166,6 +194,10 @@ pub async fn run_batch(engine: Arc<Engine>, id: Uuid, database: String, sqls: Ve
             Err(e)
         }
     };
+    if session.ran_ddl {
+        // Facts read by other connections before this transaction ended may be stale.
+        engine.catalogs.invalidate(&database);
+    }
     finish(&engine, &id, outcome, Some(sqls.len()));
 }
 
@@ -225,6 +257,7 @@ pub async fn run_sql(
     conn: &Conn,
     sql: &str,
     in_txn: bool,
+    session: &mut Session,
 ) -> Result<Outcome, ExecError> {
     let statements = split_statements(&tokenize(sql));
     if statements.is_empty() {
@@ -236,33 +269,18 @@ pub async fn run_sql(
         if engine.strict {
             strict::check(&st, txn).map_err(ExecError)?;
         }
-        if let Some(ddl) = external::parse(&st)?
-            && external::execute(conn, ddl, txn, engine.strict).await?
-        {
+        // Session settings PostgreSQL does not know are the emulator's to keep.
+        if session.rules.apply_set(&st).map_err(ExecError)? {
             outcome = Outcome::default();
             continue;
         }
-        // LOCK and transaction control take no snapshot (in Redshift and in PostgreSQL),
-        // so the catalog lookup must not take one for them either: a LOCK first in a
-        // transaction then sees everything committed before the lock was granted.
-        if !takes_no_snapshot(&st) {
-            let tables = external::load_tables(&conn.client).await?;
-            for t in external::referenced(&st, &tables) {
-                external::sync(conn, &engine.lake, &t, txn).await?;
-            }
+        let ddl = matches!(first_word(&st).as_str(), "create" | "alter" | "drop");
+        let r = run_statement(engine, conn, &st, txn, session).await;
+        if ddl {
+            engine.catalogs.invalidate(&session.database);
+            session.ran_ddl = true;
         }
-        let typed = if engine.strict {
-            strict::decimal_types(&conn.client, &st).await?
-        } else {
-            None
-        };
-        let text = join(&translate_tokens(
-            typed.as_deref().unwrap_or(&st),
-            engine.strict,
-        ));
-        outcome = run_one(&conn.client, &text)
-            .await
-            .map_err(|e| ExecError(redshift_strict::decimal::overflow_text(&st, e.0)))?;
+        outcome = r?;
         match first_word(&st).as_str() {
             "begin" | "start" => txn = true,
             "commit" | "end" | "rollback" | "abort" => txn = in_txn,
@@ -270,6 +288,89 @@ pub async fn run_sql(
         }
     }
     Ok(outcome)
+}
+
+/// Runs one statement: Spectrum DDL, streaming views, or PostgreSQL after the rewrites.
+async fn run_statement(
+    engine: &Engine,
+    conn: &Conn,
+    st: &[Token],
+    txn: bool,
+    session: &Session,
+) -> Result<Outcome, ExecError> {
+    if let Some(ddl) = external::parse(st)?
+        && external::execute(conn, ddl, txn, engine.strict).await?
+    {
+        return Ok(Outcome::default());
+    }
+    // LOCK and transaction control take no snapshot (in Redshift and in PostgreSQL), so
+    // the catalog lookups must not take one for them either: a LOCK first in a
+    // transaction then sees everything committed before the lock was granted.
+    if takes_no_snapshot(st) {
+        return run_translated(engine, conn, st, st).await;
+    }
+    let catalog = engine.catalogs.get(&session.database, &conn.client).await?;
+    if let Some(s) = streaming::parse(st, &catalog.streaming, txn, engine.strict)? {
+        return run_streaming(engine, conn, s, txn, session, &catalog.super_columns).await;
+    }
+    let tables = external::load_tables(&conn.client).await?;
+    for t in external::referenced(st, &tables) {
+        external::sync(conn, &engine.lake, &t, txn).await?;
+    }
+    let rewritten = super_sql::rewrite(st, &catalog.super_columns, session.rules);
+    let typed = if engine.strict {
+        strict::decimal_types(&conn.client, rewritten.as_deref().unwrap_or(st)).await?
+    } else {
+        None
+    };
+    let tokens = typed.as_deref().or(rewritten.as_deref()).unwrap_or(st);
+    run_translated(engine, conn, st, tokens).await
+}
+
+/// Runs `tokens` (the statement `st` after the rewrites) in PostgreSQL's SQL.
+async fn run_translated(
+    engine: &Engine,
+    conn: &Conn,
+    st: &[Token],
+    tokens: &[Token],
+) -> Result<Outcome, ExecError> {
+    let text = join(&translate_tokens(tokens, engine.strict));
+    run_one(&conn.client, &text)
+        .await
+        .map_err(|e| ExecError(redshift_strict::decimal::overflow_text(st, e.0)))
+}
+
+/// CREATE / REFRESH / DROP of a streaming materialized view (src/streaming/).
+async fn run_streaming(
+    engine: &Engine,
+    conn: &Conn,
+    statement: Streaming,
+    txn: bool,
+    session: &Session,
+    super_columns: &std::collections::HashSet<String>,
+) -> Result<Outcome, ExecError> {
+    match statement {
+        Streaming::Create {
+            name,
+            external_schema,
+            stream,
+            query,
+        } => {
+            let query = super_sql::rewrite(&query, super_columns, session.rules).unwrap_or(query);
+            let select_sql = join(&translate_tokens(&query, engine.strict));
+            streaming::create(conn, &name, (&external_schema, &stream), &select_sql, txn).await?;
+        }
+        Streaming::Refresh { schema, view } => {
+            streaming::refresh(conn, &engine.kinesis, (&schema, &view), txn).await?;
+        }
+        Streaming::Drop {
+            schema,
+            view,
+            cascade,
+        } => streaming::drop(conn, (&schema, &view), cascade, txn).await?,
+        Streaming::AutoRefresh => {}
+    }
+    Ok(Outcome::default())
 }
 
 fn takes_no_snapshot(st: &[Token]) -> bool {

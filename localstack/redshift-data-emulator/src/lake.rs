@@ -1,8 +1,10 @@
 //! S3 access for external tables (LocalStack: path-style addressing).
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::config::BehaviorVersion;
 use bytes::Bytes;
+
+use crate::aws_access::AwsAccess;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -16,19 +18,12 @@ pub struct Lake {
 }
 
 impl Lake {
-    pub fn new(endpoint: &str, region: &str, access_key: &str, secret_key: &str) -> Self {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
+    pub fn new(endpoint: &str, aws: &AwsAccess) -> Self {
         let conf = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .http_client(http)
-            .region(Region::new(region.to_string()))
-            .credentials_provider(Credentials::new(
-                access_key, secret_key, None, None, "emulator",
-            ))
+            .http_client(aws.http.clone())
+            .region(aws.region.clone())
+            .credentials_provider(aws.credentials.clone())
             .endpoint_url(endpoint)
             .force_path_style(true)
             .build();

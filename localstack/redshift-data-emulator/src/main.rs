@@ -1,6 +1,8 @@
 //! `redshift-data-emulator`: a local Amazon Redshift Data API over PostgreSQL.
 
+mod aws_access;
 mod calls;
+mod catalog_cache;
 mod conn;
 mod error;
 mod executor;
@@ -16,7 +18,10 @@ mod protocol;
 mod server;
 mod sql_translate;
 mod store;
+mod streaming;
 mod strict;
+mod super_ddl;
+mod super_sql;
 mod values;
 
 use std::net::SocketAddr;
@@ -47,6 +52,10 @@ struct Args {
         default_value = "http://127.0.0.1:4566"
     )]
     s3_endpoint: String,
+    /// Kinesis endpoint streaming ingestion reads (LocalStack); default
+    /// AWS_ENDPOINT_URL_KINESIS, else AWS_ENDPOINT_URL, else the S3 endpoint.
+    #[arg(long, env = "EMULATOR_KINESIS_ENDPOINT")]
+    kinesis_endpoint: Option<String>,
     /// Statements that may be running at once (ActiveStatementsExceededException beyond).
     #[arg(long, env = "EMULATOR_MAX_ACTIVE_STATEMENTS", default_value_t = 200)]
     max_active_statements: usize,
@@ -88,12 +97,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let region = std::env::var("AWS_REGION")
         .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|_| "us-east-1".into());
-    let lake = lake::Lake::new(
-        &args.s3_endpoint,
-        &region,
-        &env_or("AWS_ACCESS_KEY_ID", "test"),
-        &env_or("AWS_SECRET_ACCESS_KEY", "test"),
+    let (access_key, secret_key) = (
+        env_or("AWS_ACCESS_KEY_ID", "test"),
+        env_or("AWS_SECRET_ACCESS_KEY", "test"),
     );
+    let aws = aws_access::AwsAccess::new(&region, &access_key, &secret_key);
+    let lake = lake::Lake::new(&args.s3_endpoint, &aws);
+    let kinesis_endpoint = args.kinesis_endpoint.clone().unwrap_or_else(|| {
+        env_or(
+            "AWS_ENDPOINT_URL_KINESIS",
+            &env_or("AWS_ENDPOINT_URL", &args.s3_endpoint),
+        )
+    });
+    let kinesis = streaming::Kinesis::new(&kinesis_endpoint, &aws);
     let engine = Arc::new(executor::Engine {
         pools: pool::Pools::new(pg, args.max_connections.max(1), args.strict),
         lake,
@@ -102,6 +118,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             args.max_statements.max(1),
         ),
         strict: args.strict,
+        kinesis,
+        catalogs: catalog_cache::CatalogCache::default(),
     });
     let app = Arc::new(server::App {
         engine,

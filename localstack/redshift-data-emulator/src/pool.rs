@@ -11,6 +11,8 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use crate::conn::Conn;
 use crate::external::CATALOG_DDL;
+use crate::streaming::STREAMING_DDL;
+use crate::super_ddl::SUPER_DDL;
 
 struct DbPool {
     name: String,
@@ -212,8 +214,9 @@ impl Pools {
 /// an advisory lock: several emulators (or test runs) may bootstrap the same database
 /// at once.
 async fn bootstrap(client: &Client, database: &str) -> Result<(), tokio_postgres::Error> {
-    let sql =
-        format!("BEGIN; SELECT pg_advisory_xact_lock(7460001); {CATALOG_DDL} {COMPAT_DDL} COMMIT;");
+    let sql = format!(
+        "BEGIN; SELECT pg_advisory_xact_lock(7460001); {CATALOG_DDL} {STREAMING_DDL} {COMPAT_DDL} {SUPER_DDL} COMMIT;"
+    );
     let r = client.batch_execute(&sql).await;
     tracing::info!(%database, ok = r.is_ok(), "bootstrapped database");
     r

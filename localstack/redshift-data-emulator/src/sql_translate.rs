@@ -30,6 +30,7 @@ pub fn translate_tokens(tokens: &[Token], strict: bool) -> Vec<Token> {
     strip_storage_attributes(&mut toks);
     rewrite_identity(&mut toks);
     rewrite_varchar_max(&mut toks);
+    rewrite_varbyte(&mut toks);
     for t in toks.iter_mut() {
         if t.is_word("sysdate") {
             t.text = "sysdate()".into();
@@ -204,6 +205,30 @@ fn rewrite_varchar_max(toks: &mut [Token]) {
                 toks[w[1]] = Token::new(Kind::Number, "65535");
             }
         }
+    }
+}
+
+/// `VARBYTE(n)`, `VARBINARY(n)`, `BINARY VARYING(n)` → the `varbyte` domain over bytea
+/// (`super_ddl.rs`; a domain takes no length, so n is not enforced).
+fn rewrite_varbyte(toks: &mut [Token]) {
+    let sig = significant(toks);
+    for k in 0..sig.len() {
+        let t = &toks[sig[k]];
+        let words = if t.is_word("varbyte") || t.is_word("varbinary") {
+            1
+        } else if t.is_word("binary") && sig.get(k + 1).is_some_and(|&j| toks[j].is_word("varying"))
+        {
+            2
+        } else {
+            continue;
+        };
+        let get = |d: usize| sig.get(k + d).map(|&j| &toks[j]);
+        let sized = get(words).is_some_and(|t| t.is_punct("("))
+            && get(words + 1).is_some_and(|t| t.kind == Kind::Number)
+            && get(words + 2).is_some_and(|t| t.is_punct(")"));
+        let last = if sized { words + 2 } else { words - 1 };
+        blank(toks, sig[k], sig[k + last]);
+        toks[sig[k]].text = " public.varbyte".into();
     }
 }
 
@@ -514,6 +539,14 @@ mod tests {
         for (sql, expected) in cases {
             assert_eq!(translate(sql), expected, "{sql}");
         }
+    }
+
+    #[test]
+    fn varbyte_types() {
+        assert_translates(
+            "CREATE TABLE t (a VARBYTE(1024000) NOT NULL, b varbinary, c BINARY VARYING (8))",
+            "CREATE TABLE t (a public.varbyte NOT NULL, b public.varbyte, c public.varbyte)",
+        );
     }
 
     #[test]

@@ -89,6 +89,8 @@ impl TypeShape {
             Type::TIME => Self::temporal("time", 15, 6),
             Type::TIMETZ => Self::temporal("timetz", 21, 6),
             Type::JSON | Type::JSONB => Self::text(Some("super"), 0),
+            // VARBYTE is a domain over bytea (`super_ddl.rs`); results carry the base type.
+            Type::BYTEA => Self::text(Some("varbyte"), modifier.unwrap_or(1_024_000)),
             _ => Self::text(None, 0),
         }
     }
@@ -200,14 +202,59 @@ impl ColumnInfo {
                 .map(FieldValue::Double)
                 .unwrap_or_else(|_| FieldValue::Str(t.to_string())),
             ValueKind::Bool => FieldValue::Bool(t == "t" || t == "true"),
+            // VARBYTE prints as hexadecimal digits in Redshift, without PostgreSQL's `\x`
+            // ("VARBYTE type", https://docs.aws.amazon.com/redshift/latest/dg/r_VARBYTE_type.html).
+            ValueKind::Str if self.type_name == "varbyte" => {
+                FieldValue::Str(t.strip_prefix("\\x").unwrap_or(t).to_string())
+            }
+            ValueKind::Str if self.type_name == "super" => FieldValue::Str(compact_super(t)),
             ValueKind::Str => FieldValue::Str(t.to_string()),
         }
     }
 }
 
+/// SUPER as Redshift prints it: JSON without PostgreSQL's blanks after `:` and `,`, and a
+/// FLOAT8 (the `{"__rs_float8": n}` of `super_ddl.rs`) as its number.
+fn compact_super(jsonb_text: &str) -> String {
+    const FLOAT: &str = "{\"__rs_float8\":";
+    let mut out = String::with_capacity(jsonb_text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in jsonb_text.chars() {
+        if in_string {
+            in_string = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+        } else if c == '"' {
+            in_string = true;
+        } else if c == ' ' {
+            continue;
+        }
+        out.push(c);
+        // The marker object just ended: write its number instead.
+        if !in_string
+            && c == '}'
+            && let Some(at) = out.rfind(FLOAT)
+            && !out[at + FLOAT.len()..].contains(['"', '{', '[', ','])
+        {
+            let number = out[at + FLOAT.len()..out.len() - 1].to_string();
+            out.truncate(at);
+            out.push_str(&number);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn super_values_print_compactly() {
+        assert_eq!(
+            compact_super(r#"{"a": [1, {"__rs_float8": 2500}], "b c": "x, \"y\": z"}"#),
+            r#"{"a":[1,2500],"b c":"x, \"y\": z"}"#
+        );
+        assert_eq!(compact_super(r#"{"__rs_float8": 1.5}"#), "1.5");
+    }
 
     #[test]
     fn converts_by_type() {

@@ -127,7 +127,6 @@ const UNSUPPORTED_FUNCTIONS: &[&str] = &[
     "json_each_text",
     "json_array_elements",
     "json_array_elements_text",
-    "json_typeof",
     "json_strip_nulls",
     "json_populate_record",
     "to_tsvector",
@@ -574,7 +573,7 @@ fn check_clauses(s: &Stmt, h: &[&str]) -> Result<(), String> {
         } else if t.is_punct(")") {
             depth -= 1;
         }
-        if t.is_punct("[") {
+        if t.is_punct("[") && !is_super_subscript(s, i) {
             return syntax(t, "arrays or subscripts");
         }
         if t.kind != Kind::Word {
@@ -626,6 +625,18 @@ fn check_clauses(s: &Stmt, h: &[&str]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `payload[0]`, `payload.items[1]`, `x[0][1]`: SUPER array navigation ("Querying
+/// semistructured data", https://docs.aws.amazon.com/redshift/latest/dg/query-super.html).
+/// A subscript follows a name or another subscript and holds an integer; PostgreSQL's
+/// `ARRAY[…]` constructors and `int[]` types stay refused.
+fn is_super_subscript(s: &Stmt, i: usize) -> bool {
+    let after_name = i > 0
+        && (matches!(s.t[i - 1].kind, Kind::Word | Kind::QuotedIdent) || s.p(i - 1, "]"))
+        && s.w(i - 1) != "array"
+        && !(i > 1 && s.p(i - 2, "::"));
+    after_name && s.t.get(i + 1).is_some_and(|t| t.kind == Kind::Number) && s.p(i + 2, "]")
 }
 
 fn is_unsupported_type(w: &str) -> bool {
@@ -870,6 +881,18 @@ mod tests {
             ("CREATE TABLE t (a DECIMAL(39,2))", "precision 39"),
         ]);
         ok("CREATE TABLE t (a DECIMAL(38,2), b NUMERIC(12, 3))");
+        // SUPER navigation and introspection ("Querying semistructured data").
+        ok("SELECT s.payload[0], s.payload.items[1][2], JSON_TYPEOF(s.payload) FROM t s");
+    }
+
+    #[test]
+    fn refuses_postgresql_arrays_but_not_super_subscripts() {
+        all_refused(&[
+            ("SELECT ARRAY[1]", "arrays"),
+            ("SELECT x::int[] FROM t", "arrays"),
+            ("SELECT a[i] FROM t", "arrays"),
+        ]);
+        ok("SELECT payload[0].vin FROM t");
     }
 
     #[test]

@@ -231,7 +231,11 @@ async fn create_warehouse_schema(
                 "schema custom resource skipped: its function is not hosted here");
             continue;
         };
-        let answer = local_runner::schema::create(hosted, &resource)
+        let speed_path = template
+            .parameters
+            .get("SpeedPath")
+            .map_or("lambda", String::as_str);
+        let answer = local_runner::schema::create_on_speed_path(hosted, &resource, speed_path)
             .await
             .map_err(|reason| format!("{resource} (Custom::WarehouseSchema) FAILED: {reason}"))?;
         tracing::info!(%resource, data = %answer["Data"], "schema custom resource created");

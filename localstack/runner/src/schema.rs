@@ -5,9 +5,10 @@
 //!
 //! The properties are the local values of what the template passes (the lake bucket and
 //! prefix of the function's environment, the local Glue database name, the namespace's
-//! default IAM role), so the digests match what `localstack/apply-sql` records and an
-//! already-applied database is left unchanged.
+//! default IAM role, the speed path's variables), so the digests match what
+//! `localstack/apply-sql` records and an already-applied database is left unchanged.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +24,25 @@ use serde_yaml::Value as Yaml;
 use tokio::sync::oneshot;
 
 pub const RESOURCE_TYPE: &str = "Custom::WarehouseSchema";
+
+/// The streaming-ingestion role ARN `localstack/apply-sql` passes (localstack/lib/common.sh's
+/// `FLEETLINE_STREAMING_IAM_ROLE` default), so both write the same SQL.
+pub const LOCAL_STREAMING_IAM_ROLE: &str =
+    "arn:aws:iam::000000000000:role/fleetline-streaming-ingestion";
+
+/// The `${NAME}` values of the template's `Variables` property, locally: the speed path (the
+/// SpeedPath parameter), the function's stream and the local streaming role.
+pub fn local_variables(speed_path: &str, env: &BTreeMap<String, String>) -> Value {
+    let role = std::env::var("FLEETLINE_STREAMING_IAM_ROLE")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| LOCAL_STREAMING_IAM_ROLE.to_owned());
+    json!({
+        "SPEED_PATH": speed_path,
+        "STREAM_NAME": env.get("STREAM_NAME").cloned().unwrap_or_default(),
+        "STREAMING_IAM_ROLE": role,
+    })
+}
 
 /// `(resource logical id, logical id of the function its ServiceToken names)` for every
 /// `Custom::WarehouseSchema` resource of the template text.
@@ -70,6 +90,15 @@ fn referenced_id(v: &Yaml) -> Option<String> {
 /// Sends `function` the Create request of `logical_id` and waits for its answer; Ok with
 /// the response body when it answered SUCCESS, Err with the reason otherwise.
 pub async fn create(function: &HostedFunction, logical_id: &str) -> Result<Value, String> {
+    create_on_speed_path(function, logical_id, "lambda").await
+}
+
+/// [`create`] for the template's SpeedPath value `speed_path`.
+pub async fn create_on_speed_path(
+    function: &HostedFunction,
+    logical_id: &str,
+    speed_path: &str,
+) -> Result<Value, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("cannot listen for the response: {e}"))?;
@@ -122,6 +151,7 @@ pub async fn create(function: &HostedFunction, logical_id: &str) -> Result<Value
             "LakePrefix": var("LAKE_PREFIX", "vehicle_telematics_raw/"),
             "GlueDatabase": "fleetline",
             "SpectrumRole": "default",
+            "Variables": local_variables(speed_path, env),
         }
     });
     let outcome = function.invoke_json(&request).await;
@@ -171,12 +201,25 @@ Resources:
         assert!(schema_resources(bad).is_err());
     }
 
+    /// A file of the repository (`rel` to localstack/runner).
+    fn read(rel: &str) -> String {
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()
+    }
+
+    #[test]
+    fn the_local_streaming_role_is_the_stack_scripts_default() {
+        let common = read("../lib/common.sh");
+        assert!(
+            common.contains(&format!(
+                "FLEETLINE_STREAMING_IAM_ROLE:-{LOCAL_STREAMING_IAM_ROLE}}}"
+            )),
+            "localstack/lib/common.sh's FL_STREAMING_IAM_ROLE default differs"
+        );
+    }
+
     #[test]
     fn the_template_has_one_schema_resource_backed_by_schema_migrator() {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
-        )
-        .unwrap();
+        let text = read("../../template.yaml");
         assert_eq!(
             schema_resources(&text).unwrap(),
             [(

@@ -96,6 +96,8 @@ impl Default for TemplateOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     pub functions: Vec<FunctionDef>,
+    /// Every parameter's value (defaults, then `--parameter-override`).
+    pub parameters: BTreeMap<String, String>,
     /// The REST API stage (requestContext.stage), e.g. `api`.
     pub api_stage: String,
     /// Things that could not be resolved and were skipped (logged by the caller).
@@ -199,7 +201,7 @@ impl Template {
                 .unwrap_or_else(|| "vehicle-telemetry".to_owned()),
         };
         let ctx = Context {
-            parameters,
+            parameters: parameters.clone(),
             list_parameters,
             conditions: doc
                 .get("Conditions")
@@ -248,6 +250,7 @@ impl Template {
         }
         Ok(Self {
             functions,
+            parameters,
             // SAM's implicit API uses the stage "Prod".
             api_stage: api_stage.unwrap_or_else(|| "Prod".to_owned()),
             warnings,
@@ -652,10 +655,20 @@ impl<'a> FunctionReader<'a> {
         }
     }
 
-    fn opt_bool(&self, props: &Value, key: &str, default: bool) -> bool {
-        props
-            .get(key)
-            .and_then(|v| self.ctx.resolve_string(v).ok().flatten())
-            .map_or(default, |s| s.eq_ignore_ascii_case("true"))
+    /// A boolean property (`Enabled: !If [Cond, true, false]` included); an unresolvable
+    /// value keeps the default, with a warning (a mapping silently on would hide a mistake).
+    fn opt_bool(&mut self, props: &Value, key: &str, default: bool) -> bool {
+        let Some(value) = props.get(key) else {
+            return default;
+        };
+        match self.ctx.resolve_string(value) {
+            Ok(Some(s)) => s.eq_ignore_ascii_case("true"),
+            Ok(None) => default,
+            Err(err) => {
+                self.warnings
+                    .push(format!("{key}: {err}; taken as {default}"));
+                default
+            }
+        }
     }
 }

@@ -222,6 +222,55 @@ fn parameter_overrides_flow_through_conditions() {
 }
 
 #[test]
+fn the_streaming_speed_path_disables_stream_processors_mapping() {
+    let enabled = |t: &Template, name: &str| kinesis(function(t, name)).enabled;
+    let lambda = load(&TemplateOptions::default());
+    assert!(enabled(&lambda, "stream-processor"));
+    assert_eq!(
+        env(function(&lambda, "view-refresher"), "SPEED_PATH"),
+        Some("lambda")
+    );
+    let mut options = TemplateOptions::default();
+    options
+        .parameter_overrides
+        .insert("SpeedPath".to_owned(), "streaming-ingestion".to_owned());
+    let t = load(&options);
+    // Enabled: !If [UseLambdaSpeedPath, true, false]
+    assert!(!enabled(&t, "stream-processor"));
+    assert!(
+        enabled(&t, "lake-writer"),
+        "the lake is written on both paths"
+    );
+    assert_eq!(
+        env(function(&t, "view-refresher"), "SPEED_PATH"),
+        Some("streaming-ingestion")
+    );
+    assert!(t.warnings.is_empty(), "{:?}", t.warnings);
+}
+
+#[test]
+fn an_unresolvable_enabled_is_reported() {
+    let yaml = r#"
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/thing/
+      Events:
+        S:
+          Type: Kinesis
+          Properties: {Stream: arn:aws:kinesis:us-east-1:000000000000:stream/s, Enabled: !If [Missing, true, false]}
+"#;
+    let t = Template::parse(yaml, &TemplateOptions::default()).unwrap();
+    assert!(kinesis(function(&t, "thing")).enabled, "the default stays");
+    assert!(
+        t.warnings.iter().any(|w| w.contains("Enabled")),
+        "{:?}",
+        t.warnings
+    );
+}
+
+#[test]
 fn a_stream_override_renames_the_stream_everywhere() {
     let options = TemplateOptions {
         stream_override: Some("test-stream-42".to_owned()),

@@ -1,10 +1,13 @@
-//! The speed-store port: where stream-processor puts validated readings for the speed
-//! layer (docs/design.md §4).
+//! The speed-store ports: where stream-processor puts validated readings for the speed
+//! layer (docs/design.md §4), the views view-refresher keeps fresh, and the stream loader of
+//! the streaming-ingestion speed path.
 
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
+
 use super::stamped::StampedReading;
-use crate::RejectReason;
+use crate::{RapidAccelThreshold, RejectReason};
 
 /// What [`SpeedStore::insert_new`] did with one batch of readings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,5 +88,98 @@ impl<V: SpeedViews> SpeedViews for &V {
 
     fn record_refresh(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).record_refresh()
+    }
+}
+
+/// What one load of the streaming-ingestion speed path did (docs/design.md, "The
+/// streaming-ingestion speed path"): `records = stored + rejected + duplicates`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StreamLoad {
+    /// Stream records beyond the load watermark, each counted once.
+    pub records: u64,
+    /// Valid readings newly stored in the speed store.
+    pub stored: u64,
+    /// Records that failed validation (kept for dead-lettering).
+    pub rejected: u64,
+    /// Valid readings whose (VIN, ts) was already stored, or repeated in the load.
+    pub duplicates: u64,
+}
+
+/// A record the stream load rejected, waiting to be written as a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamReject {
+    /// Kinesis shard.
+    pub shard_id: String,
+    /// Kinesis sequence number.
+    pub sequence_number: String,
+    /// Kinesis approximate arrival time.
+    pub approximate_arrival: DateTime<Utc>,
+    /// Kinesis partition key.
+    pub partition_key: String,
+    /// Reason code ([`RejectReason::code`]).
+    pub reason: String,
+    /// The offending field, when the problem is one field.
+    pub field: Option<String>,
+    /// Human-readable detail.
+    pub detail: String,
+    /// The record's data (at most the adapter's limit; see `truncated`).
+    pub data: Vec<u8>,
+    /// Whether `data` is only the beginning of the record.
+    pub truncated: bool,
+}
+
+/// The streaming-ingestion speed path: the warehouse reads the stream itself, and this port
+/// moves what it read into the speed store (view-refresher, every minute).
+pub trait StreamLoader: Send + Sync {
+    /// Reads the stream up to now (each shard from where the previous read stopped).
+    fn read_stream(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Validates the records read but not loaded yet, stores the new valid readings
+    /// (unique on (VIN, ts); `threshold` decides their rapid-acceleration flag), keeps the
+    /// rejected ones for dead-lettering and advances the watermark, all at once. A repeated
+    /// load changes nothing.
+    fn load(
+        &self,
+        threshold: RapidAccelThreshold,
+    ) -> impl Future<Output = Result<StreamLoad, StoreError>> + Send;
+
+    /// Up to `limit` rejected records not yet dead-lettered, oldest first per shard.
+    fn pending_rejects(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StreamReject>, StoreError>> + Send;
+
+    /// Records that these rejects (by shard and sequence number) were dead-lettered.
+    fn mark_dead_lettered(
+        &self,
+        rejects: &[StreamReject],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A borrowed loader is a loader.
+impl<L: StreamLoader> StreamLoader for &L {
+    fn read_stream(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).read_stream()
+    }
+
+    fn load(
+        &self,
+        threshold: RapidAccelThreshold,
+    ) -> impl Future<Output = Result<StreamLoad, StoreError>> + Send {
+        (**self).load(threshold)
+    }
+
+    fn pending_rejects(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StreamReject>, StoreError>> + Send {
+        (**self).pending_rejects(limit)
+    }
+
+    fn mark_dead_lettered(
+        &self,
+        rejects: &[StreamReject],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).mark_dead_lettered(rejects)
     }
 }

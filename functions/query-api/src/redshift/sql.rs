@@ -9,10 +9,13 @@
 //!   batch rows while B is NULL). The raw table rather than the materialized view, so a
 //!   reading is visible as soon as stream-processor commits it.
 //!
-//! Fleet-wide statements replace `daily`'s batch branch with a table holding the same sums
-//! in fewer rows, kept in the batch layer's transaction: `fleet` (`batch.fleet_daily`, one
-//! row per day) and `y` (`batch.batchlayer_rapid_acceleration_by_year`, per VIN and year),
-//! each UNION ALL the speed branch summed to the same grain.
+//! Statements that need no single trip replace `daily`'s batch branch with a table holding
+//! the same sums in fewer rows, kept in the batch layer's transaction: `fleet`
+//! (`batch.fleet_daily`, one row per day) and `y` (`batch.batchlayer_rapid_acceleration_by_year`,
+//! per VIN and year: rapid accelerations and miles), each UNION ALL the speed branch summed
+//! to the same grain. On PostgreSQL that spares a scan of every trip; on Redshift a
+//! vehicle's year is one row of a table sorted by (year, vin), where `batch.vehicle_daily`,
+//! sorted by (event_day, vin), would read every vehicle's blocks of that year.
 //!
 //! Filters (VIN, day range) are pushed into both branches before aggregation so the speed
 //! branch only groups what it needs. The final SELECT LEFT JOINs the answer onto `b`, so the
@@ -132,12 +135,13 @@ FROM s GROUP BY event_day)",
     )
 }
 
-/// Rapid accelerations per (VIN, year): `WITH b AS (…), s AS (…), y AS (…)`. The batch
-/// side is `batch.batchlayer_rapid_acceleration_by_year` (batch.vehicle_daily summed over
-/// the days before the boundary, rebuilt in the transaction that moves it), the speed side
-/// `s` summed per (VIN, year); a year on both sides of the boundary has a row in each.
-/// `filters.days` is always one calendar year here (its first day picks the year).
-fn merged_vehicle_years(filters: &Filters) -> String {
+/// One sum per (VIN, year): `WITH b AS (…), s AS (…), y AS (vin, year, <column>)`. The
+/// batch side is that column of `batch.batchlayer_rapid_acceleration_by_year`
+/// (batch.vehicle_daily summed over the days before the boundary, rebuilt in the
+/// transaction that moves it), the speed side `speed_sum` over `s` per (VIN, year); a year
+/// on both sides of the boundary has a row in each. `filters.days` is always one calendar
+/// year here (its first day picks the year).
+fn merged_vehicle_years(filters: &Filters, column: &str, speed_sum: &str) -> String {
     let mut batch = String::new();
     if filters.vin.is_some() {
         batch.push_str(" AND y.vin = :vin");
@@ -148,11 +152,11 @@ fn merged_vehicle_years(filters: &Filters) -> String {
     format!(
         "{BOUNDARY_CTE}, s AS ({}), \
 y AS (\
-SELECT y.vin, y.year, y.rapid_accelerations \
+SELECT y.vin, y.year, y.{column} \
 FROM batch.batchlayer_rapid_acceleration_by_year y, b \
 WHERE b.boundary IS NOT NULL{batch} \
 UNION ALL \
-SELECT vin, {YEAR} AS year, SUM(rapid_accelerations) AS rapid_accelerations \
+SELECT vin, {YEAR} AS year, {speed_sum} AS {column} \
 FROM s GROUP BY vin, {YEAR})",
         speed_trips(filters)
     )
@@ -177,17 +181,22 @@ fn rolled_up(ctes: String, f: &Filters, rollup: &str, columns: &[&str], order: &
 }
 
 /// `GET /v1/fleet/miles` (no VIN: the per-day fleet rows summed per year) and
-/// `GET /v1/vehicles/{vin}/miles`: miles per year.
+/// `GET /v1/vehicles/{vin}/miles` (the vehicle's per-year rows): miles per year.
 pub fn miles_by_year(vin: Option<Vin>, year: Option<i32>) -> Statement {
     let f = Filters {
         vin,
         days: Filters::year(year),
     };
-    let (ctes, miles, from) = match vin {
-        Some(_) => (merged_daily(&f), miles_sum(), "daily"),
-        None => (merged_fleet(f.days), "SUM(miles)".to_owned(), "fleet"),
+    let (ctes, rollup) = match vin {
+        Some(_) => (
+            merged_vehicle_years(&f, "miles", &miles_sum()),
+            "SELECT year, SUM(miles) AS miles FROM y GROUP BY year".to_owned(),
+        ),
+        None => (
+            merged_fleet(f.days),
+            format!("SELECT {YEAR} AS year, SUM(miles) AS miles FROM fleet GROUP BY {YEAR}"),
+        ),
     };
-    let rollup = format!("SELECT {YEAR} AS year, {miles} AS miles FROM {from} GROUP BY {YEAR}");
     rolled_up(ctes, &f, &rollup, &["year", "miles"], "year")
 }
 
@@ -216,7 +225,7 @@ FROM y GROUP BY vin, year), \
 p AS (SELECT r.vin, r.year, r.rapid_accelerations, ROW_NUMBER() OVER (ORDER BY r.vin, r.year) AS rn FROM r{keyset}) \
 SELECT b.boundary, p.vin, p.year, p.rapid_accelerations FROM b LEFT JOIN p ON p.rn <= CAST(:fetch AS INTEGER) \
 ORDER BY p.vin, p.year",
-        merged_vehicle_years(&f)
+        merged_vehicle_years(&f, "rapid_accelerations", "SUM(rapid_accelerations)")
     );
     Statement { sql, params }
 }
@@ -267,14 +276,17 @@ FROM daily GROUP BY event_day",
     rolled_up(merged_daily(&f), &f, &rollup, &columns, "event_day")
 }
 
-/// `GET /v1/status`: the control row, the extent of both layers, and what waits for the
-/// batch layer: speed rows for days before the boundary that no committed batch recompute
-/// of their day included after they arrived (the test batch-views prunes by, negated), and
-/// days whose lake content changed since their last recompute (`batch.pending_days`).
+/// `GET /v1/status`: the control row, the extent of both layers (the batch layer's from
+/// `batch.fleet_daily`, which has a row for exactly the days `batch.vehicle_daily` has
+/// rows: both are written and deleted by whole days in the same transactions), and what
+/// waits for the batch layer: speed rows for days before the boundary that no committed
+/// batch recompute of their day included after they arrived (the test batch-views prunes
+/// by, negated), and days whose lake content changed since their last recompute
+/// (`batch.pending_days`).
 pub fn status() -> Statement {
     let sql = "WITH s AS (SELECT MIN(event_day) AS speed_oldest_day, MAX(event_day) AS speed_newest_day, \
 MAX(ts) AS speed_newest_event_at, MAX(arrived_at) AS speed_newest_arrival_at FROM speed.telemetry), \
-v AS (SELECT MIN(event_day) AS batch_oldest_day, MAX(event_day) AS batch_newest_day FROM batch.vehicle_daily), \
+v AS (SELECT MIN(event_day) AS batch_oldest_day, MAX(event_day) AS batch_newest_day FROM batch.fleet_daily), \
 w AS (SELECT COUNT(*) AS waiting_readings, MIN(t.event_day) AS waiting_oldest_day \
 FROM speed.telemetry t JOIN serving.control wc ON t.event_day < wc.boundary \
 LEFT JOIN batch.day_recomputes r ON r.event_day = t.event_day \
@@ -307,14 +319,19 @@ mod tests {
     fn boundary_is_read_once_and_joined_into_both_branches() {
         let vehicle = miles_by_year(Some(vin()), None);
         let fleet = miles_by_year(None, None);
+        let days = day_totals(Some(vin()), None);
         for (s, batch) in [
             (
                 &vehicle,
-                "FROM batch.vehicle_daily v, b WHERE b.boundary IS NOT NULL AND v.event_day < b.boundary",
+                "FROM batch.batchlayer_rapid_acceleration_by_year y, b WHERE b.boundary IS NOT NULL AND y.vin = :vin UNION ALL",
             ),
             (
                 &fleet,
                 "FROM batch.fleet_daily f, b WHERE b.boundary IS NOT NULL AND f.event_day < b.boundary",
+            ),
+            (
+                &days,
+                "FROM batch.vehicle_daily v, b WHERE b.boundary IS NOT NULL AND v.event_day < b.boundary",
             ),
         ] {
             assert_eq!(s.sql.matches("FROM serving.control").count(), 1);
@@ -323,6 +340,8 @@ mod tests {
                 "FROM speed.telemetry t, b WHERE (b.boundary IS NULL OR t.event_day >= b.boundary)"
             ));
             assert_eq!(s.sql.matches("UNION ALL").count(), 1);
+        }
+        for s in [&vehicle, &fleet] {
             assert!(
                 s.sql
                     .ends_with("FROM b LEFT JOIN r ON 1 = 1 ORDER BY r.year")
@@ -332,6 +351,26 @@ mod tests {
         // Fleet-wide answers never read every vehicle's trips from the batch layer.
         assert!(!fleet.sql.contains("batch.vehicle_daily"));
         assert!(fleet.sql.contains("SELECT CAST(EXTRACT(YEAR FROM event_day) AS INTEGER) AS year, SUM(miles) AS miles FROM fleet"));
+        // A vehicle's miles are its per-year rows, not every trip of the year.
+        assert!(!vehicle.sql.contains("batch.vehicle_daily"));
+        assert!(vehicle.sql.contains("SELECT y.vin, y.year, y.miles FROM"));
+        assert!(vehicle.sql.contains(
+            "SUM((max_odometer - min_odometer) * 0.621371) AS miles FROM s GROUP BY vin, CAST(EXTRACT(YEAR FROM event_day) AS INTEGER)"
+        ));
+        assert!(
+            vehicle
+                .sql
+                .contains("r AS (SELECT year, SUM(miles) AS miles FROM y GROUP BY year)")
+        );
+    }
+
+    #[test]
+    fn status_reads_the_batch_extent_from_one_row_per_day() {
+        let s = status();
+        assert!(s.sql.contains(
+            "MIN(event_day) AS batch_oldest_day, MAX(event_day) AS batch_newest_day FROM batch.fleet_daily)"
+        ));
+        assert!(!s.sql.contains("batch.vehicle_daily"));
     }
 
     #[test]

@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS _emulator.external_schemas (
   catalog_database text,
   iam_role text,
   created_at timestamptz NOT NULL DEFAULT now());
+-- 'kinesis' for FROM KINESIS (streaming ingestion), NULL for FROM DATA CATALOG.
+ALTER TABLE _emulator.external_schemas ADD COLUMN IF NOT EXISTS source text;
 CREATE TABLE IF NOT EXISTS _emulator.external_tables (
   schema_name text NOT NULL,
   table_name text NOT NULL,
@@ -117,7 +119,16 @@ async fn execute_in_txn(client: &Client, ddl: Ddl) -> Result<(), ExecError> {
             if_not_exists,
             database,
             iam_role,
-        } => create_schema(client, &name, if_not_exists, &database, &iam_role).await,
+            kinesis,
+        } => {
+            let source = kinesis.then_some("kinesis");
+            let schema = SchemaRow {
+                database: &database,
+                iam_role: &iam_role,
+                source,
+            };
+            create_schema(client, &name, if_not_exists, schema).await
+        }
         Ddl::CreateTable(def) => create_table(client, &def).await,
         Ddl::DropTable {
             name, if_exists, ..
@@ -145,19 +156,25 @@ async fn execute_in_txn(client: &Client, ddl: Ddl) -> Result<(), ExecError> {
     }
 }
 
+/// What the catalog records of an external schema.
+struct SchemaRow<'a> {
+    database: &'a Option<String>,
+    iam_role: &'a Option<String>,
+    source: Option<&'a str>,
+}
+
 async fn create_schema(
     client: &Client,
     name: &str,
     if_not_exists: bool,
-    database: &Option<String>,
-    iam_role: &Option<String>,
+    row: SchemaRow<'_>,
 ) -> Result<(), ExecError> {
     let if_not_exists = if if_not_exists { "IF NOT EXISTS " } else { "" };
     run_and_record(
         client,
         &format!("CREATE SCHEMA {if_not_exists}{}", quote_ident(name)),
-        "INSERT INTO _emulator.external_schemas (schema_name, catalog_database, iam_role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        &[&name, database, iam_role],
+        "INSERT INTO _emulator.external_schemas (schema_name, catalog_database, iam_role, source) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        &[&name, row.database, row.iam_role, &row.source],
     )
     .await
 }

@@ -18,6 +18,8 @@ pub enum Ddl {
         if_not_exists: bool,
         database: Option<String>,
         iam_role: Option<String>,
+        /// `FROM KINESIS` (streaming ingestion); otherwise a data catalog schema.
+        kinesis: bool,
     },
     CreateTable(TableDef),
     /// `DROP [EXTERNAL] TABLE`; only ours when the schema is external.
@@ -90,11 +92,16 @@ pub fn parse(tokens: &[Token]) -> Result<Option<Ddl>, ExecError> {
 }
 
 /// After `CREATE EXTERNAL SCHEMA`: `[IF NOT EXISTS] name FROM DATA CATALOG DATABASE 'db'
-/// IAM_ROLE {default | 'arn'} …`; clauses other than those two are accepted and ignored.
+/// IAM_ROLE {default | 'arn'} …` or `[IF NOT EXISTS] name FROM KINESIS IAM_ROLE {default |
+/// 'arn'}` (streaming ingestion, "Getting started with streaming ingestion from Amazon
+/// Kinesis Data Streams",
+/// https://docs.aws.amazon.com/redshift/latest/dg/materialized-view-streaming-ingestion-getting-started.html);
+/// clauses other than those are accepted and ignored.
 fn parse_create_schema(cursor: &mut TokenCursor) -> Result<Ddl, ExecError> {
     let if_not_exists = cursor.eat_words(&["if", "not", "exists"]);
     let name = cursor.ident()?;
     let (mut database, mut iam_role) = (None, None);
+    let kinesis = cursor.eat_words(&["from", "kinesis"]);
     while !cursor.at_end() {
         // `DATABASE 'db'`, not the `CREATE EXTERNAL DATABASE IF NOT EXISTS` clause.
         if cursor.peek().is_some_and(|t| t.is_word("database"))
@@ -117,6 +124,7 @@ fn parse_create_schema(cursor: &mut TokenCursor) -> Result<Ddl, ExecError> {
         if_not_exists,
         database,
         iam_role,
+        kinesis,
     })
 }
 
@@ -546,7 +554,23 @@ mod tests {
                 name: "lake".into(),
                 if_not_exists: true,
                 database: Some("fleetline".into()),
-                iam_role: Some("arn:aws:iam::1:role/x".into())
+                iam_role: Some("arn:aws:iam::1:role/x".into()),
+                kinesis: false,
+            }
+        );
+        let d = parse(&tokenize(
+            "CREATE EXTERNAL SCHEMA kinesis_source FROM KINESIS IAM_ROLE default",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            d,
+            Ddl::CreateSchema {
+                name: "kinesis_source".into(),
+                if_not_exists: false,
+                database: None,
+                iam_role: Some("default".into()),
+                kinesis: true,
             }
         );
     }

@@ -168,7 +168,7 @@ fn unescape_delimiter(d: &str) -> char {
 
 /// Runs `body` in its own transaction unless one is already open (a batch). When the
 /// ROLLBACK after a failure fails too, the connection is discarded.
-async fn in_transaction<T>(
+pub(crate) async fn in_transaction<T>(
     conn: &Conn,
     in_txn: bool,
     body: impl Future<Output = Result<T, ExecError>>,
