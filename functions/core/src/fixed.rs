@@ -176,23 +176,52 @@ impl FixedDisplay {
     }
 }
 
+/// Room for the longest text: sign, 20 integer digits, point, [`MAX_SCALE`] fraction digits.
+const FIXED_TEXT_MAX: usize = 40;
+
+impl FixedDisplay {
+    /// Appends the text to `out`: what `Display` prints, without the formatting machinery
+    /// (SQL row builders call this for every measure of every row).
+    pub fn push_to(self, out: &mut String) {
+        let mut buf = [0u8; FIXED_TEXT_MAX];
+        out.push_str(self.render(&mut buf));
+    }
+
+    /// Writes the digits right to left into the end of `buf`: the `scale` lowest digits of
+    /// the magnitude are the fraction (zero-padded), the rest (at least `0`) the integer part.
+    fn render(self, buf: &mut [u8; FIXED_TEXT_MAX]) -> &str {
+        let mut m = self.value.unsigned_abs();
+        let mut pos = buf.len();
+        let mut put = |pos: &mut usize, byte: u8| {
+            *pos -= 1;
+            buf[*pos] = byte;
+        };
+        for _ in 0..self.scale {
+            put(&mut pos, b'0' + (m % 10) as u8);
+            m /= 10;
+        }
+        if self.scale > 0 {
+            put(&mut pos, b'.');
+        }
+        loop {
+            put(&mut pos, b'0' + (m % 10) as u8);
+            m /= 10;
+            if m == 0 {
+                break;
+            }
+        }
+        if self.value < 0 {
+            put(&mut pos, b'-');
+        }
+        // Only ASCII digits, '.' and '-' were written.
+        std::str::from_utf8(&buf[pos..]).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for FixedDisplay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let magnitude = self.value.unsigned_abs();
-        let pow = 10u64.pow(self.scale);
-        if self.value < 0 {
-            f.write_str("-")?;
-        }
-        write!(f, "{}", magnitude / pow)?;
-        if self.scale > 0 {
-            write!(
-                f,
-                ".{:0width$}",
-                magnitude % pow,
-                width = self.scale as usize
-            )?;
-        }
-        Ok(())
+        let mut buf = [0u8; FIXED_TEXT_MAX];
+        f.write_str(self.render(&mut buf))
     }
 }
 
@@ -221,6 +250,25 @@ pub fn parse_fixed(text: &str, scale: u32) -> Result<i64, DecimalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_matches_the_formatting_machinery() {
+        for scale in [0, 1, 3, 4, MAX_SCALE] {
+            for value in [0, 1, -1, 9, 57_300, -42_109, 1_000_000, i64::MAX, i64::MIN] {
+                let pow = 10u64.pow(scale);
+                let m = value.unsigned_abs();
+                let sign = if value < 0 { "-" } else { "" };
+                let expected = match scale {
+                    0 => format!("{sign}{m}"),
+                    _ => format!("{sign}{}.{:0w$}", m / pow, m % pow, w = scale as usize),
+                };
+                assert_eq!(FixedDisplay::new(value, scale).to_string(), expected);
+                let mut pushed = String::from("x");
+                FixedDisplay::new(value, scale).push_to(&mut pushed);
+                assert_eq!(pushed, format!("x{expected}"));
+            }
+        }
+    }
 
     #[test]
     fn converts_decimal_text_exactly() {

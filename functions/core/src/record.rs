@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -114,12 +115,26 @@ pub struct Location {
 }
 
 /// Identity used for de-duplication: same VIN and same canonical (µs, UTC) timestamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DedupeKey {
     /// The vehicle.
     pub vin: Vin,
     /// Canonical timestamp (UTC, microseconds).
     pub timestamp: DateTime<Utc>,
+}
+
+/// Hashed as one fixed-size block (VIN bytes, seconds, nanoseconds): one write into the
+/// hasher instead of one per field part, for the per-batch de-duplication sets. Equal keys
+/// have equal blocks, so this agrees with `Eq`.
+impl Hash for DedupeKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut block = [0u8; VIN_LEN + 12];
+        block[..VIN_LEN].copy_from_slice(&self.vin.0);
+        block[VIN_LEN..VIN_LEN + 8].copy_from_slice(&self.timestamp.timestamp().to_le_bytes());
+        block[VIN_LEN + 8..]
+            .copy_from_slice(&self.timestamp.timestamp_subsec_nanos().to_le_bytes());
+        state.write(&block);
+    }
 }
 
 /// One validated reading in canonical units.

@@ -123,8 +123,44 @@ pub fn truncate_to_micros(ts: DateTime<Utc>) -> DateTime<Utc> {
 #[derive(Debug, Clone, Copy)]
 pub struct TimestampDisplay<'a>(pub &'a DateTime<Utc>);
 
+/// Length of the canonical text `YYYY-MM-DD HH:MM:SS.ffffff`.
+pub const TIMESTAMP_TEXT_LEN: usize = 26;
+
+impl TimestampDisplay<'_> {
+    /// The canonical text as bytes, without the formatting machinery (SQL and Parquet
+    /// writers need it for every row); `None` for a year outside 0..=9999, which `Display`
+    /// spells with a sign. Its first 10 bytes are the UTC date, `YYYY-MM-DD`.
+    pub fn ascii(&self) -> Option<[u8; TIMESTAMP_TEXT_LEN]> {
+        let t = self.0;
+        let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+        let mut b = *b"0000-00-00 00:00:00.000000";
+        let mut put = |at: usize, width: usize, mut v: u32| {
+            for k in (at..at + width).rev() {
+                b[k] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, t.month());
+        put(8, 2, t.day());
+        put(11, 2, t.hour());
+        put(14, 2, t.minute());
+        put(17, 2, t.second());
+        put(20, 6, micros(t));
+        Some(b)
+    }
+}
+
+/// Leap-second representation (nanos ≥ 1e9) cannot come from the parser.
+fn micros(t: &DateTime<Utc>) -> u32 {
+    (t.nanosecond() % 1_000_000_000) / 1_000
+}
+
 impl fmt::Display for TimestampDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = self.ascii() {
+            return f.write_str(std::str::from_utf8(&text).unwrap_or_default());
+        }
         let t = self.0;
         write!(
             f,
@@ -135,8 +171,7 @@ impl fmt::Display for TimestampDisplay<'_> {
             t.hour(),
             t.minute(),
             t.second(),
-            // Leap-second representation (nanos ≥ 1e9) cannot come from the parser.
-            (t.nanosecond() % 1_000_000_000) / 1_000
+            micros(t)
         )
     }
 }
@@ -149,6 +184,19 @@ pub fn format_timestamp(ts: &DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_text_is_the_display_text() {
+        let t = parse_timestamp("2026-11-25 17:04:31.123456").unwrap();
+        let text = TimestampDisplay(&t)
+            .ascii()
+            .map(|b| String::from_utf8(b.to_vec()));
+        assert_eq!(text, Some(Ok("2026-11-25 17:04:31.123456".to_owned())));
+        // Year -1: no four-digit form; `Display` spells it with a sign.
+        let early = parse_timestamp("0000-01-01T00:30:00+01:00").unwrap();
+        assert_eq!(TimestampDisplay(&early).ascii(), None);
+        assert_eq!(format_timestamp(&early), "-001-12-31 23:30:00.000000");
+    }
 
     fn canon(s: &str) -> String {
         format_timestamp(&parse_timestamp(s).unwrap())

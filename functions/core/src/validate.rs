@@ -540,7 +540,12 @@ fn measure(
 
 /// An optional plain float field (not aggregated).
 fn optional_f64(raw: Option<&RawValue>, field: &'static str) -> Result<Option<f64>, Rejection> {
-    let Some(raw) = present(raw) else {
+    optional_f64_text(raw.map(RawValue::get), field)
+}
+
+/// [`optional_f64`] from the value's JSON text (`null` means absent).
+fn optional_f64_text(raw: Option<&str>, field: &'static str) -> Result<Option<f64>, Rejection> {
+    let Some(raw) = raw.filter(|t| *t != "null") else {
         return Ok(None);
     };
     if !is_number(raw) {
@@ -575,8 +580,8 @@ fn optional_bool(raw: Option<&RawValue>, field: &'static str) -> Result<Option<b
     }
 }
 
-fn coordinate(raw: Option<&RawValue>, field: &'static str, limit: f64) -> Result<f64, Rejection> {
-    let v = optional_f64(raw, field)?.ok_or_else(|| {
+fn coordinate(raw: Option<&str>, field: &'static str, limit: f64) -> Result<f64, Rejection> {
+    let v = optional_f64_text(raw, field)?.ok_or_else(|| {
         Rejection::new(
             RejectReason::MissingField,
             Some(field),
@@ -601,6 +606,46 @@ fn location(raw: Option<&RawValue>) -> Result<Option<Location>, Rejection> {
     if !raw.starts_with('{') {
         return Err(wrong_type(FIELD, "an object", raw));
     }
+    let (latitude, longitude) = match compact_coordinates(raw) {
+        Some((lat, lon)) => (Some(lat), Some(lon)),
+        None => parsed_coordinates(raw)?,
+    };
+    Ok(Some(Location {
+        latitude: coordinate(latitude, "location.latitude", 90.0)?,
+        longitude: coordinate(longitude, "location.longitude", 180.0)?,
+    }))
+}
+
+/// The coordinates' texts when `raw` is exactly `{"latitude":A,"longitude":B}` (either
+/// order) with scalar values and no whitespace: what producers send, read without a second
+/// parser pass. The text is valid JSON (pass 1), so this is exactly what the parser would
+/// find; any other shape (whitespace, other or repeated keys, strings) gives `None`.
+fn compact_coordinates(raw: &str) -> Option<(&str, &str)> {
+    let body = raw.strip_prefix('{')?.strip_suffix('}')?;
+    let (first, second) = body.split_once(',')?;
+    match (compact_member(first)?, compact_member(second)?) {
+        (("latitude", lat), ("longitude", lon)) | (("longitude", lon), ("latitude", lat)) => {
+            Some((lat, lon))
+        }
+        _ => None,
+    }
+}
+
+/// `"key":value` with a lower-case key and a scalar value (number, `true`, `null`, …).
+fn compact_member(member: &str) -> Option<(&str, &str)> {
+    let (key, value) = member.strip_prefix('"')?.split_once('"')?;
+    let value = value.strip_prefix(':')?;
+    let plain_key = key.bytes().all(|b| b.is_ascii_lowercase());
+    let scalar = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'));
+    (plain_key && scalar).then_some((key, value))
+}
+
+/// The coordinates' texts through the parser (any JSON object).
+fn parsed_coordinates(raw: &str) -> Result<(Option<&str>, Option<&str>), Rejection> {
+    const FIELD: &str = "location";
     #[derive(serde::Deserialize)]
     struct Loc<'a> {
         #[serde(borrow)]
@@ -616,10 +661,10 @@ fn location(raw: Option<&RawValue>) -> Result<Option<Location>, Rejection> {
             format!("location: {e}"),
         )
     })?;
-    Ok(Some(Location {
-        latitude: coordinate(loc.latitude, "location.latitude", 90.0)?,
-        longitude: coordinate(loc.longitude, "location.longitude", 180.0)?,
-    }))
+    Ok((
+        loc.latitude.map(RawValue::get),
+        loc.longitude.map(RawValue::get),
+    ))
 }
 
 fn build(w: &Wire<'_>, text: &str, ctx: &ValidationContext) -> Result<Reading, Rejection> {
@@ -737,4 +782,40 @@ fn build(w: &Wire<'_>, text: &str, ctx: &ValidationContext) -> Result<Reading, R
         location: location(w.location)?,
         raw: text.to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_locations_read_as_the_parser_reads_them() {
+        for raw in [
+            r#"{"latitude":47.6105,"longitude":-122.3301}"#,
+            r#"{"longitude":-1e2,"latitude":0}"#,
+            r#"{"latitude":null,"longitude":true}"#,
+        ] {
+            // `null` means absent either way (the parser says so itself).
+            let present = |t: Option<&'static str>| t.filter(|t| *t != "null");
+            let (lat, lon) = compact_coordinates(raw).expect(raw);
+            let (plat, plon) = parsed_coordinates(raw).unwrap();
+            assert_eq!(
+                (present(plat), present(plon)),
+                (present(Some(lat)), present(Some(lon))),
+                "{raw}"
+            );
+        }
+        // Any other shape goes to the parser.
+        for raw in [
+            r#"{"latitude": 47.6,"longitude":1}"#,
+            r#"{"latitude":"47.6","longitude":1}"#,
+            r#"{"latitude":1,"latitude":2}"#,
+            r#"{"latitude":1,"longitude":2,"x":3}"#,
+            r#"{"lat\u0069tude":1,"longitude":2}"#,
+            r#"{"latitude":1}"#,
+            r#"{}"#,
+        ] {
+            assert_eq!(compact_coordinates(raw), None, "{raw}");
+        }
+    }
 }

@@ -149,7 +149,7 @@ impl<S: LakeSink> BatchConsumer for Processor<S> {
 /// batch layer's de-duplication, and a redelivered aggregate gives the same rows and keys.
 fn classify(input: &[InputRecord], now: DateTime<Utc>) -> Classified {
     let ctx = ValidationContext::new(now);
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::with_capacity(input.len());
     let mut out = Classified {
         batches: Vec::new(),
         rejected_by_reason: BTreeMap::new(),

@@ -265,8 +265,13 @@ fn conclude(
 /// (VIN, ts) in the batch) with where they came from, and dead letters for the rest.
 fn classify(input: &[InputRecord], now: DateTime<Utc>) -> Classified {
     let ctx = ValidationContext::new(now);
-    let mut seen = HashSet::new();
-    let mut out = Classified::default();
+    // Sized for the whole batch (mostly valid readings): no regrowth copies of the readings.
+    let mut seen = HashSet::with_capacity(input.len());
+    let mut out = Classified {
+        readings: Vec::with_capacity(input.len()),
+        origins: Vec::with_capacity(input.len()),
+        ..Classified::default()
+    };
     for (index, rec) in input.iter().enumerate() {
         let unpacked = match rec.unpack() {
             Ok(u) => u,

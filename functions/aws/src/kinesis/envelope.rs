@@ -95,11 +95,12 @@ impl<'a> KinesisEnvelope<'a> {
 
     /// The records, decoded, in delivery order.
     pub fn into_records(self) -> Result<Vec<InputRecord>, EnvelopeError> {
-        self.records
-            .into_iter()
-            .enumerate()
-            .map(|(index, r)| r.decode(index))
-            .collect()
+        // Sized once: collecting `Result`s would grow (and copy) the vector step by step.
+        let mut records = Vec::with_capacity(self.records.len());
+        for (index, r) in self.records.into_iter().enumerate() {
+            records.push(r.decode(index)?);
+        }
+        Ok(records)
     }
 }
 

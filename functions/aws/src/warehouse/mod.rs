@@ -30,7 +30,7 @@ pub use data_api::DataApiWarehouse;
 pub use error::{ApiErrorKind, FailedStatus, WarehouseError, is_retryable_statement_error};
 pub use sql::{
     MAX_BATCH_STATEMENTS, MAX_STATEMENT_BYTES, check_statement_sizes, chunk_values_insert,
-    sql_quote,
+    push_sql_quoted, sql_quote,
 };
 pub use types::{Column, DecodeError, ExecSummary, FromRow, ResultSet, Row, SqlParam, Value};
 

@@ -33,14 +33,16 @@
 //! retry after a partial commit converges to the same rows.
 //!
 //! Every value is a literal built here: numbers from the canonical integers through the
-//! fixed-point formatters, text through [`sql_quote`]. Nothing from the payload is
+//! fixed-point formatters, text through [`push_sql_quoted`]. Nothing from the payload is
 //! interpolated unescaped. The same batch always yields byte-identical statements.
 
+use std::fmt::Write as _;
+
 use fleetline_aws::warehouse::{
-    MAX_BATCH_STATEMENTS, MAX_STATEMENT_BYTES, WarehouseError, chunk_values_insert, sql_quote,
+    MAX_BATCH_STATEMENTS, MAX_STATEMENT_BYTES, WarehouseError, chunk_values_insert, push_sql_quoted,
 };
-use fleetline_core::RapidAccelThreshold;
 use fleetline_core::ports::stamped::StampedReading;
+use fleetline_core::{RapidAccelThreshold, Reading};
 
 /// Target table.
 pub const TABLE: &str = "speed.telemetry";
@@ -79,41 +81,90 @@ fn drop_statement() -> String {
 /// `('1HGCM82633A004352','V1St…','2026-11-25 17:04:31.000000','2026-11-25',57.300,4.2109,1042.377,0,47.6105,-122.3301,'shardId-000000000000','4959…')`.
 ///
 /// Fails only for text that cannot be quoted portably (a backslash or NUL, see
-/// [`sql_quote`]); validated VINs never contain one, a trip id might.
+/// [`push_sql_quoted`]); validated VINs never contain one, a trip id might.
 pub fn row_literal(
     stamped: &StampedReading,
     threshold: RapidAccelThreshold,
 ) -> Result<String, WarehouseError> {
     let reading = &stamped.reading;
-    let (lat, lon) = match reading.location {
-        Some(l) => (float_literal(l.latitude), float_literal(l.longitude)),
-        None => ("NULL".to_owned(), "NULL".to_owned()),
-    };
-    Ok(format!(
-        "({},{},'{}','{}',{},{},{},{},{},{},{},{})",
-        sql_quote(reading.vin.as_str())?,
-        sql_quote(&reading.trip_id)?,
-        reading.timestamp_display(),
-        reading.day().format("%Y-%m-%d"),
+    // Everything is appended to one buffer sized for the whole row (no text per value).
+    let mut row = String::with_capacity(
+        ROW_FIXED_BYTES
+            + reading.trip_id.len()
+            + stamped.shard_id.len()
+            + stamped.sequence_number.len(),
+    );
+    row.push('(');
+    push_sql_quoted(&mut row, reading.vin.as_str())?;
+    row.push(',');
+    push_sql_quoted(&mut row, &reading.trip_id)?;
+    row.push(',');
+    push_time_and_day(&mut row, reading);
+    for value in [
         reading.speed_decimal(),
         reading.acceleration_decimal(),
         reading.odometer_decimal(),
-        u8::from(threshold.is_rapid(reading.acceleration_e4)),
-        lat,
-        lon,
-        sql_quote(&stamped.shard_id)?,
-        sql_quote(&stamped.sequence_number)?,
-    ))
+    ] {
+        row.push(',');
+        value.push_to(&mut row);
+    }
+    row.push(',');
+    row.push(if threshold.is_rapid(reading.acceleration_e4) {
+        '1'
+    } else {
+        '0'
+    });
+    let (lat, lon) = match reading.location {
+        Some(l) => (Some(l.latitude), Some(l.longitude)),
+        None => (None, None),
+    };
+    for v in [lat, lon] {
+        row.push(',');
+        push_float_literal(&mut row, v);
+    }
+    row.push(',');
+    push_sql_quoted(&mut row, &stamped.shard_id)?;
+    row.push(',');
+    push_sql_quoted(&mut row, &stamped.sequence_number)?;
+    row.push(')');
+    Ok(row)
+}
+
+/// A row's bytes besides its trip id, shard id and sequence number (a capacity hint).
+const ROW_FIXED_BYTES: usize = 192;
+
+/// `'YYYY-MM-DD HH:MM:SS.ffffff','YYYY-MM-DD'`: the timestamp and its UTC day.
+fn push_time_and_day(row: &mut String, reading: &Reading) {
+    let ts = reading.timestamp_display();
+    match ts
+        .ascii()
+        .as_ref()
+        .and_then(|b| std::str::from_utf8(b).ok())
+    {
+        Some(text) => {
+            row.push('\'');
+            row.push_str(text);
+            row.push_str("','");
+            row.push_str(&text[..10]);
+            row.push('\'');
+        }
+        // Years beyond four digits: the general formatters.
+        None => {
+            let _ = write!(row, "'{ts}','{}'", reading.day().format("%Y-%m-%d"));
+        }
+    }
 }
 
 /// Coordinates are display-only doubles. Rust's `Display` for `f64` prints the shortest
 /// text that round-trips and never uses exponent notation, so it is a valid SQL numeric
-/// literal. Validation guarantees finiteness; NULL otherwise, to be safe.
-fn float_literal(v: f64) -> String {
-    if v.is_finite() {
-        v.to_string()
-    } else {
-        "NULL".to_owned()
+/// literal. Validation guarantees finiteness; NULL otherwise (and when absent), to be safe.
+fn push_float_literal(row: &mut String, v: Option<f64>) {
+    match v {
+        Some(v) if v.is_finite() => {
+            // Writing into a String cannot fail.
+            let _ = write!(row, "{v}");
+        }
+        _ => row.push_str("NULL"),
     }
 }
 
@@ -132,18 +183,19 @@ pub fn plan_with_limit(
 ) -> Result<Vec<Vec<String>>, WarehouseError> {
     let chunks = chunk_values_insert(&stage_insert_prefix(), rows, "", max_statement_bytes)?;
     let per_transaction = MAX_BATCH_STATEMENTS - FIXED_STATEMENTS;
-    Ok(chunks
-        .chunks(per_transaction)
-        .map(|group| {
-            let mut t = Vec::with_capacity(group.len() + FIXED_STATEMENTS);
-            t.push(LOCK_STATEMENT.to_owned());
-            t.push(STAGE_DDL.to_owned());
-            t.extend(group.iter().cloned());
-            t.push(merge_statement());
-            t.push(drop_statement());
-            t
-        })
-        .collect())
+    // The chunks are moved into their transactions, not copied.
+    let mut chunks = chunks.into_iter().peekable();
+    let mut transactions = Vec::new();
+    while chunks.peek().is_some() {
+        let mut t = Vec::with_capacity(per_transaction + FIXED_STATEMENTS);
+        t.push(LOCK_STATEMENT.to_owned());
+        t.push(STAGE_DDL.to_owned());
+        t.extend(chunks.by_ref().take(per_transaction));
+        t.push(merge_statement());
+        t.push(drop_statement());
+        transactions.push(t);
+    }
+    Ok(transactions)
 }
 
 /// Index, within each transaction of [`plan`], of the statement whose row count is the
