@@ -24,6 +24,11 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def rnd(x, digits=3):
+    """`x` rounded for a results file (None stays None)."""
+    return None if x is None else round(x, digits)
+
+
 def percentile(values, p):
     """Linear interpolation between closest ranks (NumPy's default, Hyndman-Fan type 7)."""
     xs = sorted(values)

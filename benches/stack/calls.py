@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from ingest import batch_summaries, drop_stream, run_simulator
-from stack_run import BenchError, log
+from stack_run import BenchError, log, rnd
 from stack_run import percentile as pct
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "infra" / "lib"))
@@ -37,10 +37,6 @@ OPERATIONS = ("ExecuteStatement", "BatchExecuteStatement", "DescribeStatement",
               "GetStatementResult")
 MAX_CALLS_PER_INVOCATION = 3  # docs/design.md §8, as tests/tests/data_api_calls.rs checks
 SEED = 23
-
-
-def r3(x, digits=3):
-    return None if x is None else round(x, digits)
 
 
 def counters(bench):
@@ -128,17 +124,17 @@ class DataApiCalls:
             name = r["label"]
             which = "mean" if f["median"] is None else "median"
             value = f["per_invocation"] if f["median"] is None else f["median"]
-            out.append(metric(f"{name}: calls per {FUNCTION} invocation ({which})", r3(value, 2),
+            out.append(metric(f"{name}: calls per {FUNCTION} invocation ({which})", rnd(value, 2),
                               "calls", target=f"<= {MAX_CALLS_PER_INVOCATION}",
                               met=value <= MAX_CALLS_PER_INVOCATION))
             out[-1]["detail"] = (f"{f['total']} calls over {f['invocations']} invocations, mean "
                                  f"{f['per_invocation']:.2f}; how the {which} is had: see the notes")
             out.append(metric(f"{name}: Data API calls per 1,000 readings, all operations",
-                              r3(f["total"] * 1000 / r["sent"], 1), "calls"))
+                              rnd(f["total"] * 1000 / r["sent"], 1), "calls"))
             for op in OPERATIONS:
                 out.append(metric(f"{name}: {op} per 1,000 readings",
-                                  r3(f["per_1000"].get(op, 0.0), 1), "calls"))
-            out.append(metric(f"{name}: readings per invocation (mean)", r3(f["mean_records"], 1),
+                                  rnd(f["per_1000"].get(op, 0.0), 1), "calls"))
+            out.append(metric(f"{name}: readings per invocation (mean)", rnd(f["mean_records"], 1),
                               "readings"))
             out[-1]["detail"] = (f"median {f['median_records']:.0f}, {f['invocations']} "
                                  f"invocations, {r['sent']} readings")

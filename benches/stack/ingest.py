@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 
-from stack_run import BenchError, log
+from stack_run import BenchError, log, rnd
 from stack_run import percentile as pct
 
 STEPS = {"full": (200, 500, 1000, 2000), "quick": (100, 300)}
@@ -44,10 +44,6 @@ PROBERS = 2  # probe threads at once (query-api runs one request at a time)
 CPU_GROUPS = ("LocalStack Kinesis", "LocalStack", "PostgreSQL", "Data API emulator", "runner",
               "stream-processor", "lake-writer", "query-api", "simulator", "this script")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def r3(x, digits=3):
-    return None if x is None else round(x, digits)
 
 
 def batch_summaries(path, skip=0):
@@ -560,20 +556,20 @@ class SustainedIngest:
                 metrics.append(metric(
                     f"{shards} shards: achieved at that step (put into Kinesis, every reading "
                     f"acknowledged by both consumers within {DRAIN_OK_S:g} s of the producer's end)",
-                    r3(top["put_rate"], 0), "readings/s"))
+                    rnd(top["put_rate"], 0), "readings/s"))
                 metrics[-1]["detail"] = (
                     f"drain {fmt(top['drain_s']['stream-processor'], 1)} s (stream-processor), "
                     f"{fmt(top['drain_s']['lake-writer'], 1)} s (lake-writer)")
             metrics.append(metric(
-                f"{shards} shards: freshness p95, worst sustained step", r3(worst), "s",
+                f"{shards} shards: freshness p95, worst sustained step", rnd(worst), "s",
                 target=f"<= {FRESH_TARGET_S:g} s", met=None if worst is None else worst <= FRESH_TARGET_S,
-                baseline=r3(pct(entry.get("idle", {}).get("latencies", []), 95)),
-                ratio=r3(worst / pct(entry["idle"]["latencies"], 95), 2)
+                baseline=rnd(pct(entry.get("idle", {}).get("latencies", []), 95)),
+                ratio=rnd(worst / pct(entry["idle"]["latencies"], 95), 2)
                 if worst and entry.get("idle", {}).get("latencies") else None))
             idle = entry.get("idle", {}).get("latencies", [])
             for q in (50, 95):
                 metrics.append(metric(f"{shards} shards: freshness p{q} with no load (baseline)",
-                                      r3(pct(idle, q)), "s"))
+                                      rnd(pct(idle, q)), "s"))
                 metrics[-1]["detail"] = f"{len(idle)} probes"
             sat = next((s for s in steps if not s["sustained"]), None)
             metrics.append(metric(f"{shards} shards: first step not sustained",
@@ -581,7 +577,7 @@ class SustainedIngest:
             metrics[-1]["detail"] = sat["why"] if sat else "every step was sustained"
             pb = entry["put_baseline"]
             metrics.append(metric(f"{shards} shards: LocalStack PutRecords alone (no consumers, "
-                                  f"{pb['records']} readings, fresh stream)", r3(pb["rate"], 0),
+                                  f"{pb['records']} readings, fresh stream)", rnd(pb["rate"], 0),
                                   "readings/s"))
             for s in steps:
                 rows.append(self.row(s))
@@ -609,13 +605,13 @@ class SustainedIngest:
             mean = total_ms / inv
             gbs = total_ms / 1000 * MEMORY_GB[f] / recs * 1e6 if recs else None
             out += [
-                metric(f"{f}: invocation duration p50, all sustained steps", r3(p50, 1), "ms"),
-                metric(f"{f}: invocation duration p95, all sustained steps", r3(p95, 1), "ms"),
-                metric(f"{f}: mean invocation duration, all sustained steps", r3(mean, 1), "ms"),
+                metric(f"{f}: invocation duration p50, all sustained steps", rnd(p50, 1), "ms"),
+                metric(f"{f}: invocation duration p95, all sustained steps", rnd(p95, 1), "ms"),
+                metric(f"{f}: mean invocation duration, all sustained steps", rnd(mean, 1), "ms"),
                 metric(f"{f}: longest invocation, all sustained steps", max(pooled), "ms"),
-                metric(f"{f}: mean records per invocation, all sustained steps", r3(recs / inv, 1), "records"),
+                metric(f"{f}: mean records per invocation, all sustained steps", rnd(recs / inv, 1), "records"),
                 metric(f"{f}: GB-s per million readings at {int(MEMORY_GB[f] * 1024)} MB",
-                       r3(gbs, 1), "GB-s"),
+                       rnd(gbs, 1), "GB-s"),
             ]
         return out
 

@@ -41,7 +41,7 @@ import boto3
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benches" / "lib"))
-from stack_run import BenchError, StackRun, log, percentile  # noqa: E402  (benches/lib/stack_run.py)
+from stack_run import BenchError, StackRun, log, percentile, rnd  # noqa: E402  (benches/lib/stack_run.py)
 sys.path.insert(0, str(ROOT / "localstack" / "lib"))
 from resources import ensure_lake_changes, remove_lake_changes  # noqa: E402  (the demo's too)
 from ingest import sustained_ingest  # noqa: E402  (benches/stack/ingest.py)
@@ -99,10 +99,6 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def rnd(x, digits=3):
-    return None if x is None else round(x, digits)
 
 
 def metric(name, value, unit, target=None, met=None, baseline=None, ratio=None):
@@ -605,6 +601,11 @@ class Bench(StackRun):
         if self.quick:
             notes.append(f"BENCH_QUICK=1: smoke sizes; {ratios} not compared with the target.")
 
+    def psql_args(self, *tail):
+        """psql on the bench's database in the stack's PostgreSQL, stopping at the first error."""
+        return [self.args.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+                "-p", str(self.args.pg_port), "-U", "postgres", "-d", self.database, *tail]
+
     def pg_batch_sql(self, from_day, to_day, threshold):
         """Seconds PostgreSQL spends on batch-views' three CALLs for [from_day, to_day),
         run directly (psql) in a transaction that is rolled back. Returns (all three,
@@ -616,8 +617,7 @@ class Bench(StackRun):
                   "CALL batch.total_miles_driven_by_year_sp();\n"
                   "ROLLBACK;\n")
         r = subprocess.run(
-            [self.args.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-             "-p", str(self.args.pg_port), "-U", "postgres", "-d", self.database, "-f", "-"],
+            self.psql_args("-f", "-"),
             input=script, capture_output=True, text=True, timeout=900)
         times = [float(x) / 1000 for x in re.findall(r"^Time: ([0-9.]+) ms", r.stdout, re.M)]
         if r.returncode != 0 or len(times) != 5:  # BEGIN, 3 CALLs, ROLLBACK
@@ -634,9 +634,7 @@ class Bench(StackRun):
         if not self.args.psql:
             return "not run (no psql): tables may hold dead rows from the load"
         r = subprocess.run(
-            [self.args.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-             "-p", str(self.args.pg_port), "-U", "postgres", "-d", self.database,
-             "-c", "VACUUM ANALYZE"],
+            self.psql_args("-c", "VACUUM ANALYZE"),
             capture_output=True, text=True, timeout=900)
         if r.returncode != 0:
             raise BenchError(f"VACUUM ANALYZE failed: {r.stderr.strip()[:300]}")

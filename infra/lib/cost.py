@@ -364,6 +364,11 @@ SOURCES_NOTE = (
 )
 
 
+def default_rpu(vehicles: int) -> float:
+    """RPUs while active: ServingBaseCapacity (8), or the 16-RPU cap assumed at 100,000 vehicles."""
+    return 16 if vehicles >= 100_000 else 8
+
+
 def estimates_from(a: argparse.Namespace) -> list[Estimate]:
     return [
         estimate(
@@ -375,7 +380,7 @@ def estimates_from(a: argparse.Namespace) -> list[Estimate]:
             refreshes_per_hour=a.refreshes_per_hour,
             speed_path=a.speed_path,
             loads_per_hour=a.loads_per_hour,
-            rpu=a.rpu if a.rpu else (16 if v >= 100_000 else 8),
+            rpu=a.rpu if a.rpu else default_rpu(v),
         )
         for v in a.vehicles
     ]
@@ -459,7 +464,7 @@ def path_comparison(vehicles: list[int], batch_size: int = 500, speed_window_s: 
     ceiling = speed_path_capacity(speed_window_s, batch_size=batch_size, statement_s=statement_s).binding[1]
     rows = []
     for v in vehicles:
-        rpu = 16 if v >= 100_000 else 8
+        rpu = default_rpu(v)
         lam = estimate(v, batch_size=batch_size, speed_window_s=speed_window_s, rpu=rpu)
         s1 = estimate(v, speed_path="streaming-ingestion", loads_per_hour=60, batch_size=batch_size, rpu=rpu)
         s5 = estimate(v, speed_path="streaming-ingestion", loads_per_hour=12, batch_size=batch_size, rpu=rpu)

@@ -177,10 +177,6 @@ class PerMillion(unittest.TestCase):
             self.assertIn("cost per million readings", title.lower())
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class StreamingIngestion(unittest.TestCase):
     """SpeedPath=streaming-ingestion: no stream-processor; view-refresher loads on its schedule."""
 
@@ -220,3 +216,7 @@ class StreamingIngestion(unittest.TestCase):
         self.assertAlmostEqual(rows[0]["lambda_ceiling"], 500)
         table = cost.comparison_table(rows)
         self.assertIn("no (ceiling ≈ 500 readings/s)", table)
+
+
+if __name__ == "__main__":
+    unittest.main()

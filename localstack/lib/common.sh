@@ -54,9 +54,10 @@ fl_check_speed_path() { # value -> 0 when it is a SpeedPath value, else an error
 }
 
 # The schema-migrator --var arguments of the speed path (stream and role: the local ones).
+# Callers check the path first (fl_check_speed_path): run in `< <(...)`, a failure here
+# would only end the subshell.
 fl_speed_path_vars() { # [speed path] -> one argument per line
     local path="${1:-$FL_SPEED_PATH}"
-    fl_check_speed_path "$path"
     printf '%s\n' --var "SPEED_PATH=$path" --var "STREAM_NAME=$FL_STREAM" \
         --var "STREAMING_IAM_ROLE=$FL_STREAMING_IAM_ROLE"
 }

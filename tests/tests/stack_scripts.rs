@@ -122,7 +122,12 @@ fn speed_path_vars() -> std::collections::BTreeMap<String, String> {
             "STREAM_NAME",
             fleetline_tests::env_or("FLEETLINE_STREAM", "vehicle-telemetry"),
         ),
-        ("STREAMING_IAM_ROLE", format!("'{role}'")),
+        // Written as the migrator writes it (`default` bare, an ARN quoted).
+        (
+            "STREAMING_IAM_ROLE",
+            schema_migrator::script::role_sql("STREAMING_IAM_ROLE", &role)
+                .expect("a valid local role"),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

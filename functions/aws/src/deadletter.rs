@@ -13,10 +13,61 @@ use chrono::SecondsFormat;
 use fleetline_core::ports::deadletter::{DeadLetter, DeadLetterError, DeadLetterSink};
 use serde::Serialize;
 
+use crate::env::Env;
 use crate::s3::{key_segment, normalize_prefix};
 
+/// Bucket of the dead letters (the lake bucket).
+pub const ENV_BUCKET: &str = "LAKE_BUCKET";
+/// Key prefix of the dead letters.
+pub const ENV_REJECTED_PREFIX: &str = "REJECTED_PREFIX";
+/// Dead letters written at once (S3 PutObject calls in flight).
+pub const ENV_DEAD_LETTER_CONCURRENCY: &str = "FLEETLINE_DEAD_LETTER_CONCURRENCY";
+pub const DEFAULT_BUCKET: &str = "fleetline-lake";
 /// Default key prefix (`REJECTED_PREFIX`).
 pub const DEFAULT_REJECTED_PREFIX: &str = "rejected/";
+pub const DEFAULT_DEAD_LETTER_CONCURRENCY: usize = 16;
+/// Bounds of `FLEETLINE_DEAD_LETTER_CONCURRENCY`.
+pub const MIN_DEAD_LETTER_CONCURRENCY: usize = 1;
+pub const MAX_DEAD_LETTER_CONCURRENCY: usize = 256;
+
+/// Where and how fast the dead letters of a function are written: the settings
+/// stream-processor and view-refresher (streaming-ingestion path) share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterConfig {
+    /// Bucket of the dead letters.
+    pub bucket: String,
+    /// Key prefix of the dead letters, normalised to end with `/`.
+    pub rejected_prefix: String,
+    /// Dead letters written at once.
+    pub concurrency: usize,
+}
+
+/// `FLEETLINE_DEAD_LETTER_CONCURRENCY` is not a whole number in its bounds (the value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{ENV_DEAD_LETTER_CONCURRENCY}={0:?}: expected a whole number from {MIN_DEAD_LETTER_CONCURRENCY} to {MAX_DEAD_LETTER_CONCURRENCY}"
+)]
+pub struct ConcurrencyError(pub String);
+
+impl DeadLetterConfig {
+    /// Reads the three settings; unset or empty values take the defaults.
+    pub fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, ConcurrencyError> {
+        let concurrency = env
+            .parse_in(
+                ENV_DEAD_LETTER_CONCURRENCY,
+                MIN_DEAD_LETTER_CONCURRENCY..=MAX_DEAD_LETTER_CONCURRENCY,
+            )
+            .map_err(|e| ConcurrencyError(e.value))?
+            .unwrap_or(DEFAULT_DEAD_LETTER_CONCURRENCY);
+        Ok(Self {
+            bucket: env.get_or(ENV_BUCKET, DEFAULT_BUCKET),
+            rejected_prefix: normalize_prefix(
+                &env.get_or(ENV_REJECTED_PREFIX, DEFAULT_REJECTED_PREFIX),
+            ),
+            concurrency,
+        })
+    }
+}
 
 /// The JSON body, field for field as in docs/contracts.md.
 #[derive(Serialize)]

@@ -1,17 +1,12 @@
 //! Settings from the environment (the warehouse has its own: `WarehouseConfig::from_env`).
 
-use fleetline_aws::deadletter::DEFAULT_REJECTED_PREFIX;
+use fleetline_aws::deadletter::{ConcurrencyError, DeadLetterConfig};
+pub use fleetline_aws::deadletter::{
+    DEFAULT_BUCKET, DEFAULT_DEAD_LETTER_CONCURRENCY, ENV_BUCKET, ENV_DEAD_LETTER_CONCURRENCY,
+    ENV_REJECTED_PREFIX,
+};
 use fleetline_aws::env::{Env, FromEnv};
-use fleetline_aws::s3::normalize_prefix;
 use fleetline_core::{RapidAccelThreshold, THRESHOLD_ENV, ThresholdError};
-
-pub const ENV_BUCKET: &str = "LAKE_BUCKET";
-pub const ENV_REJECTED_PREFIX: &str = "REJECTED_PREFIX";
-/// Dead letters written at once (S3 PutObject calls in flight).
-pub const ENV_DEAD_LETTER_CONCURRENCY: &str = "FLEETLINE_DEAD_LETTER_CONCURRENCY";
-
-pub const DEFAULT_BUCKET: &str = "fleetline-lake";
-pub const DEFAULT_DEAD_LETTER_CONCURRENCY: usize = 16;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -27,8 +22,8 @@ pub struct Config {
 pub enum ConfigError {
     #[error("{THRESHOLD_ENV}: {0}")]
     Threshold(#[from] ThresholdError),
-    #[error("{ENV_DEAD_LETTER_CONCURRENCY}={0:?}: expected a whole number from 1 to 256")]
-    Concurrency(String),
+    #[error(transparent)]
+    Concurrency(#[from] ConcurrencyError),
 }
 
 impl FromEnv for Config {
@@ -36,17 +31,12 @@ impl FromEnv for Config {
 
     /// Empty values count as unset (SAM passes `""` for unset parameters).
     fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
-        let dead_letter_concurrency = env
-            .parse_in(ENV_DEAD_LETTER_CONCURRENCY, 1..=256)
-            .map_err(|e| ConfigError::Concurrency(e.value))?
-            .unwrap_or(DEFAULT_DEAD_LETTER_CONCURRENCY);
+        let letters = DeadLetterConfig::read(env)?;
         Ok(Self {
-            bucket: env.get_or(ENV_BUCKET, DEFAULT_BUCKET),
-            rejected_prefix: normalize_prefix(
-                &env.get_or(ENV_REJECTED_PREFIX, DEFAULT_REJECTED_PREFIX),
-            ),
+            bucket: letters.bucket,
+            rejected_prefix: letters.rejected_prefix,
             threshold: RapidAccelThreshold::from_env_value(env.get(THRESHOLD_ENV).as_deref())?,
-            dead_letter_concurrency,
+            dead_letter_concurrency: letters.concurrency,
         })
     }
 }

@@ -22,11 +22,10 @@ use chrono::{DateTime, Utc};
 pub use fleetline_aws::kinesis::Outcome;
 use fleetline_aws::kinesis::{self, BatchConsumer, KinesisRecords, UserRecord};
 use fleetline_aws::metrics::Emf;
-use fleetline_core::ports::deadletter::{DeadLetter, DeadLetterSink};
+use fleetline_core::ports::deadletter::{DeadLetter, DeadLetterSink, put_all};
 use fleetline_core::ports::speed::{Inserted, Refused, SpeedStore, StoreError};
 use fleetline_core::ports::stamped::StampedReading;
 use fleetline_core::{Rejection, ValidationContext, parse_and_validate};
-use futures::StreamExt;
 
 use crate::input::{InputRecord, records};
 
@@ -144,13 +143,8 @@ impl<St: SpeedStore, S: DeadLetterSink> Processor<St, S> {
         if letters.is_empty() {
             return 0;
         }
-        let limit = self.settings.dead_letter_concurrency.max(1);
-        // The futures are made before they go into the stream: a stream that maps with a
-        // closure makes this future's `Send` proof fail (higher-ranked lifetimes).
-        let puts: Vec<_> = letters.iter().map(|l| self.sink.put(l)).collect();
-        let mut results = futures::stream::iter(puts).buffer_unordered(limit);
         let mut failed = 0;
-        while let Some(r) = results.next().await {
+        for r in put_all(&self.sink, letters, self.settings.dead_letter_concurrency).await {
             if let Err(e) = r {
                 tracing::warn!(error = %e, "dead letter not written");
                 failed += 1;

@@ -3,9 +3,12 @@
 
 use std::fmt;
 
-use fleetline_aws::deadletter::DEFAULT_REJECTED_PREFIX;
+use fleetline_aws::deadletter::{ConcurrencyError, DeadLetterConfig};
+pub use fleetline_aws::deadletter::{
+    DEFAULT_BUCKET, DEFAULT_DEAD_LETTER_CONCURRENCY, ENV_BUCKET, ENV_DEAD_LETTER_CONCURRENCY,
+    ENV_REJECTED_PREFIX,
+};
 use fleetline_aws::env::{Env, FromEnv};
-use fleetline_aws::s3::normalize_prefix;
 use fleetline_core::{RapidAccelThreshold, THRESHOLD_ENV, ThresholdError};
 use serde::Serialize;
 
@@ -14,16 +17,11 @@ pub const ENV_VIEWS: &str = "FLEETLINE_REFRESH_VIEWS";
 pub const DEFAULT_VIEWS: &str = "speed.vehicle_daily_mv";
 /// `lambda` (default) or `streaming-ingestion` (template.yaml `SpeedPath`).
 pub const ENV_SPEED_PATH: &str = "SPEED_PATH";
-/// Bucket of the dead letters (the lake bucket), as for stream-processor.
-pub const ENV_BUCKET: &str = "LAKE_BUCKET";
-pub const ENV_REJECTED_PREFIX: &str = "REJECTED_PREFIX";
 /// Rejected stream records dead-lettered per run (the rest wait for the next run).
 pub const ENV_DEAD_LETTERS_PER_RUN: &str = "FLEETLINE_STREAM_LOAD_DEAD_LETTERS";
-/// Dead letters written at once (S3 PutObject calls in flight), as for stream-processor.
-pub const ENV_DEAD_LETTER_CONCURRENCY: &str = "FLEETLINE_DEAD_LETTER_CONCURRENCY";
-pub const DEFAULT_BUCKET: &str = "fleetline-lake";
 pub const DEFAULT_DEAD_LETTERS_PER_RUN: usize = 500;
-pub const DEFAULT_DEAD_LETTER_CONCURRENCY: usize = 16;
+/// Bounds of `FLEETLINE_STREAM_LOAD_DEAD_LETTERS`.
+const DEAD_LETTERS_PER_RUN: std::ops::RangeInclusive<usize> = 1..=10_000;
 /// A validated `schema.view` name: `^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$`. Names end up in
 /// SQL text (REFRESH takes no parameters), so nothing else is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -40,13 +38,14 @@ pub enum ConfigError {
     SpeedPath(String),
     #[error("{THRESHOLD_ENV}: {0}")]
     Threshold(#[from] ThresholdError),
-    #[error("{name}={value:?}: expected a whole number from {min} to {max}")]
-    Number {
-        name: &'static str,
-        value: String,
-        min: usize,
-        max: usize,
-    },
+    #[error(
+        "{ENV_DEAD_LETTERS_PER_RUN}={0:?}: expected a whole number from {min} to {max}",
+        min = DEAD_LETTERS_PER_RUN.start(),
+        max = DEAD_LETTERS_PER_RUN.end()
+    )]
+    DeadLettersPerRun(String),
+    #[error(transparent)]
+    Concurrency(#[from] ConcurrencyError),
 }
 
 /// Which speed path feeds `speed.telemetry` (docs/design.md, "The streaming-ingestion speed
@@ -89,34 +88,19 @@ pub struct StreamConfig {
 
 impl StreamConfig {
     fn read(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
-        let number = |name: &'static str, min: usize, max: usize, default: usize| {
-            env.parse_in(name, min..=max)
-                .map_err(|e| ConfigError::Number {
-                    name,
-                    value: e.value,
-                    min,
-                    max,
-                })
-                .map(|v| v.unwrap_or(default))
-        };
+        // Checked in this order: the first bad setting is the one reported.
+        let threshold = RapidAccelThreshold::from_env_value(env.get(THRESHOLD_ENV).as_deref())?;
+        let dead_letters_per_run = env
+            .parse_in(ENV_DEAD_LETTERS_PER_RUN, DEAD_LETTERS_PER_RUN)
+            .map_err(|e| ConfigError::DeadLettersPerRun(e.value))?
+            .unwrap_or(DEFAULT_DEAD_LETTERS_PER_RUN);
+        let letters = DeadLetterConfig::read(env)?;
         Ok(Self {
-            threshold: RapidAccelThreshold::from_env_value(env.get(THRESHOLD_ENV).as_deref())?,
-            bucket: env.get_or(ENV_BUCKET, DEFAULT_BUCKET),
-            rejected_prefix: normalize_prefix(
-                &env.get_or(ENV_REJECTED_PREFIX, DEFAULT_REJECTED_PREFIX),
-            ),
-            dead_letters_per_run: number(
-                ENV_DEAD_LETTERS_PER_RUN,
-                1,
-                10_000,
-                DEFAULT_DEAD_LETTERS_PER_RUN,
-            )?,
-            dead_letter_concurrency: number(
-                ENV_DEAD_LETTER_CONCURRENCY,
-                1,
-                256,
-                DEFAULT_DEAD_LETTER_CONCURRENCY,
-            )?,
+            threshold,
+            bucket: letters.bucket,
+            rejected_prefix: letters.rejected_prefix,
+            dead_letters_per_run,
+            dead_letter_concurrency: letters.concurrency,
         })
     }
 }

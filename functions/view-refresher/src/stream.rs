@@ -7,9 +7,8 @@ use std::time::Instant;
 
 use fleetline_aws::metrics::{Emf, millis};
 use fleetline_core::RapidAccelThreshold;
-use fleetline_core::ports::deadletter::{DeadLetter, DeadLetterSink};
+use fleetline_core::ports::deadletter::{DeadLetter, DeadLetterSink, put_all};
 use fleetline_core::ports::speed::{StreamLoad, StreamLoader, StreamReject};
-use futures::StreamExt as _;
 use serde::Serialize;
 
 use crate::FUNCTION_NAME;
@@ -118,26 +117,18 @@ impl<L: StreamLoader, D: DeadLetterSink> StreamMode<L, D> {
             Ok(p) => p,
             Err(e) => return (0, Some(format!("reading the rejects: {e}"))),
         };
-        let results: Vec<(usize, Result<(), String>)> =
-            futures::stream::iter(pending.iter().enumerate().map(|(i, reject)| async move {
-                let put = self.sink.put(&dead_letter(reject)).await;
-                (i, put.map_err(|e| e.to_string()))
-            }))
-            .buffer_unordered(self.dead_letter_concurrency.max(1))
-            .collect()
-            .await;
-        let mut written: Vec<usize> = Vec::with_capacity(results.len());
+        let letters: Vec<DeadLetter> = pending.iter().map(dead_letter).collect();
+        let results = put_all(&self.sink, &letters, self.dead_letter_concurrency).await;
+        let mut done: Vec<StreamReject> = Vec::with_capacity(pending.len());
         let mut first_error = None;
-        for (i, r) in results {
+        for (reject, r) in pending.iter().zip(results) {
             match r {
-                Ok(()) => written.push(i),
+                Ok(()) => done.push(reject.clone()),
                 Err(e) => {
-                    first_error.get_or_insert(e);
+                    first_error.get_or_insert(e.to_string());
                 }
             }
         }
-        written.sort_unstable();
-        let done: Vec<StreamReject> = written.iter().map(|&i| pending[i].clone()).collect();
         if let Err(e) = self.loader.mark_dead_lettered(&done).await {
             // Written but not marked: the next run writes them again (same keys, same
             // objects), so nothing is lost or doubled.

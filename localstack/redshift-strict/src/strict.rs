@@ -21,7 +21,7 @@
 use crate::lexer::{Kind, Token};
 
 /// Where a refusal's message comes from, appended so a user knows why.
-const WHY: &str = "refused like Amazon Redshift (redshift-data-emulator strict mode)";
+pub const WHY: &str = "refused like Amazon Redshift (redshift-data-emulator strict mode)";
 
 /// Data types PostgreSQL has and Redshift does not ("Unsupported PostgreSQL data types").
 const UNSUPPORTED_TYPES: &[&str] = &[

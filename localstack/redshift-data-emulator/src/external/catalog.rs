@@ -77,7 +77,8 @@ pub async fn execute(conn: &Conn, ddl: Ddl, in_txn: bool, strict: bool) -> Resul
         && let Some(command) = restricted_in_transaction(&ddl)
     {
         return Err(ExecError::new(format!(
-            "{command} cannot run inside a transaction block (refused like Amazon Redshift (redshift-data-emulator strict mode))"
+            "{command} cannot run inside a transaction block ({})",
+            crate::strict::WHY
         )));
     }
     in_transaction(conn, in_txn, execute_in_txn(&conn.client, ddl)).await?;

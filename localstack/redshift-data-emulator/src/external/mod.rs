@@ -173,10 +173,20 @@ pub(crate) async fn in_transaction<T>(
     in_txn: bool,
     body: impl Future<Output = Result<T, ExecError>>,
 ) -> Result<T, ExecError> {
+    in_transaction_begun_by(conn, in_txn, "BEGIN", body).await
+}
+
+/// [`in_transaction`], its own transaction opened with `begin` (e.g. an isolation level).
+pub(crate) async fn in_transaction_begun_by<T>(
+    conn: &Conn,
+    in_txn: bool,
+    begin: &str,
+    body: impl Future<Output = Result<T, ExecError>>,
+) -> Result<T, ExecError> {
     if in_txn {
         return body.await;
     }
-    conn.client.batch_execute("BEGIN").await?;
+    conn.client.batch_execute(begin).await?;
     match body.await {
         Ok(v) => {
             conn.client.batch_execute("COMMIT").await?;

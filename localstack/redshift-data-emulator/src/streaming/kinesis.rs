@@ -91,7 +91,8 @@ impl Kinesis {
                 .get_shard_iterator()
                 .stream_name(stream)
                 .shard_id(&shard);
-            let request = match positions.get(&shard) {
+            let after = positions.get(&shard).cloned();
+            let request = match &after {
                 Some(seq) => request
                     .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                     .starting_sequence_number(seq),
@@ -103,7 +104,6 @@ impl Kinesis {
                 .map_err(|e| kinesis_error("GetShardIterator", stream, e))?
                 .shard_iterator()
                 .map(str::to_owned);
-            let after = positions.get(&shard).cloned();
             self.drain(stream, &shard, (iterator, after), &mut rows)
                 .await?;
         }

@@ -34,6 +34,7 @@ use tokio_postgres::types::ToSql;
 use crate::conn::Conn;
 use crate::error::ExecError;
 use crate::lexer::{Kind, Token, join, quote_ident};
+use crate::strict::WHY;
 
 pub use kinesis::Kinesis;
 
@@ -63,8 +64,6 @@ const UPSERT_POSITION: &str = "INSERT INTO _emulator.stream_positions \
     (view_schema, view_name, shard_id, sequence_number, refreshed_at) \
     VALUES ($1, $2, $3, $4, $5::text::timestamp) ON CONFLICT (view_schema, view_name, shard_id) \
     DO UPDATE SET sequence_number = EXCLUDED.sequence_number, refreshed_at = EXCLUDED.refreshed_at";
-
-const WHY: &str = "refused like Amazon Redshift (redshift-data-emulator strict mode)";
 
 /// What the emulator knows about a database's streaming objects.
 #[derive(Debug, Clone, Default)]
@@ -391,22 +390,13 @@ pub async fn refresh(
             .await?;
         Ok(appended)
     };
-    if in_txn {
-        return body.await;
-    }
-    client
-        .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-        .await?;
-    match body.await {
-        Ok(n) => {
-            client.batch_execute("COMMIT").await?;
-            Ok(n)
-        }
-        Err(e) => {
-            conn.rollback().await;
-            Err(e)
-        }
-    }
+    crate::external::in_transaction_begun_by(
+        conn,
+        in_txn,
+        "BEGIN ISOLATION LEVEL READ COMMITTED",
+        body,
+    )
+    .await
 }
 
 /// Inserts the records into the batch table, all with `refresh_time`.
